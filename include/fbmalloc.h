@@ -1,0 +1,68 @@
+/*
+ * fbmalloc public API.
+ *
+ * The library is normally loaded with LD_PRELOAD into an unmodified
+ * program; these functions are for programs that want to ask it questions.
+ * A program that must also run without fbmalloc can look them up with
+ * dlsym(RTLD_DEFAULT, "fbmalloc_stats_get") instead of linking to it.
+ */
+#ifndef FBMALLOC_H
+#define FBMALLOC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Request sizes are counted in power-of-two buckets: bucket 0 holds size 0,
+ * bucket i (i >= 1) holds sizes in [2^(i-1), 2^i - 1] ... i.e. the number of
+ * significant bits of the size. */
+#define FBMALLOC_HIST_BUCKETS 48
+
+struct fbmalloc_stats {
+    /* Allocations served from the per-thread buffers (the fast path). */
+    uint64_t fast_mallocs;
+    uint64_t fast_bytes;          /* requested bytes */
+    uint64_t fast_frees;
+    /* Allocations served by jemalloc (large, aligned, or buffer full). */
+    uint64_t backend_mallocs;
+    uint64_t backend_bytes;
+    uint64_t backend_frees;
+    /* Frees of buffer objects by a thread other than the buffer's owner. */
+    uint64_t remote_frees;
+    /* Epochs recycled as a whole after their last object was freed. */
+    uint64_t epochs_reset;
+    /* Epochs that hold live objects right now (at exit: "pinned"). */
+    uint64_t epochs_pinned;
+    /* Small requests sent to jemalloc because the buffer had no free epoch. */
+    uint64_t buffer_full;
+    /* Threads that owned a buffer, over the process lifetime. */
+    uint64_t threads;
+    /* Double or invalid frees detected. */
+    uint64_t bad_frees;
+    uint64_t live_bytes;          /* requested bytes currently allocated */
+    uint64_t peak_live_bytes;
+    uint64_t size_hist[FBMALLOC_HIST_BUCKETS];
+    /* Non-zero when per-call counters are maintained (FBMALLOC_STATS set).
+     * Without it, only the epoch, thread and bad-free counters are filled:
+     * counting every call would cost the fast path. */
+    int counting;
+};
+
+/* Library version, e.g. "0.1.0". */
+const char *fbmalloc_version(void);
+
+/* Fills *st with a snapshot. Returns 0, or -1 if st is NULL. */
+int fbmalloc_stats_get(struct fbmalloc_stats *st);
+
+/* Writes the human-readable statistics to fd (as FBMALLOC_STATS=1 does at
+ * exit). Returns 0 on success, -1 on a write error. */
+int fbmalloc_stats_print(int fd);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* FBMALLOC_H */
