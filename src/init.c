@@ -1,0 +1,96 @@
+/*
+ * Process lifecycle: lazy initialisation, constructor, destructor, fork.
+ *
+ * The first malloc can come before any constructor runs (ld.so switches to
+ * our malloc during start-up; libstdc++ allocates its exception pool from
+ * its own constructor).  Initialisation is therefore lazy and re-entrant:
+ * while it runs, the calling thread's t->busy sends any allocation it
+ * triggers (pthread_atfork, pthread_key_create) straight to jemalloc.  If
+ * libc has not yet set up the environment, the options cannot be read:
+ * we serve from jemalloc and try again at the next allocation or in our
+ * constructor.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "epoch.h"
+#include "fb.h"
+#include "fmt.h"
+#include "options.h"
+#include "report.h"
+#include "stats.h"
+
+extern char **environ;
+
+enum { FB_INIT_NONE, FB_INIT_RUNNING, FB_INIT_DONE };
+static _Atomic int fb_init_state;
+static pthread_key_t fb_thread_key;
+static int fb_key_ok;
+
+static void thread_exit_cb(void *arg)
+{
+    (void)arg;
+    fb_epoch_thread_exit();
+}
+
+static void fork_prepare(void) { fb_epoch_fork_prepare(); }
+static void fork_parent(void) { fb_epoch_fork_parent(); }
+static void fork_child(void) { fb_epoch_fork_child(); }
+
+static FB_COLD void verbose_summary(void)
+{
+    char stats[16];
+    fb_fmt_dprintf(2,
+                   "fbmalloc %s: %s; %u buffers of %luK, epochs of %luK, "
+                   "requests up to %lu bytes; stats %s\n",
+                   FB_VERSION, fb_g.size ? "fast path on" : "fast path OFF",
+                   fb_g.nslots, (unsigned long)(fb_g.slot_size >> 10),
+                   (unsigned long)(fb_g.epoch_size >> 10),
+                   (unsigned long)fb_g.max_small,
+                   fb_opt_enum_word(FB_OPT_STATS, stats, sizeof stats));
+}
+
+/* Returns 1 once the process is initialised, 0 if not (yet). */
+int fb_init(void)
+{
+    int s = atomic_load_explicit(&fb_init_state, memory_order_acquire);
+    if (fb_likely(s == FB_INIT_DONE))
+        return 1;
+    if (!environ)
+        return 0;
+    int expected = FB_INIT_NONE;
+    if (!atomic_compare_exchange_strong(&fb_init_state, &expected,
+                                        FB_INIT_RUNNING))
+        return 0;                    /* another thread is at it */
+    fb_opt_init();
+    fb_stats_on = fb_opt.stats != FB_STATS_OFF;
+    fb_epoch_init();
+    fb_key_ok = pthread_key_create(&fb_thread_key, thread_exit_cb) == 0;
+    pthread_atfork(fork_prepare, fork_parent, fork_child);
+    atomic_store_explicit(&fb_init_state, FB_INIT_DONE, memory_order_release);
+    if (fb_opt.verbose >= 1)
+        verbose_summary();
+    return 1;
+}
+
+/* Gives the calling thread a destructor call at exit. */
+void fb_init_register_thread(void)
+{
+    if (fb_key_ok)
+        pthread_setspecific(fb_thread_key, (void *)1);
+}
+
+__attribute__((constructor)) static void fb_ctor(void)
+{
+    struct fb_tls *t = &fb_t;
+    int was = t->busy;
+    t->busy = 1;
+    fb_init();
+    t->busy = (uint8_t)was;
+}
+
+__attribute__((destructor)) static void fb_dtor(void)
+{
+    if (atomic_load(&fb_init_state) == FB_INIT_DONE)
+        fb_stats_at_exit();
+}

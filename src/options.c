@@ -1,0 +1,442 @@
+/*
+ * FBMALLOC_* options: parsing and documentation from one table.
+ *
+ * Runs inside the first malloc, so: no allocation, no stdio, no locale.
+ * A bad value never stops the program: one line on stderr naming the
+ * variable, the value, what was expected and the default used instead.
+ */
+#include "options.h"
+
+#include <stddef.h>
+#include <string.h>
+#include <sys/auxv.h>
+
+#include "fb.h"
+#include "fmt.h"
+
+extern char **environ;
+
+const struct fb_opt_desc fb_opt_table[FB_OPT_COUNT] = {
+#define FB_X(NAME, field, type, def, min, max, flags, choices, desc) \
+    {#NAME, type, def, min, max, flags, choices, desc},
+    FB_OPTIONS(FB_X)
+#undef FB_X
+};
+
+static const size_t fb_opt_offset[FB_OPT_COUNT] = {
+#define FB_X(NAME, field, ...) offsetof(struct fb_options, field),
+    FB_OPTIONS(FB_X)
+#undef FB_X
+};
+
+struct fb_options fb_opt;
+
+/* Variables with our prefix that are not library options: the launcher
+ * and the test harness pass paths through them. */
+static const char *const fb_opt_reserved[] = {"LIB", "BUILD", "SRC", NULL};
+
+#define FB_PREFIX "FBMALLOC_"
+#define FB_PREFIX_LEN 9
+
+static uint64_t *num_field(struct fb_options *o, int id)
+{
+    return (uint64_t *)((char *)o + fb_opt_offset[id]);
+}
+
+static char *path_field(struct fb_options *o, int id)
+{
+    return (char *)o + fb_opt_offset[id];
+}
+
+int fb_opt_parse_size(const char *s, uint64_t *out)
+{
+    uint64_t v = 0;
+    const char *p = s;
+    if (*p < '0' || *p > '9')
+        return -1;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        if (v > (UINT64_MAX - 9) / 10)
+            return -1;
+        v = v * 10 + (uint64_t)(*p - '0');
+    }
+    unsigned shift = 0;
+    switch (*p) {
+    case 'k': case 'K': shift = 10; p++; break;
+    case 'm': case 'M': shift = 20; p++; break;
+    case 'g': case 'G': shift = 30; p++; break;
+    case 't': case 'T': shift = 40; p++; break;
+    default: break;
+    }
+    /* Accept "64K", "64KB", "64KiB" and "64B" alike. */
+    if (shift && (p[0] == 'i' || p[0] == 'I') && (p[1] == 'b' || p[1] == 'B'))
+        p += 2;
+    else if (*p == 'b' || *p == 'B')
+        p++;
+    if (*p != '\0')
+        return -1;
+    if (shift && v > (UINT64_MAX >> shift))
+        return -1;
+    *out = v << shift;
+    return 0;
+}
+
+static int parse_int(const char *s, uint64_t *out)
+{
+    uint64_t v = 0;
+    if (*s < '0' || *s > '9')
+        return -1;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9' || v > (UINT64_MAX - 9) / 10)
+            return -1;
+        v = v * 10 + (uint64_t)(*s - '0');
+    }
+    *out = v;
+    return 0;
+}
+
+/* Index of word s in a '|'-separated list, or -1. Case-insensitive. */
+static int enum_index(const char *choices, const char *s)
+{
+    int idx = 0;
+    const char *c = choices;
+    while (*c) {
+        const char *e = c;
+        while (*e && *e != '|')
+            e++;
+        size_t n = (size_t)(e - c);
+        if (strlen(s) == n) {
+            size_t i = 0;
+            while (i < n && (c[i] | 0x20) == (s[i] | 0x20))
+                i++;
+            if (i == n)
+                return idx;
+        }
+        idx++;
+        c = *e ? e + 1 : e;
+    }
+    return -1;
+}
+
+static const char *enum_word(const char *choices, uint64_t idx, char *buf,
+                             size_t cap)
+{
+    const char *c = choices;
+    for (uint64_t i = 0; i < idx && *c; i++) {
+        while (*c && *c != '|')
+            c++;
+        if (*c)
+            c++;
+    }
+    size_t n = 0;
+    while (c[n] && c[n] != '|' && n + 1 < cap) {
+        buf[n] = c[n];
+        n++;
+    }
+    buf[n] = '\0';
+    return buf;
+}
+
+static int is_pow2(uint64_t v) { return v && !(v & (v - 1)); }
+
+/* "64K" rather than "65536" in messages and help. */
+static void size_str(uint64_t v, char *buf, size_t cap)
+{
+    static const char units[] = "KMGT";
+    int u = -1;
+    while (v >= 1024 && v % 1024 == 0 && u < 3) {
+        v /= 1024;
+        u++;
+    }
+    if (u < 0)
+        fb_fmt_snprintf(buf, cap, "%lu", (unsigned long)v);
+    else
+        fb_fmt_snprintf(buf, cap, "%lu%c", (unsigned long)v, units[u]);
+}
+
+/* What a valid value looks like, for messages and help. */
+static void expected_str(const struct fb_opt_desc *d, char *buf, size_t cap)
+{
+    char lo[24], hi[24];
+    switch (d->type) {
+    case FB_OT_SIZE:
+        size_str(d->min, lo, sizeof lo);
+        size_str(d->max, hi, sizeof hi);
+        fb_fmt_snprintf(buf, cap, "%ssize from %s to %s (suffix K, M or G)%s",
+                        (d->flags & FB_OF_POW2) ? "a power-of-two " : "a ",
+                        lo, hi, (d->flags & FB_OF_ZERO) ? ", or 0 for off" : "");
+        break;
+    case FB_OT_INT:
+        fb_fmt_snprintf(buf, cap, "an integer from %lu to %lu",
+                        (unsigned long)d->min, (unsigned long)d->max);
+        break;
+    case FB_OT_ENUM:
+        fb_fmt_snprintf(buf, cap, "one of %s", d->choices);
+        break;
+    case FB_OT_PATH:
+        fb_fmt_snprintf(buf, cap, "stderr or a file path (%%p = pid)");
+        break;
+    }
+}
+
+static void complain(int errfd, const struct fb_opt_desc *d, const char *val,
+                     const char *why)
+{
+    char exp[160];
+    if (errfd < 0)
+        return;
+    expected_str(d, exp, sizeof exp);
+    fb_fmt_dprintf(errfd,
+                   "fbmalloc: FBMALLOC_%s=\"%s\" is invalid%s%s: expected %s; "
+                   "using the default %s\n",
+                   d->name, val, why ? " " : "", why ? why : "", exp, d->def);
+}
+
+static void set_default(struct fb_options *o, int id)
+{
+    const struct fb_opt_desc *d = &fb_opt_table[id];
+    switch (d->type) {
+    case FB_OT_SIZE:
+        fb_opt_parse_size(d->def, num_field(o, id));
+        break;
+    case FB_OT_INT:
+        parse_int(d->def, num_field(o, id));
+        break;
+    case FB_OT_ENUM:
+        *num_field(o, id) = (uint64_t)enum_index(d->choices, d->def);
+        break;
+    case FB_OT_PATH:
+        fb_fmt_snprintf(path_field(o, id), FB_OPT_PATH_MAX, "%s", d->def);
+        break;
+    }
+}
+
+/* Returns 0 if accepted, -1 after complaining. */
+static int parse_one(struct fb_options *o, int id, const char *val, int secure,
+                     int errfd)
+{
+    const struct fb_opt_desc *d = &fb_opt_table[id];
+    uint64_t v = 0;
+    switch (d->type) {
+    case FB_OT_SIZE:
+        if (fb_opt_parse_size(val, &v) != 0) {
+            complain(errfd, d, val, "(not a size)");
+            return -1;
+        }
+        if (v == 0 && (d->flags & FB_OF_ZERO))
+            break;
+        if (v < d->min || v > d->max) {
+            complain(errfd, d, val, "(out of range)");
+            return -1;
+        }
+        if ((d->flags & FB_OF_POW2) && !is_pow2(v)) {
+            complain(errfd, d, val, "(not a power of two)");
+            return -1;
+        }
+        break;
+    case FB_OT_INT:
+        if (parse_int(val, &v) != 0) {
+            complain(errfd, d, val, "(not a number)");
+            return -1;
+        }
+        if (v < d->min || v > d->max) {
+            complain(errfd, d, val, "(out of range)");
+            return -1;
+        }
+        break;
+    case FB_OT_ENUM: {
+        int idx = enum_index(d->choices, val);
+        if (idx < 0) {
+            complain(errfd, d, val, NULL);
+            return -1;
+        }
+        v = (uint64_t)idx;
+        break;
+    }
+    case FB_OT_PATH:
+        if (secure && (d->flags & FB_OF_FILE)) {
+            if (errfd >= 0)
+                fb_fmt_dprintf(errfd,
+                               "fbmalloc: FBMALLOC_%s ignored in a setuid "
+                               "program; using the default %s\n",
+                               d->name, d->def);
+            return -1;
+        }
+        if (val[0] == '\0' || strlen(val) >= FB_OPT_PATH_MAX) {
+            complain(errfd, d, val, val[0] ? "(too long)" : "(empty)");
+            return -1;
+        }
+        fb_fmt_snprintf(path_field(o, id), FB_OPT_PATH_MAX, "%s", val);
+        o->given |= 1u << id;
+        return 0;
+    }
+    *num_field(o, id) = v;
+    o->given |= 1u << id;
+    return 0;
+}
+
+/* Levenshtein distance, bounded: names are short. */
+static size_t edit_distance(const char *a, size_t na, const char *b)
+{
+    size_t nb = strlen(b);
+    size_t row[64];
+    if (na >= 63 || nb >= 63)
+        return 99;
+    for (size_t j = 0; j <= nb; j++)
+        row[j] = j;
+    for (size_t i = 1; i <= na; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= nb; j++) {
+            size_t up = row[j];
+            size_t cost = ((a[i - 1] | 0x20) == (b[j - 1] | 0x20)) ? 0 : 1;
+            size_t best = diag + cost;
+            if (up + 1 < best)
+                best = up + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[nb];
+}
+
+static void unknown(const char *name, size_t n, int errfd)
+{
+    for (int r = 0; fb_opt_reserved[r]; r++)
+        if (strlen(fb_opt_reserved[r]) == n &&
+            memcmp(fb_opt_reserved[r], name, n) == 0)
+            return;
+    if (errfd < 0)
+        return;
+    int best = -1;
+    size_t best_d = 4;
+    for (int id = 0; id < FB_OPT_COUNT; id++) {
+        size_t d = edit_distance(name, n, fb_opt_table[id].name);
+        if (d < best_d) {
+            best_d = d;
+            best = id;
+        }
+    }
+    char nm[64];
+    size_t k = n < sizeof nm - 1 ? n : sizeof nm - 1;
+    memcpy(nm, name, k);
+    nm[k] = '\0';
+    if (best >= 0)
+        fb_fmt_dprintf(errfd,
+                       "fbmalloc: unknown option FBMALLOC_%s ignored; did you "
+                       "mean FBMALLOC_%s?\n",
+                       nm, fb_opt_table[best].name);
+    else
+        fb_fmt_dprintf(errfd,
+                       "fbmalloc: unknown option FBMALLOC_%s ignored (see "
+                       "scripts/fbmalloc --help)\n",
+                       nm);
+}
+
+int fb_opt_parse(struct fb_options *o, char *const *envp, int secure, int errfd)
+{
+    int problems = 0;
+    memset(o, 0, sizeof *o);
+    for (int id = 0; id < FB_OPT_COUNT; id++)
+        set_default(o, id);
+
+    for (char *const *e = envp; e && *e; e++) {
+        const char *s = *e;
+        if (strncmp(s, FB_PREFIX, FB_PREFIX_LEN) != 0)
+            continue;
+        const char *name = s + FB_PREFIX_LEN;
+        const char *eq = strchr(name, '=');
+        if (!eq)
+            continue;
+        size_t n = (size_t)(eq - name);
+        int found = -1;
+        for (int id = 0; id < FB_OPT_COUNT; id++) {
+            if (strlen(fb_opt_table[id].name) == n &&
+                memcmp(fb_opt_table[id].name, name, n) == 0) {
+                found = id;
+                break;
+            }
+        }
+        if (found < 0) {
+            unknown(name, n, errfd);
+            continue;
+        }
+        if (parse_one(o, found, eq + 1, secure, errfd) != 0)
+            problems++;
+    }
+
+    /* Cross-option rule: an epoch cannot be larger than its buffer. */
+    if (o->buffer_size && o->epoch_size > o->buffer_size) {
+        uint64_t def;
+        fb_opt_parse_size(fb_opt_table[FB_OPT_EPOCH_SIZE].def, &def);
+        if (o->given & (1u << FB_OPT_EPOCH_SIZE)) {
+            char eb[24], bb[24];
+            size_str(o->epoch_size, eb, sizeof eb);
+            size_str(o->buffer_size, bb, sizeof bb);
+            if (errfd >= 0)
+                fb_fmt_dprintf(errfd,
+                               "fbmalloc: FBMALLOC_EPOCH_SIZE=%s is larger than "
+                               "FBMALLOC_BUFFER_SIZE=%s: expected at most the "
+                               "buffer size; using %s\n",
+                               eb, bb,
+                               def <= o->buffer_size ? fb_opt_table[FB_OPT_EPOCH_SIZE].def
+                                                     : bb);
+            problems++;
+        }
+        o->epoch_size = def <= o->buffer_size ? def : o->buffer_size;
+    }
+    /* The region must hold at least a few buffers. */
+    if (o->buffer_size && o->region_size < 4 * o->buffer_size) {
+        if (errfd >= 0) {
+            char rb[24], bb[24];
+            size_str(o->region_size, rb, sizeof rb);
+            size_str(o->buffer_size, bb, sizeof bb);
+            fb_fmt_dprintf(errfd,
+                           "fbmalloc: FBMALLOC_REGION_SIZE=%s holds fewer than "
+                           "4 buffers of FBMALLOC_BUFFER_SIZE=%s; using %s\n",
+                           rb, bb, fb_opt_table[FB_OPT_REGION_SIZE].def);
+        }
+        fb_opt_parse_size(fb_opt_table[FB_OPT_REGION_SIZE].def, &o->region_size);
+        if (o->region_size < 4 * o->buffer_size)
+            o->region_size = 4 * o->buffer_size;
+        problems++;
+    }
+    return problems;
+}
+
+void fb_opt_init(void)
+{
+    fb_opt_parse(&fb_opt, environ, (int)getauxval(AT_SECURE), 2);
+}
+
+void fb_opt_print_help(int fd, int format)
+{
+    char exp[160];
+    char mem[4096];
+    struct fb_buf b;
+    fb_fmt_buf_init(&b, mem, sizeof mem, fd);
+    if (format == 1) {
+        fb_fmt_puts(&b, "| Variable | Default | Accepted values | Meaning |\n");
+        fb_fmt_puts(&b, "|---|---|---|---|\n");
+    }
+    for (int id = 0; id < FB_OPT_COUNT; id++) {
+        const struct fb_opt_desc *d = &fb_opt_table[id];
+        expected_str(d, exp, sizeof exp);
+        if (format == 1)
+            fb_fmt_append(&b, "| `FBMALLOC_%s` | `%s` | %s | %s |\n", d->name,
+                          d->def, exp, d->desc);
+        else
+            fb_fmt_append(&b, "  FBMALLOC_%s (default %s)\n      %s\n      "
+                              "Accepts %s.\n",
+                          d->name, d->def, d->desc, exp);
+    }
+    fb_fmt_flush(&b);
+}
+
+/* The chosen word of an enum option, for the start-up summary. */
+const char *fb_opt_enum_word(int id, char *buf, size_t cap)
+{
+    return enum_word(fb_opt_table[id].choices, *num_field(&fb_opt, id), buf,
+                     cap);
+}

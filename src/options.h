@@ -1,0 +1,125 @@
+/*
+ * Options: one table, the single source of truth for the FBMALLOC_*
+ * environment variables, their parsing, defaults and documentation.  The
+ * README table and `scripts/fbmalloc --help` are printed from it
+ * (src/tools/options_main.c).
+ *
+ * Read once, during the first allocation or our constructor, without
+ * allocating: the parser works on the environment strings in place.
+ */
+#ifndef FB_OPTIONS_H
+#define FB_OPTIONS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum fb_opt_type {
+    FB_OT_SIZE,   /* bytes, with optional K/M/G suffix */
+    FB_OT_INT,    /* plain decimal integer */
+    FB_OT_ENUM,   /* one of a '|'-separated list of words */
+    FB_OT_PATH,   /* a file path or "stderr"; %p becomes the pid */
+};
+
+/* Flags */
+#define FB_OF_POW2 1u   /* must be a power of two */
+#define FB_OF_ZERO 2u   /* 0 is allowed even below min (means "off") */
+#define FB_OF_FILE 4u   /* names a file: ignored in setuid programs */
+
+#define FB_K ((uint64_t)1 << 10)
+#define FB_M ((uint64_t)1 << 20)
+#define FB_G ((uint64_t)1 << 30)
+
+/*
+ * X(NAME, field, type, default, min, max, flags, choices, description)
+ * For FB_OT_ENUM the field holds the index of the chosen word in choices.
+ */
+#define FB_OPTIONS(X)                                                        \
+    X(BUFFER_SIZE, buffer_size, FB_OT_SIZE, "1M", 64 * FB_K, FB_G,           \
+      FB_OF_POW2 | FB_OF_ZERO, NULL,                                         \
+      "Per-thread fixed buffer for small requests (a power of two); "        \
+      "0 turns the fast path off.")                                          \
+    X(EPOCH_SIZE, epoch_size, FB_OT_SIZE, "64K", 4 * FB_K, FB_G, FB_OF_POW2, \
+      NULL,                                                                  \
+      "Unit of recycling inside a buffer: an epoch is reset as a whole "     \
+      "once all its objects are freed. At most BUFFER_SIZE.")               \
+    X(MAX_SMALL, max_small, FB_OT_SIZE, "1024", 1, 4064, 0, NULL,            \
+      "Largest request served from the buffer; larger ones go to "          \
+      "jemalloc.")                                                           \
+    X(REGION_SIZE, region_size, FB_OT_SIZE, "64G", 64 * FB_M,                \
+      (uint64_t)1 << 46, FB_OF_POW2, NULL,                                   \
+      "Address space reserved (not committed) for all buffers; "            \
+      "REGION_SIZE / BUFFER_SIZE threads can own a buffer at once.")        \
+    X(STATS, stats, FB_OT_ENUM, "0", 0, 0, 0, "0|1|json",                    \
+      "Print statistics at exit: 1 for people, json for tools. Counting "   \
+      "every call costs a little, so it is off by default.")                \
+    X(OUTPUT, output, FB_OT_PATH, "stderr", 0, 0, FB_OF_FILE, NULL,          \
+      "Where reports and statistics go: stderr, or a file path in which "   \
+      "%p becomes the process id (one file per process).")                  \
+    X(ON_BAD_FREE, on_bad_free, FB_OT_ENUM, "abort", 0, 0, 0,                \
+      "abort|ignore",                                                        \
+      "After reporting a double or invalid free: abort (like glibc) or "    \
+      "ignore the call and go on.")                                         \
+    X(VERBOSE, verbose, FB_OT_INT, "0", 0, 2, 0, NULL,                       \
+      "Informational messages on stderr: 1 = start-up summary, 2 = also "   \
+      "thread and buffer events.")
+
+enum fb_opt_id {
+#define FB_X(NAME, field, ...) FB_OPT_##NAME,
+    FB_OPTIONS(FB_X)
+#undef FB_X
+    FB_OPT_COUNT
+};
+
+enum { FB_STATS_OFF = 0, FB_STATS_TEXT = 1, FB_STATS_JSON = 2 };
+enum { FB_BAD_FREE_ABORT = 0, FB_BAD_FREE_IGNORE = 1 };
+
+#define FB_OPT_PATH_MAX 512
+
+#define FB_FIELD_FB_OT_SIZE(f) uint64_t f;
+#define FB_FIELD_FB_OT_INT(f)  uint64_t f;
+#define FB_FIELD_FB_OT_ENUM(f) uint64_t f;
+#define FB_FIELD_FB_OT_PATH(f) char f[FB_OPT_PATH_MAX];
+
+struct fb_options {
+#define FB_X(NAME, field, type, ...) FB_FIELD_##type(field)
+    FB_OPTIONS(FB_X)
+#undef FB_X
+    /* Bit i set: option i was given (validly) in the environment. */
+    uint32_t given;
+};
+
+struct fb_opt_desc {
+    const char *name;      /* without the FBMALLOC_ prefix */
+    enum fb_opt_type type;
+    const char *def;
+    uint64_t min, max;
+    unsigned flags;
+    const char *choices;
+    const char *desc;
+};
+
+extern struct fb_options fb_opt;
+extern const struct fb_opt_desc fb_opt_table[FB_OPT_COUNT];
+
+/*
+ * Parses the FBMALLOC_* variables of envp into *o (defaults first).
+ * Problems are reported on errfd, one line each.  secure != 0 (setuid,
+ * AT_SECURE) ignores options that name files.  Returns the number of
+ * problems reported.
+ */
+int fb_opt_parse(struct fb_options *o, char *const *envp, int secure,
+                 int errfd);
+
+/* Parses fb_opt from the process environment.  Safe inside malloc. */
+void fb_opt_init(void);
+
+/* Parses a size ("64K", "1M", "4096").  Returns 0 on success. */
+int fb_opt_parse_size(const char *s, uint64_t *out);
+
+/* The chosen word of enum option id (e.g. "json"). */
+const char *fb_opt_enum_word(int id, char *buf, size_t cap);
+
+/* Help text (format 0) or README markdown table (format 1). */
+void fb_opt_print_help(int fd, int format);
+
+#endif
