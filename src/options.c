@@ -169,9 +169,20 @@ static void expected_str(const struct fb_opt_desc *d, char *buf, size_t cap)
         fb_fmt_snprintf(buf, cap, "an integer from %lu to %lu",
                         (unsigned long)d->min, (unsigned long)d->max);
         break;
-    case FB_OT_ENUM:
-        fb_fmt_snprintf(buf, cap, "one of %s", d->choices);
+    case FB_OT_ENUM: {
+        /* "0|1|json" reads "one of 0, 1, json" (and keeps tables intact) */
+        size_t n = fb_fmt_snprintf(buf, cap, "one of ");
+        for (const char *c = d->choices; *c && n + 3 < cap; c++) {
+            if (*c == '|') {
+                buf[n++] = ',';
+                buf[n++] = ' ';
+            } else {
+                buf[n++] = *c;
+            }
+        }
+        buf[n] = '\0';
         break;
+    }
     case FB_OT_PATH:
         fb_fmt_snprintf(buf, cap, "stderr or a file path (%%p = pid)");
         break;
