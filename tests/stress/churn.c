@@ -140,6 +140,10 @@ int main(int argc, char **argv)
             fail("bad_frees went from %" PRIu64 " to %" PRIu64, st0.bad_frees, st1.bad_frees);
         printf("checked: threads counter +%" PRIu64 " >= %lu, bad_frees == 0\n",
                st1.threads - st0.threads, n);
+        if (st1.counting) /* information only: how well reused slots serve new threads */
+            printf("info: fast path served %" PRIu64 " of the %lu small allocations of the "
+                   "threads (buffer_full +%" PRIu64 ")\n", st1.fast_mallocs - st0.fast_mallocs,
+                   8 * n, st1.buffer_full - st0.buffer_full);
     }
     printf("checked: %lu threads each freed 6 objects and left 2 freed later by main "
            "(patterns intact), RSS growth %ld KiB <= %d KiB\n", n, rss_end - rss_early,

@@ -16,7 +16,8 @@
 #include <pthread.h>
 #include <sched.h>
 
-#define QSIZE 1024 /* power of two; ~260 KiB in flight per pair */
+#define QSIZE 1024 /* power of two; ~260 KiB in flight per pair: fits the default
+                      * 1 MiB buffer (the fast-path check assumes that) */
 #define MAXPAIRS 16
 #define MAX_GROWTH_KIB (16 * 1024)
 
