@@ -1,0 +1,461 @@
+#!/usr/bin/env python3
+"""Turns the raw data of one scripts/bench run into BENCHMARKS.md and a chart.
+
+usage: report.py RESULTS_DIR --md FILE --chart-dir DIR --chart-href HREF
+
+RESULTS_DIR holds what scripts/bench wrote:
+  meta.tsv       key <TAB> value (machine, versions, command)
+  workloads.tsv  name <TAB> arguments <TAB> description
+  runs.tsv       workload alloc round status code wall_s maxrss_kb user_s
+                 sys_s digest
+  callgrind.tsv  workload alloc pairs ir status
+
+Writes FILE (markdown), DIR/ratios.svg and DIR/ratios.png (time ratio to
+jemalloc per workload and allocator, drawn by gnuplot) and links the chart
+as HREF/ratios.svg.  A workload/allocator pair with any failed run (non-zero
+exit, signal, timeout, output different from the others, preload refused)
+is reported as FAIL, never as a number.  Standard library only.
+"""
+import argparse
+import collections
+import os
+import signal
+import statistics
+import subprocess
+import sys
+
+ALLOC_ORDER = ["glibc", "jemalloc", "mimalloc", "tcmalloc", "fbmalloc"]
+BASELINE = "jemalloc"
+
+
+def read_tsv(path, ncols):
+    rows = []
+    if not os.path.exists(path):
+        return rows
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            line = line.rstrip("\n")
+            if not line:
+                continue
+            parts = line.split("\t")
+            parts += [""] * (ncols - len(parts))
+            rows.append(parts[:ncols])
+    return rows
+
+
+def describe_failure(status, code):
+    if status == "signal":
+        try:
+            return signal.Signals(int(code)).name
+        except (ValueError, KeyError):
+            return f"signal {code}"
+    if status == "exit":
+        return f"exit {code}"
+    return {"timeout": "timeout", "nopreload": "preload refused",
+            "wrong-output": "wrong output", "error": "did not run",
+            "nodata": "no data"}.get(status, status)
+
+
+class Cell:
+    """Aggregated runs of one workload under one allocator."""
+
+    def __init__(self, runs):
+        self.n = len(runs)
+        self.ok = [r for r in runs if r["status"] == "ok"]
+        bad = [r for r in runs if r["status"] != "ok"]
+        self.failed = bool(bad)
+        reasons = collections.Counter(
+            describe_failure(r["status"], r["code"]) for r in bad)
+        self.reason = ", ".join(f"{k} in {v}/{self.n}"
+                                for k, v in reasons.most_common())
+        if self.ok:
+            walls = [r["wall"] for r in self.ok]
+            self.wall = statistics.median(walls)
+            self.wall_min, self.wall_max = min(walls), max(walls)
+            self.rss = statistics.median(r["rss"] for r in self.ok) / 1024
+        else:
+            self.wall = self.wall_min = self.wall_max = self.rss = None
+
+
+def load_runs(path):
+    runs = collections.defaultdict(list)
+    for w, a, rnd, status, code, wall, rss, user, sys_, dig in read_tsv(path, 10):
+        try:
+            wall_f, rss_f = float(wall), float(rss)
+        except ValueError:
+            wall_f, rss_f, status = 0.0, 0.0, "error"
+        runs[(w, a)].append({"round": rnd, "status": status, "code": code,
+                             "wall": wall_f, "rss": rss_f, "digest": dig})
+    # Programs with a deterministic output: every allocator must print the
+    # same as glibc (or, without glibc, as the majority).
+    by_workload = collections.defaultdict(list)
+    for (w, a), rs in runs.items():
+        by_workload[w].extend((a, r) for r in rs)
+    for w, items in by_workload.items():
+        digs = [r["digest"] for a, r in items
+                if r["status"] == "ok" and r["digest"] not in ("", "-")]
+        if not digs:
+            continue
+        ref = [r["digest"] for a, r in items
+               if a == "glibc" and r["status"] == "ok" and r["digest"] not in ("", "-")]
+        expected = collections.Counter(ref or digs).most_common(1)[0][0]
+        for a, r in items:
+            if r["status"] == "ok" and r["digest"] not in ("", "-") and r["digest"] != expected:
+                r["status"] = "wrong-output"
+    return runs
+
+
+def load_callgrind(path):
+    """{workload: {alloc: {pairs: (ir, status)}}}"""
+    cg = collections.defaultdict(lambda: collections.defaultdict(dict))
+    for w, a, pairs, ir, status in read_tsv(path, 5):
+        try:
+            cg[w][a][int(pairs)] = (int(ir), status)
+        except ValueError:
+            continue
+    return cg
+
+
+def callgrind_numbers(cg_w):
+    """Per allocator: dict(pairs, ir, ir0, per_pair, steady, startup, status).
+
+    per_pair = (Ir(alloc, N) - Ir(null, N)) / N      (the documented figure)
+    steady   = ((Ir(alloc, N) - Ir(alloc, 0)) - (Ir(null, N) - Ir(null, 0))) / N
+    startup  = Ir(alloc, 0) - Ir(null, 0)
+    """
+    out = {}
+    null = cg_w.get("null", {})
+    n_full = max((p for p in null if p > 0), default=0)
+    null_ok = (n_full > 0 and null.get(n_full, (0, ""))[1] == "ok"
+               and null.get(0, (0, ""))[1] == "ok")
+    for a, by_pairs in cg_w.items():
+        if a == "null":
+            continue
+        n = max((p for p in by_pairs if p > 0), default=0)
+        ir, st = by_pairs.get(n, (0, "error"))
+        ir0, st0 = by_pairs.get(0, (0, "error"))
+        res = {"pairs": n, "ir": ir, "ir0": ir0, "status": st}
+        if st != "ok":
+            res["status"] = st
+        elif st0 != "ok":
+            res["status"] = st0
+        elif not null_ok or n != n_full:
+            res["status"] = "no baseline"
+        else:
+            res["per_pair"] = (ir - null[n][0]) / n
+            res["steady"] = ((ir - ir0) - (null[n][0] - null[0][0])) / n
+            res["startup"] = ir0 - null[0][0]
+        out[a] = res
+    if null_ok:
+        out["null"] = {"pairs": n_full, "ir": null[n_full][0], "ir0": null[0][0],
+                       "status": "ok"}
+    return out
+
+
+def fmt_s(x):
+    return f"{x:.3f}" if x < 100 else f"{x:.1f}"
+
+
+def fmt_int(x):
+    return f"{x:,}".replace(",", "\u202f")
+
+
+def sort_allocs(allocs):
+    return sorted(allocs, key=lambda a: (ALLOC_ORDER.index(a)
+                                         if a in ALLOC_ORDER else 99, a))
+
+
+def draw_chart(workloads, allocs, cells, chart_dir, title, results_dir):
+    """Clustered bars of median time / jemalloc median, log scale."""
+    shown = [a for a in allocs if a != BASELINE]
+    if not shown or not workloads:
+        return False
+    dat = os.path.join(results_dir, "ratios.dat")
+    fails = os.path.join(results_dir, "ratios-fail.dat")
+    values = []
+    with open(dat, "w", encoding="utf-8") as f, \
+            open(fails, "w", encoding="utf-8") as ff:
+        f.write("# workload " + " ".join(shown) + "\n")
+        nb = len(shown)
+        gap = 1
+        for i, w in enumerate(workloads):
+            base = cells.get((w, BASELINE))
+            row = [w.replace("_", "-")]
+            for j, a in enumerate(shown):
+                c = cells.get((w, a))
+                if c is None:
+                    row.append("?")
+                elif c.failed or c.wall is None:
+                    row.append("?")
+                    x = i - 0.5 + (gap / 2 + j + 0.5) / (nb + gap)
+                    ff.write(f"{x:.4f} FAIL\n")
+                elif base is None or base.failed or not base.wall:
+                    row.append("?")
+                else:
+                    r = c.wall / base.wall
+                    values.append(r)
+                    row.append(f"{r:.4f}")
+            f.write(" ".join(row) + "\n")
+        ff.write("")
+    if not values:
+        values = [1.0]
+    lo = min(min(values), 1.0) / 1.4
+    hi = max(max(values), 1.0) * 1.4
+    has_fails = os.path.getsize(fails) > 0
+    plots = []
+    for j, a in enumerate(shown):
+        plots.append(f"'{dat}' using {j + 2}:xtic(1) title '{a}'")
+    fail_plot = (f", '{fails}' using 1:({lo * 1.15}):2 with labels "
+                 "rotate by 90 left font ',9' textcolor rgb '#c00000' notitle"
+                 if has_fails else "")
+    width = max(800, 22 * len(workloads) * (len(shown) + 1) + 160)
+    script = f"""
+set datafile missing '?'
+set style data histogram
+set style histogram clustered gap 1
+set style fill solid 0.85 border -1
+set boxwidth 1
+set logscale y 2
+set yrange [{lo:.4f}:{hi:.4f}]
+set grid ytics
+set ytics format '%g'
+set xtics rotate by -35 left nomirror
+set key top left horizontal reverse Left samplen 1.5 width 1
+set xrange [-0.6:{len(workloads) - 0.4}]
+set ylabel 'median wall time / jemalloc (log scale, lower is better)'
+set title '{title}'
+set arrow from graph 0, first 1 to graph 1, first 1 nohead lw 2 dt 2 lc rgb '#404040' front
+plot {", ".join(plots)}{fail_plot}
+"""
+    gp = os.path.join(results_dir, "ratios.gp")
+    ok = True
+    for term, ext in (("svg size %d,520 dynamic background rgb 'white' font 'sans,12'" % width, "svg"),
+                      ("pngcairo size %d,520 font 'sans,10'" % width, "png")):
+        path = os.path.join(chart_dir, "ratios." + ext)
+        with open(gp, "w", encoding="utf-8") as f:
+            f.write(f"set terminal {term}\nset output '{path}'\n{script}")
+        res = subprocess.run(["gnuplot", gp], capture_output=True, text=True)
+        if res.returncode != 0:
+            sys.stderr.write(f"gnuplot failed for {ext}:\n{res.stderr}")
+            ok = False
+    return ok
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("results")
+    ap.add_argument("--md", required=True)
+    ap.add_argument("--chart-dir", required=True)
+    ap.add_argument("--chart-href", required=True)
+    args = ap.parse_args()
+    res = args.results
+
+    meta = dict((k, v) for k, v in read_tsv(os.path.join(res, "meta.tsv"), 2))
+    wl_rows = read_tsv(os.path.join(res, "workloads.tsv"), 3)
+    workloads = [r[0] for r in wl_rows]
+    wl_args = {r[0]: r[1] for r in wl_rows}
+    wl_desc = {r[0]: r[2] for r in wl_rows}
+    runs = load_runs(os.path.join(res, "runs.tsv"))
+    cg = load_callgrind(os.path.join(res, "callgrind.tsv"))
+    allocs = sort_allocs({a for (_, a) in runs} |
+                         set(meta.get("allocators", "").split()))
+    cells = {key: Cell(rs) for key, rs in runs.items()}
+    cg_numbers = {w: callgrind_numbers(cg[w]) for w in cg}
+
+    quick = meta.get("quick") == "1"
+    os.makedirs(args.chart_dir, exist_ok=True)
+    title = f"fbmalloc benchmarks, {meta.get('date', '')}" + (" (--quick)" if quick else "")
+    charted = draw_chart(workloads, allocs, cells, args.chart_dir, title, res)
+
+    L = []
+    L.append("# Benchmarks")
+    L.append("")
+    L.append("Generated by `scripts/bench` (do not edit by hand; rerun it). "
+             "Workloads: `tests/bench/`; method and caveats at the end.")
+    if quick:
+        L.append("")
+        L.append("**This is a `--quick` smoke run: small sizes, few rounds; "
+                 "the numbers are not meant for comparison.**")
+    L.append("")
+    L.append(f"- Command: `{meta.get('command', '?')}`")
+    L.append(f"- Date: {meta.get('date', '?')}; {meta.get('rounds', '?')} rounds, "
+             "allocators interleaved within each round; medians.")
+    L.append(f"- Machine: {meta.get('cpu', '?')}, nproc = {meta.get('nproc', '?')}, "
+             f"{meta.get('kernel', '?')}, {meta.get('os', '?')}")
+    L.append(f"- Versions: glibc {meta.get('glibc', '?')}, "
+             f"jemalloc {meta.get('jemalloc', '?')} (libjemalloc2), "
+             f"mimalloc {meta.get('mimalloc', '?')} (libmimalloc2.0), "
+             f"tcmalloc {meta.get('tcmalloc', '?')} (libgoogle-perftools4, "
+             "tcmalloc_minimal), "
+             f"fbmalloc {meta.get('fbmalloc', '?')}")
+    L.append(f"- Programs: gcc {meta.get('gcc', '?')}, python3 {meta.get('python3', '?')}, "
+             f"sqlite3 {meta.get('sqlite3', '?')}, redis {meta.get('redis', '?')}, "
+             f"valgrind {meta.get('valgrind', '?')}")
+    if meta.get("fb_status"):
+        L.append(f"- **fbmalloc was skipped**: {meta['fb_status']}")
+    L.append("")
+    if charted:
+        L.append(f"![median wall time relative to jemalloc]({args.chart_href}/ratios.svg)")
+        L.append("")
+        L.append(f"Chart: median wall time / jemalloc's per workload, log scale, "
+                 f"lower is better ([SVG]({args.chart_href}/ratios.svg), "
+                 f"[PNG]({args.chart_href}/ratios.png)); FAIL marks a failed "
+                 "allocator, a missing bar one not run.")
+        L.append("")
+
+    # Summary: one line per workload, seconds per allocator.
+    L.append("## Summary (median seconds)")
+    L.append("")
+    L.append("| workload | " + " | ".join(allocs) + " |")
+    L.append("|---|" + "---:|" * len(allocs))
+    for w in workloads:
+        row = [w]
+        for a in allocs:
+            c = cells.get((w, a))
+            if c is None:
+                row.append("–")
+            elif c.failed:
+                row.append("**FAIL**")
+            else:
+                row.append(fmt_s(c.wall))
+        L.append("| " + " | ".join(row) + " |")
+    L.append("")
+
+    L.append("## Per workload")
+    for w in workloads:
+        L.append("")
+        L.append(f"### {w}")
+        L.append("")
+        L.append(f"{wl_desc.get(w, '')}. Arguments: `{wl_args.get(w, '')}`.")
+        L.append("")
+        cgw = cg_numbers.get(w, {})
+        has_cg = bool(cgw)
+        head = "| allocator | median s | ratio to jemalloc | peak RSS MiB | min–max s |"
+        sep = "|---|---:|---:|---:|---:|"
+        if has_cg:
+            head += " instructions/pair |"
+            sep += "---:|"
+        L.append(head)
+        L.append(sep)
+        base = cells.get((w, BASELINE))
+        for a in allocs:
+            c = cells.get((w, a))
+            if c is None:
+                continue
+            if c.failed:
+                row = [a, f"**FAIL** ({c.reason})", "–", "–", "–"]
+            else:
+                if base is not None and not base.failed and base.wall:
+                    ratio = f"{c.wall / base.wall:.2f}"
+                else:
+                    ratio = "n/a"
+                row = [a, fmt_s(c.wall), ratio, f"{c.rss:.1f}",
+                       f"{fmt_s(c.wall_min)}–{fmt_s(c.wall_max)}"]
+            if has_cg:
+                x = cgw.get(a)
+                if x is None:
+                    row.append("–")
+                elif "per_pair" in x:
+                    row.append(f"{x['per_pair']:.1f}")
+                else:
+                    row.append(f"**FAIL** ({describe_failure(x['status'], '')})")
+            L.append("| " + " | ".join(row) + " |")
+
+    if cg_numbers:
+        L.append("")
+        L.append("## Instruction counts (callgrind)")
+        L.append("")
+        L.append("Each workload runs under `valgrind --tool=callgrind` once per allocator "
+                 "and once with `tests/bench/nullalloc.c` (a do-nothing stand-in whose "
+                 "malloc hands out slots of a static ring and whose free returns), each "
+                 "with N pairs and with 0 pairs. "
+                 "**instructions/pair** = (Ir(allocator, N) − Ir(stand-in, N)) / N, the "
+                 "figure in the tables above; it includes the allocator's start-up "
+                 "spread over N pairs. **steady** = ((Ir(allocator, N) − Ir(allocator, 0)) "
+                 "− (Ir(stand-in, N) − Ir(stand-in, 0))) / N leaves start-up out; "
+                 "**start-up** = Ir(allocator, 0) − Ir(stand-in, 0). Both subtract what the "
+                 "workload loop itself and the stand-in's few instructions per pair "
+                 "cost, so they measure the allocator alone (relative to handing out "
+                 "a ring slot).")
+        for w in workloads:
+            cgw = cg_numbers.get(w)
+            if not cgw:
+                continue
+            L.append("")
+            L.append(f"### {w} (callgrind)")
+            L.append("")
+            L.append("| allocator | pairs N | Ir (N pairs) | Ir (0 pairs) | instructions/pair | steady | start-up Ir |")
+            L.append("|---|---:|---:|---:|---:|---:|---:|")
+            order = sort_allocs([a for a in cgw if a != "null"])
+            for a in order + (["null"] if "null" in cgw else []):
+                x = cgw[a]
+                name = "stand-in (nullalloc)" if a == "null" else a
+                if a == "null":
+                    L.append(f"| {name} | {fmt_int(x['pairs'])} | {fmt_int(x['ir'])} | "
+                             f"{fmt_int(x['ir0'])} | – | – | – |")
+                elif "per_pair" in x:
+                    L.append(f"| {name} | {fmt_int(x['pairs'])} | {fmt_int(x['ir'])} | "
+                             f"{fmt_int(x['ir0'])} | {x['per_pair']:.1f} | "
+                             f"{x['steady']:.1f} | {fmt_int(x['startup'])} |")
+                else:
+                    L.append(f"| {name} | {fmt_int(x['pairs'])} | – | – | **FAIL** "
+                             f"({describe_failure(x['status'], '')}) | – | – |")
+
+    L.append("")
+    L.append("## Method")
+    L.append("")
+    L.append("- Every program runs with the allocator in `LD_PRELOAD` (glibc: nothing "
+             "preloaded), started by `tests/bench/runstat.c`, which sets `LD_PRELOAD` "
+             "for the child only and reports wall time (monotonic clock) and peak RSS "
+             "(`wait4` rusage: the largest resident set of the process and of the "
+             "children it waited for, e.g. gcc's cc1).")
+    L.append("- Rounds: each round runs every workload under every allocator in turn "
+             "(glibc, jemalloc, mimalloc, tcmalloc, fbmalloc), so slow drifts of a "
+             "shared machine hit all allocators alike; tables give medians, the "
+             "min–max column the spread.")
+    L.append("- A run fails when it exits non-zero (the C workloads tag every object "
+             "and exit 3 if one was overwritten while live), dies of a signal, "
+             "times out, prints output different from glibc's (python, sqlite: "
+             "stdout; gcc: stdout and the object file), or when ld.so refuses the "
+             "preload. Any failed round makes the cell **FAIL**.")
+    L.append("- redis: the time is that of `redis-benchmark` (run without preload) "
+             "against a `redis-server` started under the allocator on 127.0.0.1 and "
+             "a random high port, shut down afterwards; the RSS is the server's. "
+             "Debian's `redis-server` links jemalloc itself, so its \"glibc\" row "
+             "is really jemalloc.")
+    L.append("- Multi-threaded workloads use 2 threads on a 2-core machine that is "
+             "shared with other work: expect a few percent of noise; compare "
+             "ratios, not absolute times.")
+    L.append("- Instruction counts need the allocator to really run under valgrind. "
+             "callgrind replaces no malloc, and a run only counts if the allocator's "
+             "library appears in callgrind's object list. For fbmalloc, check that its "
+             "fast path stayed on under valgrind (its 64 GiB reservation could fail "
+             "there, leaving only jemalloc) with `FBMALLOC_STATS=1 "
+             "LD_PRELOAD=build/libfbmalloc.so valgrind --tool=callgrind "
+             "--callgrind-out-file=/dev/null build/tests/bench/pair 100000`: "
+             "\"buffers\" should hold ~100% of the allocations.")
+    L.append("")
+    L.append("## Running")
+    L.append("")
+    L.append("```")
+    L.append("scripts/bench                  # full run (~10-15 min on 2 cores), rewrites this file")
+    L.append("scripts/bench --quick          # one-minute smoke run, report in bench-results/")
+    L.append("scripts/bench --only pair,redis --alloc jemalloc,fbmalloc --rounds 9")
+    L.append("scripts/bench --fb-lib /path/to/libfbmalloc.so --no-callgrind")
+    L.append("scripts/bench --list           # workloads and what they model")
+    L.append("```")
+    L.append("")
+    L.append("Raw data of every run (one row per run, callgrind totals, logs of each "
+             "program) stay in `bench-results/<date>/` (git-ignored); "
+             "`bench-results/latest` points to the last one. To rerun one "
+             "measurement by hand: `build/tests/bench/runstat -p "
+             "build/libfbmalloc.so build/tests/bench/pair 30000000` (one line: "
+             "status, code, wall s, peak RSS KiB, user s, sys s).")
+    L.append("")
+    with open(args.md, "w", encoding="utf-8") as f:
+        f.write("\n".join(L))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
