@@ -27,6 +27,8 @@
 
 __thread struct fb_tls fb_t __attribute__((tls_model("initial-exec")));
 struct fb_geom fb_g;
+uintptr_t fb_map_bias;
+unsigned fb_epoch_gshift;
 
 #define FB_NO_EPOCH UINT32_MAX
 
@@ -127,6 +129,8 @@ int fb_epoch_init(void)
         fb_g.slot_shift = log2_exact(slot_size);
         fb_g.epoch_shift = log2_exact(epoch_size);
         fb_g.max_small = (fb_opt.max_small + 15) & ~(uintptr_t)15;
+        fb_map_bias = (uintptr_t)map - (fb_g.base >> FB_GRANULE_SHIFT);
+        fb_epoch_gshift = fb_g.epoch_shift - FB_GRANULE_SHIFT;
         fb_g.size = region;          /* last: publishes the region */
         return 1;
     }

@@ -69,7 +69,7 @@ enum fb_thread_state {
     FB_T_DEAD,               /* released its slot at thread exit */
 };
 
-extern __thread struct fb_tls fb_t __attribute__((tls_model("initial-exec")));
+extern __thread FB_HIDDEN struct fb_tls fb_t __attribute__((tls_model("initial-exec")));
 
 /* Geometry, fixed at initialisation. */
 struct fb_geom {
@@ -83,7 +83,14 @@ struct fb_geom {
     unsigned slot_shift, epoch_shift;
     uintptr_t max_small;
 };
-extern struct fb_geom fb_g;
+extern FB_HIDDEN struct fb_geom fb_g;
+
+/* Hot copies of derived geometry, each one RIP-relative load away:
+ * fb_map_bias + (p >> 4) is p's byte in the granule map (the map's base
+ * minus base >> 4, so no subtraction on the fast path), and a slot-relative
+ * granule index shifted right by fb_epoch_gshift is its epoch. */
+extern FB_HIDDEN uintptr_t fb_map_bias;
+extern FB_HIDDEN unsigned fb_epoch_gshift;
 
 /* Slow paths (epoch.c). */
 void *fb_epoch_malloc_slow(size_t n);
@@ -104,7 +111,8 @@ FB_INLINE void *fb_epoch_malloc(size_t n)
         uintptr_t np = p + sz;
         if (fb_likely(np <= t->limit)) {
             t->bump = np;
-            fb_g.map[(p - fb_g.base) >> FB_GRANULE_SHIFT] = (uint8_t)(sz >> 4);
+            *(uint8_t *)(fb_map_bias + (p >> FB_GRANULE_SHIFT)) =
+                (uint8_t)(sz >> FB_GRANULE_SHIFT);
             (*t->cur_live)++;
             return (void *)p;
         }
@@ -127,7 +135,7 @@ FB_INLINE void fb_epoch_free(void *ptr)
         unsigned v = *m;
         if (fb_likely(v - 1u < FB_MAX_GRANULES)) {
             *m = FB_FREED;
-            t->slot_live[g >> (fb_g.epoch_shift - FB_GRANULE_SHIFT)]--;
+            t->slot_live[g >> fb_epoch_gshift]--;
             return;
         }
     }

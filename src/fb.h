@@ -13,6 +13,9 @@
 #include <stdbool.h>
 
 #define FB_EXPORT   __attribute__((visibility("default")))
+/* -fvisibility=hidden covers definitions only: extern declarations of hot
+ * globals need it spelled out, or every access goes through an extra load. */
+#define FB_HIDDEN   __attribute__((visibility("hidden")))
 #define FB_INLINE   static inline __attribute__((always_inline))
 #define FB_NOINLINE __attribute__((noinline))
 #define FB_COLD     __attribute__((noinline, cold))
