@@ -5,7 +5,7 @@
 # Proves that the compiler -- among the heaviest malloc users there are
 # (GC'd trees, obstacks, hash tables, huge numbers of small nodes) --
 # produces the same code with and without LD_PRELOAD=libfbmalloc.so: a
-# generated C file with 2500 functions (structs, switch statements, loops,
+# generated C file with 2000 functions (structs, switch statements, loops,
 # recursion, string literals, function-pointer tables) is compiled with -O2
 # and linked; the object file's `nm` listing and `size`, the object's
 # disassembly checksum, the output of running the program (plainly), and the
@@ -21,7 +21,8 @@ fb_need nm binutils
 fb_need objdump binutils
 fb_need size binutils
 
-NFUNC=${FBMALLOC_REAL_GCC_FUNCS:-2500}
+# FBMALLOC_REAL_GCC_FUNCS overrides the number of generated functions.
+NFUNC=${FBMALLOC_REAL_GCC_FUNCS:-2000}
 awk -v n="$NFUNC" 'BEGIN {
     print "#include <stdio.h>"
     print "#include <string.h>"
