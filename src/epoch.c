@@ -32,11 +32,16 @@ unsigned fb_epoch_gshift;
 
 #define FB_NO_EPOCH UINT32_MAX
 
+/* Epoch flags.  USED: objects were allocated since the last reset (for the
+ * statistics).  DIRTY: the granule map may hold live-looking bytes of
+ * objects that were never returned (a fork() that cut another thread's
+ * malloc short); the next reset clears the map. */
+enum { FB_EP_USED = 1, FB_EP_DIRTY = 2 };
+
 enum { FB_SLOT_UNUSED = 0, FB_SLOT_OWNED, FB_SLOT_FREE };
 
 /* The slot table entry.  Followed by three arrays of fb_g.epochs words:
- * live (owner only), rfree (atomic, other threads), fill (bytes used when
- * the epoch was left; reset clears that much of the granule map). */
+ * live (owner only), rfree (atomic, other threads), flags (FB_EP_*). */
 struct fb_slot {
     uint32_t state;
     uint32_t next_free;      /* free stack link: index + 1, 0 = end */
@@ -62,7 +67,7 @@ static inline _Atomic uint32_t *slot_rfree(struct fb_slot *s)
 {
     return (_Atomic uint32_t *)(slot_live(s) + fb_g.epochs);
 }
-static inline uint32_t *slot_fill(struct fb_slot *s)
+static inline uint32_t *slot_flags(struct fb_slot *s)
 {
     return slot_live(s) + 2 * (size_t)fb_g.epochs;
 }
@@ -143,32 +148,41 @@ int fb_epoch_init(void)
 /* ---------------------------------------------------------------------- */
 /* Epochs                                                                  */
 
-/* Makes epoch e current, clearing the granule map of the bytes it used. */
-static void epoch_reset(struct fb_tls *t, uint32_t e, size_t fill)
+/*
+ * Makes epoch e current.  Resetting is O(1): when an epoch is empty, every
+ * object start in its map holds FB_FREED and every other byte 0.  Those
+ * stale FB_FREED bytes need no clearing: malloc overwrites a start byte,
+ * and inside a new object a stale one still makes a free of that interior
+ * pointer fail (it reads as "already freed").  Only live-looking bytes
+ * would be harmful, and only a fork() can leave those (FB_EP_DIRTY).
+ */
+static void epoch_reset(struct fb_tls *t, uint32_t e)
 {
     struct fb_slot *s = t->slot;
     uintptr_t start = t->slot_base + ((uintptr_t)e << fb_g.epoch_shift);
-    if (fill) {
+    uint32_t flags = slot_flags(s)[e];
+    if (flags & FB_EP_DIRTY)
         memset(&t->slot_map[(start - t->slot_base) >> FB_GRANULE_SHIFT], 0,
-               (fill + 15) >> FB_GRANULE_SHIFT);
+               fb_g.epoch_size >> FB_GRANULE_SHIFT);
+    if (flags & FB_EP_USED)
         fb_stats_event(&fb_stats_g.epochs_reset);
-    }
     slot_live(s)[e] = 0;
     atomic_store_explicit(&slot_rfree(s)[e], 0, memory_order_relaxed);
-    slot_fill(s)[e] = 0;
+    slot_flags(s)[e] = 0;
     s->cur = e;
     t->bump = start;
     t->limit = start + fb_g.epoch_size;
     t->cur_live = &slot_live(s)[e];
 }
 
-/* Records how much of the current epoch was used and leaves it. */
+/* Leaves the current epoch, noting whether it was used. */
 static void epoch_leave(struct fb_tls *t)
 {
     struct fb_slot *s = t->slot;
     if (s->cur != FB_NO_EPOCH) {
         uintptr_t start = t->slot_base + ((uintptr_t)s->cur << fb_g.epoch_shift);
-        slot_fill(s)[s->cur] = (uint32_t)(t->bump - start);
+        if (t->bump != start)
+            slot_flags(s)[s->cur] |= FB_EP_USED;
         s->cur = FB_NO_EPOCH;
     }
     t->bump = 0;
@@ -178,8 +192,8 @@ static void epoch_leave(struct fb_tls *t)
 
 /*
  * The current epoch has no room: reuse it if it is empty (the hot cycle of
- * a program that frees what it allocates: no syscall, a memset of the map
- * bytes it used), else move to the next empty epoch of the slot.  Returns
+ * a program that frees what it allocates: no syscall, no metadata to
+ * rebuild), else move to the next empty epoch of the slot.  Returns
  * 0 when every epoch is pinned by live objects.
  */
 static FB_NOINLINE int epoch_next(struct fb_tls *t)
@@ -189,7 +203,9 @@ static FB_NOINLINE int epoch_next(struct fb_tls *t)
     if (cur != FB_NO_EPOCH) {
         uintptr_t start = t->slot_base + ((uintptr_t)cur << fb_g.epoch_shift);
         if (epoch_empty(s, cur)) {
-            epoch_reset(t, cur, t->bump - start);
+            if (t->bump != start)
+                slot_flags(s)[cur] |= FB_EP_USED;
+            epoch_reset(t, cur);
             return 1;
         }
         epoch_leave(t);
@@ -202,7 +218,7 @@ static FB_NOINLINE int epoch_next(struct fb_tls *t)
     for (uint32_t i = 0; i < fb_g.epochs; i++) {
         uint32_t e = (first + i) % fb_g.epochs;
         if (e != cur && epoch_empty(s, e)) {
-            epoch_reset(t, e, slot_fill(s)[e]);
+            epoch_reset(t, e);
             t->backoff = 0;
             return 1;
         }
@@ -353,8 +369,8 @@ void fb_epoch_fork_parent(void)
 }
 
 /* In the child only the forking thread exists: every other owned slot is
- * given back as if its thread had exited.  How far their current epochs
- * were filled is unknown, so the whole epoch's map is cleared on reset. */
+ * given back as if its thread had exited.  Their threads may have been
+ * inside malloc, so their current epochs are marked for a full clear. */
 void fb_epoch_fork_child(void)
 {
     pthread_mutex_init(&fb_slot_lock, NULL);
@@ -369,7 +385,7 @@ void fb_epoch_fork_child(void)
         if (t->state == FB_T_ACTIVE && idx == t->slot_idx)
             continue;
         if (s->cur != FB_NO_EPOCH) {
-            slot_fill(s)[s->cur] = (uint32_t)fb_g.epoch_size;
+            slot_flags(s)[s->cur] |= FB_EP_USED | FB_EP_DIRTY;
             s->cur = FB_NO_EPOCH;
         }
         s->state = FB_SLOT_FREE;

@@ -14,7 +14,8 @@
  *
  * The granule map replaces per-object headers.  For the granule where an
  * object starts it holds the object's size in granules (1..254); FB_FREED
- * once freed; 0 everywhere else.  So a free checks in one byte load that
+ * once freed; 0 or a stale FB_FREED (from before the epoch's last reset)
+ * everywhere else.  So a free checks in one byte load that
  * the pointer is a live object start (double and invalid frees are caught
  * before they can corrupt an epoch's count), malloc_usable_size is one
  * load and never changes while the object lives (programs that grow into

@@ -38,7 +38,7 @@ enum fb_opt_type {
       FB_OF_POW2 | FB_OF_ZERO, NULL,                                         \
       "Per-thread fixed buffer for small requests (a power of two); "        \
       "0 turns the fast path off.")                                          \
-    X(EPOCH_SIZE, epoch_size, FB_OT_SIZE, "64K", 4 * FB_K, FB_G, FB_OF_POW2, \
+    X(EPOCH_SIZE, epoch_size, FB_OT_SIZE, "16K", 4 * FB_K, FB_G, FB_OF_POW2, \
       NULL,                                                                  \
       "Unit of recycling inside a buffer: an epoch is reset as a whole "     \
       "once all its objects are freed. At most BUFFER_SIZE.")               \

@@ -19,8 +19,8 @@ FB_COLD void fb_report_bad_free(const void *ptr, enum fb_bad_kind kind,
     fb_stats_event(&fb_stats_g.bad_frees);
     if (kind == FB_BAD_DOUBLE)
         fb_fmt_dprintf(2,
-                       "fbmalloc: double free of %p in %s(): the block was "
-                       "already freed\n",
+                       "fbmalloc: double free of %p in %s(): a block that "
+                       "started there was already freed\n",
                        ptr, op);
     else
         fb_fmt_dprintf(2,

@@ -62,7 +62,7 @@ int main(void)
     CHECK_EQ_U(parse(&o, none, 0), 0);
     CHECK_EQ_U(msg[0], 0);
     CHECK_EQ_U(o.buffer_size, 1 << 20);
-    CHECK_EQ_U(o.epoch_size, 64 << 10);
+    CHECK_EQ_U(o.epoch_size, 16 << 10);
     CHECK_EQ_U(o.max_small, 1024);
     CHECK_EQ_U(o.region_size, 64ULL << 30);
     CHECK_EQ_U(o.stats, FB_STATS_OFF);
@@ -102,7 +102,7 @@ int main(void)
     bad("FBMALLOC_BUFFER_SIZE=1M ", offsetof(struct fb_options, buffer_size), 1 << 20);      /* trailing */
     bad("FBMALLOC_BUFFER_SIZE=99999999999999999999", offsetof(struct fb_options, buffer_size), 1 << 20);
     bad("FBMALLOC_BUFFER_SIZE=17179869184G", offsetof(struct fb_options, buffer_size), 1 << 20); /* overflow */
-    bad("FBMALLOC_EPOCH_SIZE=0", offsetof(struct fb_options, epoch_size), 64 << 10);
+    bad("FBMALLOC_EPOCH_SIZE=0", offsetof(struct fb_options, epoch_size), 16 << 10);
     bad("FBMALLOC_MAX_SMALL=5000", offsetof(struct fb_options, max_small), 1024);
     bad("FBMALLOC_MAX_SMALL=0", offsetof(struct fb_options, max_small), 1024);
     bad("FBMALLOC_STATS=yes", offsetof(struct fb_options, stats), FB_STATS_OFF);
@@ -117,7 +117,7 @@ int main(void)
     CHECK_EQ_U(lines(msg), 1);
     CHECK_STR_CONTAINS(msg, "FBMALLOC_EPOCH_SIZE=256K");
     CHECK_STR_CONTAINS(msg, "FBMALLOC_BUFFER_SIZE=128K");
-    CHECK_EQ_U(o.epoch_size, 64 << 10);
+    CHECK_EQ_U(o.epoch_size, 16 << 10);
     CHECK_EQ_U(o.buffer_size, 128 << 10);
 
     /* Buffer below the default epoch, epoch not given: silently clamped. */
