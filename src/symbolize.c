@@ -1,0 +1,752 @@
+/*
+ * Symbolisation for reports: (module path, module-relative address) ->
+ * function, file:line.  See symbolize.h for the contract.
+ *
+ * Two sources, tried in order for each address:
+ *
+ *  1. elfutils' libdwfl, dlopen()ed on first use.  It is never linked: a
+ *     program that writes no report must not load libdw (nor what libdw
+ *     loads in turn, such as libdebuginfod).  Each module file gets its own
+ *     offline Dwfl, so modules never share an address space and one bad
+ *     file cannot spoil the others.  libdw gives the symbol (from the file
+ *     or its separate debug file) and the file:line from DWARF, found in
+ *     the file itself or through dwfl_standard_find_debuginfo (build-id
+ *     under /usr/lib/debug/.build-id, or .gnu_debuglink).
+ *
+ *  2. Our own reader of the ELF symbol tables (.symtab, else .dynsym):
+ *     function names only.  Used when libdw is missing or knows no
+ *     function at the address.
+ *
+ * A report repeats the same frames many times, so everything is cached:
+ * modules by path (the Dwfl, the mapped file and its sorted function
+ * table), results by (module, address), and result strings interned once.
+ *
+ * This code runs only while a report is written (the callers hold the
+ * recursion guard, so our mallocs go to jemalloc untracked), hence plain
+ * libc (stdio, qsort, strdup) is fine here, unlike in the allocator.
+ */
+#include "symbolize.h"
+
+#include <dlfcn.h>
+#include <elf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Types and prototypes only (libdw-dev): every function is reached through
+ * a pointer from dlsym, declared with __typeof__ so the compiler checks our
+ * calls against the real prototypes. */
+#include <elfutils/libdwfl.h>
+
+#include "fb.h"
+
+/* Test hook (tests/unit/test_symbolize.c): drops every cache and, while
+ * disable is nonzero, behaves as if libdw were not installed, so the ELF
+ * fallback can be tested on a machine that has libdw. */
+void fb_sym_test_disable_libdw(int disable);
+
+/* ---- libdw, loaded on demand ------------------------------------------ */
+
+#define FB_SYM_DW_FN(name) __typeof__(name) *name
+
+static struct {
+    bool tried;          /* dlopen attempted (once per process) */
+    bool ok;             /* every function below was found */
+    void *handle;
+    FB_SYM_DW_FN(dwfl_begin);
+    FB_SYM_DW_FN(dwfl_end);
+    FB_SYM_DW_FN(dwfl_report_offline);
+    FB_SYM_DW_FN(dwfl_report_end);
+    FB_SYM_DW_FN(dwfl_module_getelf);
+    FB_SYM_DW_FN(dwfl_module_addrinfo);
+    FB_SYM_DW_FN(dwfl_module_getsrc);
+    FB_SYM_DW_FN(dwfl_lineinfo);
+    FB_SYM_DW_FN(dwfl_build_id_find_elf);
+    FB_SYM_DW_FN(dwfl_standard_find_debuginfo);
+    FB_SYM_DW_FN(dwfl_offline_section_address);
+    Dwfl_Callbacks callbacks;
+} fb_sym_dw;
+
+static bool fb_sym_dw_disabled;   /* fb_sym_test_disable_libdw */
+
+static void fb_sym_dw_load(void)
+{
+    if (fb_sym_dw.tried)
+        return;
+    fb_sym_dw.tried = true;
+    /* RTLD_LOCAL: libdw's symbols must not interpose on the program's. */
+    void *h = dlopen("libdw.so.1", RTLD_NOW | RTLD_LOCAL);
+    if (!h)
+        return;
+    fb_sym_dw.handle = h;
+    bool ok = true;
+#define FB_SYM_DW_GET(name)                                                   \
+    do {                                                                      \
+        fb_sym_dw.name = (__typeof__(fb_sym_dw.name))dlsym(h, #name);         \
+        ok = ok && fb_sym_dw.name != NULL;                                    \
+    } while (0)
+    FB_SYM_DW_GET(dwfl_begin);
+    FB_SYM_DW_GET(dwfl_end);
+    FB_SYM_DW_GET(dwfl_report_offline);
+    FB_SYM_DW_GET(dwfl_report_end);
+    FB_SYM_DW_GET(dwfl_module_getelf);
+    FB_SYM_DW_GET(dwfl_module_addrinfo);
+    FB_SYM_DW_GET(dwfl_module_getsrc);
+    FB_SYM_DW_GET(dwfl_lineinfo);
+    FB_SYM_DW_GET(dwfl_build_id_find_elf);
+    FB_SYM_DW_GET(dwfl_standard_find_debuginfo);
+    FB_SYM_DW_GET(dwfl_offline_section_address);
+#undef FB_SYM_DW_GET
+    if (!ok)
+        return;   /* a libdw too old or too odd: use the ELF fallback */
+    /* What eu-addr2line uses for files on disk.  find_elf is never needed
+     * for offline modules (the file is opened when reported) but libdwfl
+     * expects a valid callback.  debuginfo_path NULL is the default
+     * ":.debug:/usr/lib/debug". */
+    fb_sym_dw.callbacks.find_elf = fb_sym_dw.dwfl_build_id_find_elf;
+    fb_sym_dw.callbacks.find_debuginfo = fb_sym_dw.dwfl_standard_find_debuginfo;
+    fb_sym_dw.callbacks.section_address = fb_sym_dw.dwfl_offline_section_address;
+    fb_sym_dw.callbacks.debuginfo_path = NULL;
+    fb_sym_dw.ok = true;
+}
+
+static bool fb_sym_dw_usable(void)
+{
+    return fb_sym_dw.ok && !fb_sym_dw_disabled;
+}
+
+/* ---- demangler, found on demand ----------------------------------------- */
+
+typedef char *(*fb_sym_cxa_demangle_fn)(const char *, char *, size_t *, int *);
+
+static fb_sym_cxa_demangle_fn fb_sym_demangler(void)
+{
+    static bool tried;
+    static fb_sym_cxa_demangle_fn fn;
+    if (tried)
+        return fn;
+    tried = true;
+    /* A C++ program already has libstdc++ loaded; only C programs pay for
+     * loading it (locally, so it cannot change their symbol bindings). */
+    fn = (fb_sym_cxa_demangle_fn)dlsym(RTLD_DEFAULT, "__cxa_demangle");
+    if (!fn) {
+        void *h = dlopen("libstdc++.so.6", RTLD_NOW | RTLD_LOCAL);
+        if (h)
+            fn = (fb_sym_cxa_demangle_fn)dlsym(h, "__cxa_demangle");
+    }
+    return fn;
+}
+
+static void fb_sym_copy(char *dst, size_t cap, const char *src)
+{
+    size_t n = strlen(src);
+    if (n >= cap)
+        n = cap - 1;
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
+char *fb_sym_demangle(const char *name, char *buf, size_t cap)
+{
+    if (!buf || cap == 0)
+        return buf;
+    if (!name)
+        name = "";
+    if (name[0] == '_' && name[1] == 'Z') {
+        fb_sym_cxa_demangle_fn fn = fb_sym_demangler();
+        if (fn) {
+            int status = -1;
+            char *d = fn(name, NULL, NULL, &status);
+            if (d && status == 0) {
+                fb_sym_copy(buf, cap, d);
+                free(d);
+                return buf;
+            }
+            free(d);
+        }
+    }
+    fb_sym_copy(buf, cap, name);
+    return buf;
+}
+
+/* ---- interned strings ---------------------------------------------------- */
+
+/* Results keep pointers to interned copies: a report names the same few
+ * hundred functions and files thousands of times. */
+struct fb_sym_chunk {
+    struct fb_sym_chunk *next;
+    size_t used, cap;
+    char mem[];
+};
+
+struct fb_sym_istr {
+    uint64_t hash;
+    const char *s;
+};
+
+static uint64_t fb_sym_hash_str(const char *s)
+{
+    uint64_t h = 0xcbf29ce484222325ULL;   /* FNV-1a */
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 0x100000001b3ULL;
+    return h;
+}
+
+static uint64_t fb_sym_hash_key(const void *mod, uintptr_t addr)
+{
+    uint64_t h = (uint64_t)(uintptr_t)mod * 0x9e3779b97f4a7c15ULL ^ addr;
+    h ^= h >> 31;   /* splitmix64's finaliser */
+    h *= 0xbf58476d1ce4e5b9ULL;
+    h ^= h >> 27;
+    h *= 0x94d049bb133111ebULL;
+    return h ^ (h >> 31);
+}
+
+/* ---- modules --------------------------------------------------------------- */
+
+struct fb_sym_func {
+    uint64_t start, end;     /* [start, end) in the file's address space */
+    const char *name;        /* into the mapped file */
+    uint8_t sized;           /* end came from st_size (else: section end) */
+    uint8_t rank;            /* LOCAL 0 < WEAK 1 < GLOBAL 2, for aliases */
+};
+
+struct fb_sym_mod {
+    struct fb_sym_mod *next;
+    uint64_t hash;
+    char *key;               /* the module string as given */
+    char *path;              /* the file we open ("" -> the executable) */
+    bool dw_tried, elf_tried;
+    Dwfl *dwfl;              /* NULL: libdw unusable for this module */
+    Dwfl_Module *dwmod;
+    GElf_Addr dw_bias;       /* Dwfl address = file address + dw_bias */
+    void *map;               /* the whole file, for the names */
+    size_t map_len;
+    struct fb_sym_func *funcs;
+    size_t nfuncs;
+};
+
+struct fb_sym_entry {
+    const struct fb_sym_mod *mod;   /* NULL: empty slot */
+    uintptr_t addr;
+    const char *func, *file;        /* interned */
+    int line;
+};
+
+static struct {
+    bool opened;
+    struct fb_sym_mod *mods, *last;
+    struct fb_sym_entry *cache;     /* open addressing, power of 2 */
+    size_t cache_cap, cache_count;
+    struct fb_sym_istr *strs;       /* open addressing, power of 2 */
+    size_t strs_cap, strs_count;
+    struct fb_sym_chunk *chunks;
+} fb_sym;
+
+static const char *fb_sym_arena_dup(const char *s, size_t len)
+{
+    struct fb_sym_chunk *c = fb_sym.chunks;
+    if (!c || c->cap - c->used < len + 1) {
+        size_t cap = len + 1 > 65536 ? len + 1 : 65536;
+        c = malloc(sizeof *c + cap);
+        if (!c)
+            return NULL;
+        c->used = 0;
+        c->cap = cap;
+        c->next = fb_sym.chunks;
+        fb_sym.chunks = c;
+    }
+    char *p = c->mem + c->used;
+    memcpy(p, s, len + 1);
+    c->used += len + 1;
+    return p;
+}
+
+static bool fb_sym_strs_grow(void)
+{
+    size_t cap = fb_sym.strs_cap ? fb_sym.strs_cap * 2 : 256;
+    struct fb_sym_istr *t = calloc(cap, sizeof *t);
+    if (!t)
+        return false;
+    for (size_t i = 0; i < fb_sym.strs_cap; i++) {
+        if (!fb_sym.strs[i].s)
+            continue;
+        size_t j = fb_sym.strs[i].hash & (cap - 1);
+        while (t[j].s)
+            j = (j + 1) & (cap - 1);
+        t[j] = fb_sym.strs[i];
+    }
+    free(fb_sym.strs);
+    fb_sym.strs = t;
+    fb_sym.strs_cap = cap;
+    return true;
+}
+
+/* Returns a copy of s that lives until fb_sym_close, or NULL (no memory). */
+static const char *fb_sym_intern(const char *s)
+{
+    if (!*s)
+        return "";
+    if ((fb_sym.strs_count + 1) * 2 > fb_sym.strs_cap && !fb_sym_strs_grow())
+        return NULL;
+    uint64_t h = fb_sym_hash_str(s);
+    size_t mask = fb_sym.strs_cap - 1, j = h & mask;
+    for (; fb_sym.strs[j].s; j = (j + 1) & mask)
+        if (fb_sym.strs[j].hash == h && strcmp(fb_sym.strs[j].s, s) == 0)
+            return fb_sym.strs[j].s;
+    const char *copy = fb_sym_arena_dup(s, strlen(s));
+    if (!copy)
+        return NULL;
+    fb_sym.strs[j].hash = h;
+    fb_sym.strs[j].s = copy;
+    fb_sym.strs_count++;
+    return copy;
+}
+
+/* The executable's real path when /proc/self/exe still names it: libdw
+ * looks for a .gnu_debuglink file next to the binary and under
+ * /usr/lib/debug/<its directory>, which /proc/self/exe would defeat.  When
+ * the file was replaced or deleted, /proc/self/exe still opens the right
+ * inode, so it is the fallback. */
+static char *fb_sym_exe_path(void)
+{
+    char buf[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+    if (n > 0) {
+        buf[n] = '\0';
+        struct stat a, b;
+        if (stat(buf, &a) == 0 && stat("/proc/self/exe", &b) == 0 &&
+            a.st_dev == b.st_dev && a.st_ino == b.st_ino)
+            return strdup(buf);
+    }
+    return strdup("/proc/self/exe");
+}
+
+/* Whether path is a regular 64-bit executable or shared object of our
+ * byte order.  Checked before libdw sees the file: a FIFO would block the
+ * open, an ar archive would be reported member by member, and other junk
+ * has no business reaching a parser. */
+static bool fb_sym_is_elf(const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode) ||
+        st.st_size < (off_t)sizeof(Elf64_Ehdr))
+        return false;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0)
+        return false;
+    Elf64_Ehdr eh;
+    ssize_t n = pread(fd, &eh, sizeof eh, 0);
+    close(fd);
+    return n == (ssize_t)sizeof eh &&
+           memcmp(eh.e_ident, ELFMAG, SELFMAG) == 0 &&
+           eh.e_ident[EI_CLASS] == ELFCLASS64 &&
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+           eh.e_ident[EI_DATA] == ELFDATA2LSB &&
+#else
+           eh.e_ident[EI_DATA] == ELFDATA2MSB &&
+#endif
+           (eh.e_type == ET_EXEC || eh.e_type == ET_DYN);
+}
+
+static void fb_sym_dw_attach(struct fb_sym_mod *m)
+{
+    m->dw_tried = true;
+    if (!fb_sym_dw_usable() || !fb_sym_is_elf(m->path))
+        return;
+    Dwfl *d = fb_sym_dw.dwfl_begin(&fb_sym_dw.callbacks);
+    if (!d)
+        return;
+    Dwfl_Module *mod = fb_sym_dw.dwfl_report_offline(d, m->path, m->path, -1);
+    GElf_Addr bias = 0;
+    /* Offline reporting places an ET_DYN file at an address of libdwfl's
+     * choosing (ET_EXEC stays where it was linked): the ELF bias converts
+     * our file addresses (what addr2line takes) into that space. */
+    if (!mod || fb_sym_dw.dwfl_report_end(d, NULL, NULL) != 0 ||
+        !fb_sym_dw.dwfl_module_getelf(mod, &bias)) {
+        fb_sym_dw.dwfl_end(d);
+        return;
+    }
+    m->dwfl = d;
+    m->dwmod = mod;
+    m->dw_bias = bias;
+}
+
+static bool fb_sym_is_func(unsigned char info)
+{
+    return ELF64_ST_TYPE(info) == STT_FUNC ||
+           ELF64_ST_TYPE(info) == STT_GNU_IFUNC;
+}
+
+/* libdw's answer for one address; leaves the outputs alone where it knows
+ * nothing. */
+static void fb_sym_dw_find(const struct fb_sym_mod *m, uintptr_t addr,
+                           const char **func, const char **file, int *line)
+{
+    GElf_Addr a = (GElf_Addr)addr + m->dw_bias;
+    GElf_Off off = 0;
+    GElf_Sym sym;
+    memset(&sym, 0, sizeof sym);
+    const char *name = fb_sym_dw.dwfl_module_addrinfo(m->dwmod, a, &off, &sym,
+                                                      NULL, NULL, NULL);
+    /* Functions only: an address in data is garbage, not a frame. */
+    if (name && *name && fb_sym_is_func(sym.st_info) &&
+        (sym.st_size == 0 || off < sym.st_size))
+        *func = name;
+    Dwfl_Line *l = fb_sym_dw.dwfl_module_getsrc(m->dwmod, a);
+    if (l) {
+        Dwarf_Addr la = 0;
+        int ln = 0;
+        const char *src = fb_sym_dw.dwfl_lineinfo(l, &la, &ln, NULL, NULL, NULL);
+        /* Line 0 is DWARF for "no source line" (compiler-made code). */
+        if (src && *src && ln > 0) {
+            *file = src;
+            *line = ln;
+        }
+    }
+}
+
+/* ---- ELF symbol tables, the fallback -------------------------------------- */
+
+static int fb_sym_func_cmp(const void *pa, const void *pb)
+{
+    const struct fb_sym_func *a = pa, *b = pb;
+    if (a->start != b->start)
+        return a->start < b->start ? -1 : 1;
+    /* Among aliases the preferred one sorts last, where the backward
+     * search in fb_sym_elf_find meets it first. */
+    if (a->sized != b->sized)
+        return a->sized - b->sized;
+    return a->rank - b->rank;
+}
+
+/* Whether [off, off + len) lies inside a file of size size. */
+static bool fb_sym_in_file(uint64_t off, uint64_t len, size_t size)
+{
+    return off <= size && len <= size - off;
+}
+
+/* Collects the function symbols of section sec (a symbol table) into
+ * m->funcs.  Every offset and index read from the file is bounds-checked:
+ * the file may be truncated, corrupt or being rewritten. */
+static void fb_sym_elf_collect(struct fb_sym_mod *m, const Elf64_Shdr *sh,
+                               size_t shnum, const Elf64_Shdr *sec)
+{
+    const unsigned char *base = m->map;
+    if (sec->sh_entsize != sizeof(Elf64_Sym) || sec->sh_link >= shnum ||
+        sec->sh_offset % 8 ||
+        !fb_sym_in_file(sec->sh_offset, sec->sh_size, m->map_len))
+        return;
+    const Elf64_Shdr *strsec = &sh[sec->sh_link];
+    if (strsec->sh_type != SHT_STRTAB || strsec->sh_size == 0 ||
+        !fb_sym_in_file(strsec->sh_offset, strsec->sh_size, m->map_len))
+        return;
+    const char *strtab = (const char *)base + strsec->sh_offset;
+    size_t strsz = strsec->sh_size;
+    bool terminated = strtab[strsz - 1] == '\0';
+    const Elf64_Sym *syms = (const Elf64_Sym *)(base + sec->sh_offset);
+    size_t nsyms = sec->sh_size / sizeof(Elf64_Sym);
+
+    size_t n = 0;
+    for (size_t i = 0; i < nsyms; i++)
+        n += fb_sym_is_func(syms[i].st_info);
+    if (n == 0)
+        return;
+    struct fb_sym_func *f = malloc(n * sizeof *f);
+    if (!f)
+        return;
+    size_t k = 0;
+    for (size_t i = 0; i < nsyms && k < n; i++) {
+        const Elf64_Sym *s = &syms[i];
+        if (!fb_sym_is_func(s->st_info) || s->st_shndx == SHN_UNDEF ||
+            s->st_name == 0 || s->st_name >= strsz)
+            continue;
+        const char *name = strtab + s->st_name;
+        if (!terminated && !memchr(name, '\0', strsz - s->st_name))
+            continue;
+        uint64_t end;
+        if (s->st_size) {
+            end = s->st_value + s->st_size;
+        } else if (s->st_shndx < shnum && s->st_shndx < SHN_LORESERVE &&
+                   s->st_value >= sh[s->st_shndx].sh_addr) {
+            /* Sizeless (hand-written assembly): it may extend to the end
+             * of its section, but fb_sym_elf_find also bounds it by the
+             * next symbol. */
+            end = sh[s->st_shndx].sh_addr + sh[s->st_shndx].sh_size;
+        } else {
+            end = s->st_value + 1;
+        }
+        if (end <= s->st_value)
+            continue;   /* wraps around: corrupt */
+        unsigned bind = ELF64_ST_BIND(s->st_info);
+        f[k].start = s->st_value;
+        f[k].end = end;
+        f[k].name = name;
+        f[k].sized = s->st_size != 0;
+        f[k].rank = bind == STB_GLOBAL ? 2 : bind == STB_WEAK ? 1 : 0;
+        k++;
+    }
+    if (k == 0) {
+        free(f);
+        return;
+    }
+    qsort(f, k, sizeof *f, fb_sym_func_cmp);
+    m->funcs = f;
+    m->nfuncs = k;
+}
+
+static void fb_sym_elf_load(struct fb_sym_mod *m)
+{
+    m->elf_tried = true;
+    if (!fb_sym_is_elf(m->path))
+        return;
+    int fd = open(m->path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0)
+        return;
+    struct stat st;
+    void *map = MAP_FAILED;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+        st.st_size >= (off_t)sizeof(Elf64_Ehdr))
+        map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (map == MAP_FAILED)
+        return;
+    m->map = map;
+    m->map_len = (size_t)st.st_size;
+
+    /* fb_sym_is_elf checked the identification bytes on the same file; a
+     * file rewritten since then at worst yields no or wrong names. */
+    const Elf64_Ehdr *eh = map;
+    if (eh->e_shoff == 0 || eh->e_shoff % 8 ||
+        eh->e_shentsize != sizeof(Elf64_Shdr) ||
+        !fb_sym_in_file(eh->e_shoff, sizeof(Elf64_Shdr), m->map_len))
+        return;
+    const Elf64_Shdr *sh = (const Elf64_Shdr *)((char *)map + eh->e_shoff);
+    /* More than SHN_LORESERVE sections: the count is in section 0. */
+    uint64_t shnum = eh->e_shnum ? eh->e_shnum : sh[0].sh_size;
+    if (shnum == 0 || shnum > (m->map_len - eh->e_shoff) / sizeof(Elf64_Shdr))
+        return;
+    /* .symtab has the local (static) functions too; stripped files keep
+     * only .dynsym, the exported ones. */
+    for (uint32_t type = SHT_SYMTAB; ; type = SHT_DYNSYM) {
+        for (size_t i = 0; i < shnum && !m->funcs; i++)
+            if (sh[i].sh_type == type)
+                fb_sym_elf_collect(m, sh, shnum, &sh[i]);
+        if (m->funcs || type == SHT_DYNSYM)
+            break;
+    }
+    if (!m->funcs) {
+        munmap(m->map, m->map_len);
+        m->map = NULL;
+        m->map_len = 0;
+    }
+}
+
+/* The function containing addr (a file address), or NULL. */
+static const char *fb_sym_elf_find(const struct fb_sym_mod *m, uint64_t addr)
+{
+    const struct fb_sym_func *f = m->funcs;
+    size_t lo = 0, hi = m->nfuncs;
+    while (lo < hi) {   /* first symbol starting after addr */
+        size_t mid = lo + (hi - lo) / 2;
+        if (f[mid].start <= addr)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    /* Walk back: the nearest sized symbol containing addr wins.  A
+     * sizeless symbol counts only if no symbol lies between it and addr
+     * (it ends where the next one starts).  A few steps suffice: functions
+     * do not nest, only aliases and local labels share ranges. */
+    const char *sizeless = NULL;
+    bool blocked = false;
+    for (size_t i = lo, steps = 0; i-- > 0 && steps < 64; steps++) {
+        if (addr < f[i].end) {
+            if (f[i].sized)
+                return f[i].name;
+            if (!blocked && !sizeless)
+                sizeless = f[i].name;
+        } else {
+            blocked = true;
+        }
+    }
+    return sizeless;
+}
+
+/* ---- caches ---------------------------------------------------------------- */
+
+static struct fb_sym_mod *fb_sym_module(const char *key)
+{
+    uint64_t h = fb_sym_hash_str(key);
+    /* Consecutive frames are usually in the same module. */
+    if (fb_sym.last && fb_sym.last->hash == h && !strcmp(fb_sym.last->key, key))
+        return fb_sym.last;
+    for (struct fb_sym_mod *m = fb_sym.mods; m; m = m->next)
+        if (m->hash == h && strcmp(m->key, key) == 0)
+            return fb_sym.last = m;
+    struct fb_sym_mod *m = calloc(1, sizeof *m);
+    if (!m)
+        return NULL;
+    m->hash = h;
+    m->key = strdup(key);
+    m->path = *key ? strdup(key) : fb_sym_exe_path();
+    if (!m->key || !m->path) {
+        free(m->key);
+        free(m->path);
+        free(m);
+        return NULL;
+    }
+    m->next = fb_sym.mods;
+    fb_sym.mods = m;
+    return fb_sym.last = m;
+}
+
+static void fb_sym_module_free(struct fb_sym_mod *m)
+{
+    if (m->dwfl)
+        fb_sym_dw.dwfl_end(m->dwfl);
+    if (m->map)
+        munmap(m->map, m->map_len);
+    free(m->funcs);
+    free(m->key);
+    free(m->path);
+    free(m);
+}
+
+static struct fb_sym_entry *fb_sym_cache_slot(const struct fb_sym_mod *m,
+                                              uintptr_t addr)
+{
+    size_t mask = fb_sym.cache_cap - 1;
+    size_t j = fb_sym_hash_key(m, addr) & mask;
+    while (fb_sym.cache[j].mod &&
+           (fb_sym.cache[j].mod != m || fb_sym.cache[j].addr != addr))
+        j = (j + 1) & mask;
+    return &fb_sym.cache[j];
+}
+
+static bool fb_sym_cache_grow(void)
+{
+    size_t old_cap = fb_sym.cache_cap;
+    struct fb_sym_entry *old = fb_sym.cache;
+    size_t cap = old_cap ? old_cap * 2 : 1024;
+    struct fb_sym_entry *t = calloc(cap, sizeof *t);
+    if (!t)
+        return false;
+    fb_sym.cache = t;
+    fb_sym.cache_cap = cap;
+    for (size_t i = 0; i < old_cap; i++)
+        if (old[i].mod)
+            *fb_sym_cache_slot(old[i].mod, old[i].addr) = old[i];
+    free(old);
+    return true;
+}
+
+static void fb_sym_cache_put(const struct fb_sym_mod *m, uintptr_t addr,
+                             const struct fb_sym *s)
+{
+    if ((fb_sym.cache_count + 1) * 2 > fb_sym.cache_cap && !fb_sym_cache_grow())
+        return;   /* no memory: just not cached */
+    const char *func = fb_sym_intern(s->func);
+    const char *file = fb_sym_intern(s->file);
+    if (!func || !file)
+        return;
+    struct fb_sym_entry *e = fb_sym_cache_slot(m, addr);
+    e->mod = m;
+    e->addr = addr;
+    e->func = func;
+    e->file = file;
+    e->line = s->line;
+    fb_sym.cache_count++;
+}
+
+/* ---- interface ----------------------------------------------------------- */
+
+void fb_sym_open(void)
+{
+    if (fb_sym.opened)
+        return;
+    int saved = errno;
+    fb_sym.opened = true;
+    if (!fb_sym_dw_disabled)
+        fb_sym_dw_load();
+    errno = saved;
+}
+
+void fb_sym_lookup(const char *module, uintptr_t addr, struct fb_sym *out)
+{
+    if (!out)
+        return;
+    out->func[0] = out->file[0] = '\0';
+    out->line = 0;
+    int saved = errno;
+    fb_sym_open();
+    struct fb_sym_mod *m = fb_sym_module(module ? module : "");
+    if (!m) {
+        errno = saved;
+        return;
+    }
+    if (fb_sym.cache_cap) {
+        const struct fb_sym_entry *e = fb_sym_cache_slot(m, addr);
+        if (e->mod) {
+            fb_sym_copy(out->func, sizeof out->func, e->func);
+            fb_sym_copy(out->file, sizeof out->file, e->file);
+            out->line = e->line;
+            errno = saved;
+            return;
+        }
+    }
+
+    const char *func = NULL, *file = NULL;
+    int line = 0;
+    if (!m->dw_tried)
+        fb_sym_dw_attach(m);
+    if (m->dwfl)
+        fb_sym_dw_find(m, addr, &func, &file, &line);
+    if (!func) {
+        if (!m->elf_tried)
+            fb_sym_elf_load(m);
+        if (m->nfuncs)
+            func = fb_sym_elf_find(m, addr);
+    }
+    if (func)
+        fb_sym_demangle(func, out->func, sizeof out->func);
+    if (file) {
+        fb_sym_copy(out->file, sizeof out->file, file);
+        out->line = line;
+    }
+    fb_sym_cache_put(m, addr, out);
+    errno = saved;
+}
+
+void fb_sym_close(void)
+{
+    while (fb_sym.mods) {
+        struct fb_sym_mod *m = fb_sym.mods;
+        fb_sym.mods = m->next;
+        fb_sym_module_free(m);
+    }
+    while (fb_sym.chunks) {
+        struct fb_sym_chunk *c = fb_sym.chunks;
+        fb_sym.chunks = c->next;
+        free(c);
+    }
+    free(fb_sym.cache);
+    free(fb_sym.strs);
+    /* libdw and libstdc++ stay loaded: unloading them at exit gains
+     * nothing, libdw has itself dlopen()ed libdebuginfod (which it never
+     * unloads), and a later fb_sym_open then costs nothing. */
+    memset(&fb_sym, 0, sizeof fb_sym);
+}
+
+void fb_sym_test_disable_libdw(int disable)
+{
+    fb_sym_close();
+    fb_sym_dw_disabled = disable != 0;
+}
