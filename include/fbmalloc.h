@@ -61,6 +61,11 @@ int fbmalloc_stats_get(struct fbmalloc_stats *st);
  * exit). Returns 0 on success, -1 on a write error. */
 int fbmalloc_stats_print(int fd);
 
+/* With leak tracking on (FBMALLOC_LEAKS), checks for leaks now and writes
+ * the report to FBMALLOC_OUTPUT, as at exit.  Returns the number of leaked
+ * blocks (direct and indirect, not suppressed), or -1 if tracking is off. */
+long fbmalloc_leak_check(void);
+
 #ifdef __cplusplus
 }
 #endif

@@ -24,11 +24,13 @@
 #include "platform.h"
 #include "report.h"
 #include "stats.h"
+#include "track.h"
 
 __thread struct fb_tls fb_t __attribute__((tls_model("initial-exec")));
 struct fb_geom fb_g;
 uintptr_t fb_map_bias;
 unsigned fb_epoch_gshift;
+int fb_observe;
 
 #define FB_NO_EPOCH UINT32_MAX
 
@@ -250,9 +252,9 @@ static void *bump_alloc(struct fb_tls *t, size_t sz)
 
 static void set_gates(struct fb_tls *t)
 {
-    /* With statistics on, the gates stay shut so every call is counted by
-     * the slow paths, which do the same work. */
-    if (fb_stats_on || t->state != FB_T_ACTIVE) {
+    /* With statistics or tracking on, the gates stay shut so every call
+     * is seen by the slow paths, which do the same work. */
+    if (fb_observe || t->state != FB_T_ACTIVE) {
         t->max_small = 0;
         t->slot_granules = 0;
     } else {
@@ -270,6 +272,8 @@ static void thread_start(struct fb_tls *t)
         return;                      /* too early or racing: stay NEW */
     if (fb_g.size == 0) {
         t->state = FB_T_NOSLOT;
+        extern void fb_init_register_thread(void);
+        fb_init_register_thread();
         return;
     }
     uint32_t idx = UINT32_MAX;
@@ -299,7 +303,8 @@ static void thread_start(struct fb_tls *t)
         uintptr_t tbl_hi = (tbl + fb_g.slot_stride + page - 1) & ~(uintptr_t)(page - 1);
         if (fb_plat_commit((void *)data, fb_g.slot_size) != 0 ||
             fb_plat_commit((void *)map_lo, map_hi - map_lo) != 0 ||
-            fb_plat_commit((void *)tbl_lo, tbl_hi - tbl_lo) != 0) {
+            fb_plat_commit((void *)tbl_lo, tbl_hi - tbl_lo) != 0 ||
+            fb_track_commit_slot(data, fb_g.slot_size) != 0) {
             idx = UINT32_MAX;        /* strict overcommit said no */
         } else {
             atomic_store_explicit(&fb_slots_used, idx + 1, memory_order_release);
@@ -309,10 +314,12 @@ static void thread_start(struct fb_tls *t)
         slot_at(idx)->state = FB_SLOT_OWNED;
     pthread_mutex_unlock(&fb_slot_lock);
 
+    extern void fb_init_register_thread(void);
     if (idx == UINT32_MAX) {
         t->state = FB_T_NOSLOT;
         if (fb_opt.verbose >= 2)
             fb_report_note("no buffer for a new thread: it uses jemalloc only");
+        fb_init_register_thread();
         return;
     }
     struct fb_slot *s = slot_at(idx);
@@ -333,7 +340,6 @@ static void thread_start(struct fb_tls *t)
 
     /* Ask for a call at thread exit (not for the main thread, which
      * never runs key destructors).  May allocate: t->busy is set. */
-    extern void fb_init_register_thread(void);
     fb_init_register_thread();
 }
 
@@ -412,6 +418,8 @@ void *fb_epoch_malloc_slow(size_t n)
         if (p) {
             if (fb_stats_on)
                 fb_stats_malloc(&t->slot->stats, n, sz, FB_ST_FAST);
+            if (fb_track_on)
+                fb_track_buffer(p, n);
             return p;
         }
         fb_stats_event(&fb_stats_g.buffer_full);
@@ -421,10 +429,26 @@ void *fb_epoch_malloc_slow(size_t n)
         errno = ENOMEM;
         return NULL;
     }
+    if (fb_observe)
+        fb_epoch_observe_big(p, n);
+    return p;
+}
+
+void fb_epoch_observe_big(void *p, size_t n)
+{
     if (fb_stats_on)
         fb_stats_malloc(fb_epoch_stats_block(), n, fb_je_usable(p),
                         FB_ST_BACKEND);
-    return p;
+    if (fb_track_on)
+        fb_track_big(p, n);
+}
+
+void fb_epoch_observe_big_free(void *p)
+{
+    if (fb_stats_on)
+        fb_stats_free(fb_epoch_stats_block(), fb_je_usable(p), FB_ST_BACKEND);
+    if (fb_track_on)
+        fb_track_big_free(p);
 }
 
 /* Validates p as a live buffer object; returns its map byte's address or
@@ -447,9 +471,8 @@ void fb_epoch_free_slow(void *ptr)
     if (!ptr)
         return;
     if (!fb_epoch_owns(ptr)) {
-        if (fb_stats_on)
-            fb_stats_free(fb_epoch_stats_block(), fb_je_usable(ptr),
-                          FB_ST_BACKEND);
+        if (fb_observe)
+            fb_epoch_observe_big_free(ptr);
         int saved = errno;
         fb_je_free(ptr);
         errno = saved;
@@ -516,8 +539,11 @@ void *fb_epoch_realloc(void *p, size_t n)
         errno = EINVAL;
         return NULL;
     }
-    if (n <= usable)
-        return p;                    /* shrink in place: usable is kept */
+    if (n <= usable) {               /* shrink in place: usable is kept */
+        if (fb_track_on)
+            fb_track_buffer(p, n);
+        return p;
+    }
     /* The last object of our current epoch grows in place. */
     if ((uintptr_t)p + usable == t->bump && n <= fb_g.max_small &&
         t->state == FB_T_ACTIVE) {
@@ -526,6 +552,8 @@ void *fb_epoch_realloc(void *p, size_t n)
             t->bump = (uintptr_t)p + sz;
             t->slot_map[((uintptr_t)p - t->slot_base) >> FB_GRANULE_SHIFT] =
                 (uint8_t)(sz >> FB_GRANULE_SHIFT);
+            if (fb_track_on)
+                fb_track_buffer(p, n);
             return p;
         }
     }
@@ -535,6 +563,11 @@ void *fb_epoch_realloc(void *p, size_t n)
     memcpy(q, p, usable);
     fb_epoch_free(p);
     return q;
+}
+
+uint32_t fb_epoch_slots_used(void)
+{
+    return atomic_load_explicit(&fb_slots_used, memory_order_acquire);
 }
 
 uint64_t fb_epoch_count_pinned(void)

@@ -163,6 +163,15 @@ void fb_epoch_fork_prepare(void);
 void fb_epoch_fork_parent(void);
 void fb_epoch_fork_child(void);
 
+/* Non-zero when statistics or leak tracking watch every call (then the
+ * fast-path gates are closed and the hooks below run). */
+extern FB_HIDDEN int fb_observe;
+
+/* A jemalloc block was allocated (p, request n) or is about to be freed /
+ * moved: statistics and tracking.  Call only when fb_observe is set. */
+void fb_epoch_observe_big(void *p, size_t n);
+void fb_epoch_observe_big_free(void *p);
+
 /* The calling thread's statistics block (its slot's), or NULL. */
 struct fb_stats_block *fb_epoch_stats_block(void);
 

@@ -15,10 +15,12 @@
 
 #include "epoch.h"
 #include "fb.h"
+#include "leak.h"
 #include "fmt.h"
 #include "options.h"
 #include "report.h"
 #include "stats.h"
+#include "track.h"
 
 extern char **environ;
 
@@ -31,11 +33,34 @@ static void thread_exit_cb(void *arg)
 {
     (void)arg;
     fb_epoch_thread_exit();
+    if (fb_track_on) {
+        fb_track_thread_exit();
+        fb_leak_unregister_thread();
+    }
 }
 
-static void fork_prepare(void) { fb_epoch_fork_prepare(); }
-static void fork_parent(void) { fb_epoch_fork_parent(); }
-static void fork_child(void) { fb_epoch_fork_child(); }
+/* Every lock of ours is held across fork(), so the child inherits
+ * consistent tables; the child then drops the other threads' state. */
+static void fork_prepare(void)
+{
+    fb_epoch_fork_prepare();
+    if (fb_track_on)
+        fb_track_fork_prepare();
+}
+static void fork_parent(void)
+{
+    if (fb_track_on)
+        fb_track_fork_parent();
+    fb_epoch_fork_parent();
+}
+static void fork_child(void)
+{
+    if (fb_track_on) {
+        fb_track_fork_child();
+        fb_leak_fork_child();
+    }
+    fb_epoch_fork_child();
+}
 
 static FB_COLD void verbose_summary(void)
 {
@@ -65,6 +90,8 @@ int fb_init(void)
     fb_opt_init();
     fb_stats_on = fb_opt.stats != FB_STATS_OFF;
     fb_epoch_init();
+    fb_track_init();
+    fb_observe = fb_stats_on || fb_track_on;
     fb_key_ok = pthread_key_create(&fb_thread_key, thread_exit_cb) == 0;
     pthread_atfork(fork_prepare, fork_parent, fork_child);
     atomic_store_explicit(&fb_init_state, FB_INIT_DONE, memory_order_release);
@@ -73,11 +100,14 @@ int fb_init(void)
     return 1;
 }
 
-/* Gives the calling thread a destructor call at exit. */
+/* Gives the calling thread a destructor call at exit, and with tracking
+ * on records its stack for leak checks.  Called with t->busy set. */
 void fb_init_register_thread(void)
 {
     if (fb_key_ok)
         pthread_setspecific(fb_thread_key, (void *)1);
+    if (fb_track_on)
+        fb_leak_register_thread();
 }
 
 __attribute__((constructor)) static void fb_ctor(void)
@@ -89,8 +119,14 @@ __attribute__((constructor)) static void fb_ctor(void)
     t->busy = (uint8_t)was;
 }
 
+/* Runs after the program's own destructors and atexit handlers (we are
+ * initialised before it, so finalised after), once per process: a leak
+ * report then sees what the program really left behind. */
 __attribute__((destructor)) static void fb_dtor(void)
 {
-    if (atomic_load(&fb_init_state) == FB_INIT_DONE)
-        fb_stats_at_exit();
+    if (atomic_load(&fb_init_state) != FB_INIT_DONE)
+        return;
+    if (fb_track_on)
+        fb_leak_check(1);
+    fb_stats_at_exit();
 }

@@ -26,6 +26,7 @@
 #include "fb.h"
 #include "fbmalloc.h"
 #include "fmt.h"
+#include "leak.h"
 #include "platform.h"
 #include "stats.h"
 
@@ -60,9 +61,8 @@ FB_EXPORT void *calloc(size_t count, size_t size)
         errno = ENOMEM;
         return NULL;
     }
-    if (fb_stats_on)
-        fb_stats_malloc(fb_epoch_stats_block(), n,
-                        fb_je_usable(p), FB_ST_BACKEND);
+    if (fb_observe)
+        fb_epoch_observe_big(p, n);
     return p;
 }
 
@@ -76,17 +76,19 @@ FB_EXPORT void *realloc(void *p, size_t n)
     }
     if (fb_epoch_owns(p))
         return fb_epoch_realloc(p, n);
-    size_t old = fb_stats_on ? fb_je_usable(p) : 0;
+    /* jemalloc may move the block: account the old one as freed and the
+     * result as a new allocation. */
+    if (fb_observe)
+        fb_epoch_observe_big_free(p);
     void *q = fb_je_realloc(p, n);
     if (fb_unlikely(!q)) {
+        if (fb_observe)                  /* still there, unchanged */
+            fb_epoch_observe_big(p, fb_je_usable(p));
         errno = ENOMEM;
         return NULL;
     }
-    if (fb_stats_on) {
-        struct fb_stats_block *b = fb_epoch_stats_block();
-        fb_stats_free(b, old, FB_ST_BACKEND);
-        fb_stats_malloc(b, n, fb_je_usable(q), FB_ST_BACKEND);
-    }
+    if (fb_observe)
+        fb_epoch_observe_big(q, n);
     return q;
 }
 
@@ -110,9 +112,8 @@ static inline void *aligned(size_t align, size_t n)
         errno = ENOMEM;
         return NULL;
     }
-    if (fb_stats_on)
-        fb_stats_malloc(fb_epoch_stats_block(), n,
-                        fb_je_usable(p), FB_ST_BACKEND);
+    if (fb_observe)
+        fb_epoch_observe_big(p, n);
     return p;
 }
 
@@ -367,4 +368,9 @@ FB_EXPORT int fbmalloc_stats_get(struct fbmalloc_stats *st)
 FB_EXPORT int fbmalloc_stats_print(int fd)
 {
     return fb_stats_write(fd, 0);
+}
+
+FB_EXPORT long fbmalloc_leak_check(void)
+{
+    return fb_leak_check(0);
 }

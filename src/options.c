@@ -184,7 +184,10 @@ static void expected_str(const struct fb_opt_desc *d, char *buf, size_t cap)
         break;
     }
     case FB_OT_PATH:
-        fb_fmt_snprintf(buf, cap, "stderr or a file path (%%p = pid)");
+        fb_fmt_snprintf(buf, cap, "%s",
+                        strcmp(d->def, "stderr") == 0
+                            ? "stderr or a file path (%p = pid)"
+                            : "a file path");
         break;
     }
 }

@@ -59,6 +59,19 @@ enum fb_opt_type {
       "abort|ignore",                                                        \
       "After reporting a double or invalid free: abort (like glibc) or "    \
       "ignore the call and go on.")                                         \
+    X(LEAKS, leaks, FB_OT_ENUM, "0", 0, 0, 0, "0|1|all",                     \
+      "Record a call stack per allocation and report leaks at exit; all "   \
+      "also lists blocks still reachable.")                                 \
+    X(STACK_DEPTH, stack_depth, FB_OT_INT, "16", 1, 64, 0, NULL,             \
+      "Frames recorded per allocation when tracking leaks.")                \
+    X(REPORT_FORMAT, report_format, FB_OT_ENUM, "text", 0, 0, 0,             \
+      "text|json", "Format of the leak report.")                            \
+    X(LEAK_EXITCODE, leak_exitcode, FB_OT_INT, "0", 0, 255, 0, NULL,         \
+      "Exit status when leaks are found (0 keeps the program's own).")      \
+    X(SUPPRESSIONS, suppressions, FB_OT_PATH, "none", 0, 0, FB_OF_FILE,      \
+      NULL,                                                                  \
+      "LeakSanitizer-style file of leak:<pattern> lines (function, module " \
+      "or source file) whose leaks are not reported.")                      \
     X(VERBOSE, verbose, FB_OT_INT, "0", 0, 2, 0, NULL,                       \
       "Informational messages on stderr: 1 = start-up summary, 2 = also "   \
       "thread and buffer events.")
@@ -72,6 +85,8 @@ enum fb_opt_id {
 
 enum { FB_STATS_OFF = 0, FB_STATS_TEXT = 1, FB_STATS_JSON = 2 };
 enum { FB_BAD_FREE_ABORT = 0, FB_BAD_FREE_IGNORE = 1 };
+enum { FB_LEAKS_OFF = 0, FB_LEAKS_ON = 1, FB_LEAKS_ALL = 2 };
+enum { FB_FORMAT_TEXT = 0, FB_FORMAT_JSON = 1 };
 
 #define FB_OPT_PATH_MAX 512
 

@@ -6,7 +6,7 @@ want=$("$tool" --markdown)
 have=$(sed -n '/<!-- options:begin -->/,/<!-- options:end -->/p' "$readme" | sed '1d;$d')
 if [[ "$want" != "$have" ]]; then
     echo "README.md options table is out of date; regenerate it with:"
-    echo "  build/fbmalloc-options --markdown"
+    echo "  scripts/update-readme-options"
     diff <(echo "$want") <(echo "$have") || true
     exit 1
 fi

@@ -1,0 +1,895 @@
+/*
+ * Leak check, as valgrind's memcheck and LeakSanitizer classify:
+ *
+ *  1. collect every tracked live block (buffer objects from the granule
+ *     map, jemalloc objects from the tracking table), sorted by address;
+ *  2. mark what is reachable, conservatively, from the roots: writable
+ *     segments of every loaded object (but ours), the stacks, static TLS
+ *     and DTVs of the threads we know (the calling thread from its current
+ *     stack pointer, with its callee-saved registers spilled), then
+ *     everything reachable from marked blocks.  Interior pointers count;
+ *  3. the unmarked blocks leak.  In address order, each one not yet
+ *     classified becomes a "direct" leader, and everything reachable from
+ *     it "indirect" (a former leader reached this way is demoted), so a
+ *     cycle or chain with no outside pointer has exactly one direct block,
+ *     as in valgrind's "definitely lost" (clique leaders);
+ *  4. group by call site and kind, largest first, symbolise, write.
+ *
+ * Other threads keep running during the check (nothing stops them), so
+ * their stacks are scanned whole: a block they hold in a local is never a
+ * direct leak.  Runs with the recursion guard set: the symboliser's and
+ * libc's allocations go to jemalloc untracked.
+ */
+#define _GNU_SOURCE
+#include "leak.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <link.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "backend.h"
+#include "epoch.h"
+#include "fb.h"
+#include "fmt.h"
+#include "options.h"
+#include "platform.h"
+#include "symbolize.h"
+#include "track.h"
+
+#define UNW_LOCAL_ONLY
+#include <libunwind.h>
+
+extern char *program_invocation_name;
+uint32_t fb_epoch_slots_used(void);
+
+/* ---------------------------------------------------------------------- */
+/* Growable arrays on mmap                                                 */
+
+struct vec {
+    char *p;
+    size_t n, cap, elem;
+};
+
+static void *vec_push(struct vec *v)
+{
+    if (v->n == v->cap) {
+        size_t cap = v->cap ? v->cap * 2 : 4096;
+        void *p = v->p ? mremap(v->p, v->cap * v->elem, cap * v->elem, MREMAP_MAYMOVE)
+                       : mmap(NULL, cap * v->elem, PROT_READ | PROT_WRITE,
+                              MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED)
+            return NULL;
+        v->p = p;
+        v->cap = cap;
+    }
+    return v->p + v->elem * v->n++;
+}
+
+static void vec_free(struct vec *v)
+{
+    if (v->p)
+        munmap(v->p, v->cap * v->elem);
+    v->p = NULL;
+    v->n = v->cap = 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Thread registry: stacks and thread pointers of live threads             */
+
+struct thread_rec {
+    uintptr_t lo, hi, tp;
+    pthread_t id;
+    int used;
+};
+
+#define FB_MAX_THREADS 65536
+static struct thread_rec *threads;
+static size_t nthreads_hw;                  /* high-water mark */
+static pthread_mutex_t thread_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static uintptr_t thread_pointer(void)
+{
+    uintptr_t tp;
+    __asm__("mov %%fs:0, %0" : "=r"(tp));
+    return tp;
+}
+
+void fb_leak_register_thread(void)
+{
+    pthread_attr_t attr;
+    void *addr = NULL;
+    size_t size = 0;
+    if (pthread_getattr_np(pthread_self(), &attr) != 0)
+        return;
+    pthread_attr_getstack(&attr, &addr, &size);
+    pthread_attr_destroy(&attr);
+    pthread_mutex_lock(&thread_lock);
+    if (!threads)
+        threads = mmap(NULL, FB_MAX_THREADS * sizeof *threads,
+                       PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (threads && threads != MAP_FAILED) {
+        for (size_t i = 0; i < FB_MAX_THREADS; i++) {
+            if (!threads[i].used) {
+                threads[i] = (struct thread_rec){(uintptr_t)addr,
+                                                 (uintptr_t)addr + size,
+                                                 thread_pointer(),
+                                                 pthread_self(), 1};
+                if (i + 1 > nthreads_hw)
+                    nthreads_hw = i + 1;
+                break;
+            }
+        }
+    } else {
+        threads = NULL;
+    }
+    pthread_mutex_unlock(&thread_lock);
+}
+
+void fb_leak_unregister_thread(void)
+{
+    pthread_t me = pthread_self();
+    pthread_mutex_lock(&thread_lock);
+    for (size_t i = 0; threads && i < nthreads_hw; i++)
+        if (threads[i].used && pthread_equal(threads[i].id, me))
+            threads[i].used = 0;
+    pthread_mutex_unlock(&thread_lock);
+}
+
+void fb_leak_fork_child(void)
+{
+    pthread_t me = pthread_self();
+    pthread_mutex_init(&thread_lock, NULL);
+    for (size_t i = 0; threads && i < nthreads_hw; i++)
+        if (threads[i].used && !pthread_equal(threads[i].id, me))
+            threads[i].used = 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Readable memory, from /proc/self/maps: every scanned range is clamped   */
+
+struct range {
+    uintptr_t lo, hi;
+};
+
+static struct vec readable = {.elem = sizeof(struct range)};
+
+static uintptr_t hex(const char **s)
+{
+    uintptr_t v = 0;
+    for (;; (*s)++) {
+        char c = **s;
+        if (c >= '0' && c <= '9')
+            v = v * 16 + (uintptr_t)(c - '0');
+        else if (c >= 'a' && c <= 'f')
+            v = v * 16 + (uintptr_t)(c - 'a' + 10);
+        else
+            return v;
+    }
+}
+
+static void read_maps(void)
+{
+    readable.n = 0;
+    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    char buf[8192];
+    size_t have = 0;
+    for (;;) {
+        ssize_t r = read(fd, buf + have, sizeof buf - have - 1);
+        if (r <= 0)
+            break;
+        have += (size_t)r;
+        buf[have] = '\0';
+        char *line = buf, *nl;
+        while ((nl = strchr(line, '\n'))) {
+            *nl = '\0';             /* one line at a time */
+            const char *s = line;
+            uintptr_t lo = hex(&s);
+            s++;
+            uintptr_t hi = hex(&s);
+            s++;
+            /* Only readable, and never device or guard mappings. */
+            if (s[0] == 'r' && !strstr(line, "[vvar]")) {
+                struct range *rg = vec_push(&readable);
+                if (rg) {
+                    rg->lo = lo;
+                    rg->hi = hi;
+                }
+            }
+            line = nl + 1;
+        }
+        have = (size_t)(buf + have - line);
+        memmove(buf, line, have);
+    }
+    close(fd);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Blocks                                                                  */
+
+enum { ST_UNSEEN = 0, ST_REACHABLE, ST_DIRECT, ST_INDIRECT };
+
+struct block {
+    uintptr_t addr;
+    uint64_t usable, request;
+    uint32_t site;
+    uint8_t state;
+};
+
+static struct vec blocks = {.elem = sizeof(struct block)};
+static struct vec work = {.elem = sizeof(uint32_t)};
+static uintptr_t blocks_lo, blocks_hi;
+
+static struct block *blk(size_t i)
+{
+    return (struct block *)blocks.p + i;
+}
+
+static void add_big(void *ctx, uintptr_t addr, size_t size, uint32_t site)
+{
+    (void)ctx;
+    struct block *b = vec_push(&blocks);
+    if (b)
+        *b = (struct block){addr, fb_je_usable((void *)addr), size, site, 0};
+}
+
+static void collect(void)
+{
+    blocks.n = 0;
+    if (fb_g.size) {
+        uint32_t used = fb_epoch_slots_used();
+        size_t granules = fb_g.slot_size >> FB_GRANULE_SHIFT;
+        for (uint32_t s = 0; s < used; s++) {
+            uintptr_t base = fb_g.base + ((uintptr_t)s << fb_g.slot_shift);
+            const uint8_t *map = fb_g.map + ((base - fb_g.base) >> FB_GRANULE_SHIFT);
+            for (size_t g = 0; g < granules;) {
+                unsigned v = map[g];
+                if (v - 1u >= FB_MAX_GRANULES) {
+                    g++;
+                    continue;
+                }
+                uintptr_t addr = base + (g << FB_GRANULE_SHIFT);
+                size_t usable = (size_t)v << FB_GRANULE_SHIFT, request;
+                uint32_t site = fb_track_buffer_site((void *)addr, usable, &request);
+                struct block *b = site ? vec_push(&blocks) : NULL;
+                if (b)
+                    *b = (struct block){addr, usable, request, site, 0};
+                g += v;
+            }
+        }
+    }
+    fb_track_big_each(add_big, NULL);
+}
+
+/* Heapsort by address: no malloc, O(n log n) worst case. */
+static void sift(struct block *a, size_t root, size_t n)
+{
+    for (;;) {
+        size_t c = 2 * root + 1;
+        if (c >= n)
+            return;
+        if (c + 1 < n && a[c + 1].addr > a[c].addr)
+            c++;
+        if (a[root].addr >= a[c].addr)
+            return;
+        struct block t = a[root];
+        a[root] = a[c];
+        a[c] = t;
+        root = c;
+    }
+}
+
+static void sort_blocks(void)
+{
+    struct block *a = (struct block *)blocks.p;
+    size_t n = blocks.n;
+    for (size_t i = n / 2; i-- > 0;)
+        sift(a, i, n);
+    for (size_t i = n; i-- > 1;) {
+        struct block t = a[0];
+        a[0] = a[i];
+        a[i] = t;
+        sift(a, 0, i);
+    }
+    blocks_lo = n ? a[0].addr : 1;
+    blocks_hi = n ? a[n - 1].addr + a[n - 1].usable : 0;
+}
+
+/* The block containing address w, or -1. */
+static long find(uintptr_t w)
+{
+    if (w < blocks_lo || w >= blocks_hi)
+        return -1;
+    size_t lo = 0, hi = blocks.n;
+    while (hi - lo > 1) {
+        size_t mid = (lo + hi) / 2;
+        if (blk(mid)->addr <= w)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    struct block *b = blk(lo);
+    return (w >= b->addr && w < b->addr + b->usable) ? (long)lo : -1;
+}
+
+/* Marks blocks pointed to from [lo, hi) with state to (only blocks whose
+ * state is in the set "from"), queueing them for scanning. */
+static void scan(uintptr_t lo, uintptr_t hi, uint8_t to, long self)
+{
+    lo = (lo + 7) & ~(uintptr_t)7;
+    for (uintptr_t p = lo; p + 8 <= hi; p += 8) {
+        uintptr_t w = *(const uintptr_t *)p;
+        long i = find(w);
+        if (i < 0 || i == self)
+            continue;
+        struct block *b = blk((size_t)i);
+        int take = to == ST_REACHABLE ? b->state != ST_REACHABLE
+                                      : (b->state == ST_UNSEEN || b->state == ST_DIRECT);
+        if (!take)
+            continue;
+        b->state = to;
+        uint32_t *slot = vec_push(&work);
+        if (slot)
+            *slot = (uint32_t)i;
+    }
+}
+
+static void drain(uint8_t to, long self)
+{
+    while (work.n) {
+        uint32_t i = ((uint32_t *)work.p)[--work.n];
+        struct block *b = blk(i);
+        scan(b->addr, b->addr + b->usable, to, self);
+    }
+}
+
+/* Scans [lo, hi) for roots, restricted to readable memory. */
+static void scan_root(uintptr_t lo, uintptr_t hi)
+{
+    
+    const struct range *r = (const struct range *)readable.p;
+    for (size_t i = 0; i < readable.n; i++) {
+        uintptr_t a = lo > r[i].lo ? lo : r[i].lo;
+        uintptr_t b = hi < r[i].hi ? hi : r[i].hi;
+        if (a < b)
+            scan(a, b, ST_REACHABLE, -1);
+    }
+    drain(ST_REACHABLE, -1);
+}
+
+static int scan_segments(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    (void)size;
+    (void)arg;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_W))
+            continue;
+        uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
+        /* Our own tables point at every block: not a root. */
+        if (fb_track_is_own(lo))
+            continue;
+        scan_root(lo, lo + ph->p_memsz);
+    }
+    return 0;
+}
+
+/* Static TLS below the thread pointer, the thread control block above it,
+ * and the DTV it points to: ld.so's own allocations (the main thread's DTV
+ * and static TLS come from its private allocator) hold the only pointers
+ * to dynamic TLS blocks. */
+static void scan_tls(uintptr_t tp)
+{
+    static void (*tls_info)(size_t *, size_t *);
+    static int looked;
+    size_t static_size = 4096, align = 64;
+    if (!looked) {
+        tls_info = (void (*)(size_t *, size_t *))dlsym(RTLD_DEFAULT,
+                                                        "_dl_get_tls_static_info");
+        looked = 1;
+    }
+    if (tls_info)
+        tls_info(&static_size, &align);
+    /* Our own per-thread record (fb_t) points into the buffers (slot base,
+     * bump): it is not the program's, so it is skipped.  It sits at the
+     * same offset from every thread's thread pointer. */
+    uintptr_t own = tp + ((uintptr_t)&fb_t - thread_pointer());
+    scan_root(tp - static_size, own);
+    scan_root(own + sizeof fb_t, tp + 4096);
+    uintptr_t *dtv = ((uintptr_t **)tp)[1];
+    if (dtv && find((uintptr_t)dtv) < 0) {
+        /* dtv[-1] holds the number of entries; each entry is two words. */
+        size_t len = dtv[-2];
+        if (len < 1u << 20)
+            scan_root((uintptr_t)(dtv - 2), (uintptr_t)(dtv + 2 * (len + 1)));
+    }
+}
+
+static uintptr_t stack_end_of(uintptr_t sp)
+{
+    const struct range *r = (const struct range *)readable.p;
+    for (size_t i = 0; i < readable.n; i++)
+        if (sp >= r[i].lo && sp < r[i].hi)
+            return r[i].hi;
+    return sp;
+}
+
+/* Marks a single word (a register value) as a root. */
+static void scan_word(uintptr_t w)
+{
+    uintptr_t cell = w;
+    scan((uintptr_t)&cell, (uintptr_t)&cell + sizeof cell, ST_REACHABLE, -1);
+    drain(ST_REACHABLE, -1);
+}
+
+/*
+ * At exit, the frames below exit() (our destructor, ld.so's _dl_fini,
+ * libc's exit handlers) are not the program's, and the stack below the
+ * caller of exit() holds only dead frames whose stale pointers would hide
+ * real leaks; valgrind checks once the process is gone and sees neither.
+ * So the root is the live part of the stack: from the frame that called
+ * exit() up, plus that frame's callee-saved registers.  Returns 0 if no
+ * exit() frame was found.
+ */
+static int scan_stack_above_exit(void)
+{
+    unw_context_t uc;
+    unw_cursor_t cur;
+    if (unw_getcontext(&uc) != 0 || unw_init_local(&cur, &uc) != 0)
+        return 0;
+    uintptr_t exit_fn = (uintptr_t)&exit;
+    for (int depth = 0; depth < 64 && unw_step(&cur) > 0; depth++) {
+        unw_proc_info_t pi;
+        if (unw_get_proc_info(&cur, &pi) != 0 || pi.start_ip != exit_fn)
+            continue;
+        if (unw_step(&cur) <= 0)
+            return 0;
+        unw_word_t sp, v;
+        unw_get_reg(&cur, UNW_REG_SP, &sp);
+        static const int saved[] = {UNW_X86_64_RBX, UNW_X86_64_RBP,
+                                    UNW_X86_64_R12, UNW_X86_64_R13,
+                                    UNW_X86_64_R14, UNW_X86_64_R15};
+        for (size_t i = 0; i < sizeof saved / sizeof *saved; i++)
+            if (unw_get_reg(&cur, saved[i], &v) == 0)
+                scan_word(v);
+        scan_root(sp, stack_end_of(sp));
+        return 1;
+    }
+    return 0;
+}
+
+static FB_NOINLINE void mark_roots(int at_exit)
+{
+    uintptr_t me_tp = thread_pointer();
+    if (!at_exit || !scan_stack_above_exit()) {
+        /* A check on demand (or exit without an exit() frame): the whole
+         * live stack, with our registers spilled into a jmp_buf on it. */
+        jmp_buf regs;
+        __builtin_unwind_init();
+        setjmp(regs);
+        uintptr_t sp = (uintptr_t)&regs;
+        scan_root(sp, stack_end_of(sp));
+    }
+    scan_tls(me_tp);
+
+    dl_iterate_phdr(scan_segments, NULL);
+
+    /* Other threads, still running: their whole stacks and TLS. */
+    pthread_t me = pthread_self();
+    for (size_t i = 0; threads && i < nthreads_hw; i++) {
+        struct thread_rec *t = &threads[i];
+        if (!t->used || pthread_equal(t->id, me))
+            continue;
+        scan_root(t->lo, t->hi);
+        scan_tls(t->tp);
+    }
+}
+
+static void classify(void)
+{
+    for (size_t i = 0; i < blocks.n; i++) {
+        struct block *b = blk(i);
+        if (b->state != ST_UNSEEN)
+            continue;
+        b->state = ST_DIRECT;
+        scan(b->addr, b->addr + b->usable, ST_INDIRECT, (long)i);
+        drain(ST_INDIRECT, (long)i);
+    }
+}
+
+/* ---------------------------------------------------------------------- */
+/* Suppressions (LeakSanitizer's format: leak:<pattern>)                   */
+
+static struct vec supp = {.elem = sizeof(char *)};
+static char *supp_text;
+static size_t supp_len;
+
+static void load_suppressions(void)
+{
+    supp.n = 0;
+    if (strcmp(fb_opt.suppressions, "none") == 0 || supp_text)
+        return;
+    int fd = open(fb_opt.suppressions, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        fb_fmt_dprintf(2, "fbmalloc: cannot read FBMALLOC_SUPPRESSIONS file "
+                          "\"%s\" (errno %d)\n",
+                       fb_opt.suppressions, errno);
+        return;
+    }
+    off_t size = lseek(fd, 0, SEEK_END);
+    if (size > 0 && size < (1 << 24)) {
+        supp_len = (size_t)size + 1;
+        supp_text = mmap(NULL, supp_len, PROT_READ | PROT_WRITE,
+                         MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (supp_text == MAP_FAILED)
+            supp_text = NULL;
+        else if (pread(fd, supp_text, (size_t)size, 0) != size)
+            supp_text[0] = '\0';
+    }
+    close(fd);
+    for (char *line = supp_text; line && *line;) {
+        char *nl = strchr(line, '\n');
+        if (nl)
+            *nl = '\0';
+        while (*line == ' ' || *line == '\t')
+            line++;
+        size_t n = strlen(line);
+        while (n && (line[n - 1] == ' ' || line[n - 1] == '\r'))
+            line[--n] = '\0';
+        if (strncmp(line, "leak:", 5) == 0 && line[5]) {
+            char **slot = vec_push(&supp);
+            if (slot)
+                *slot = line + 5;
+        }
+        line = nl ? nl + 1 : line + n;
+    }
+}
+
+/* Glob match of p against the start of s: '*' matches any run, '$' at the
+ * end of p requires the end of s. */
+static int match_here(const char *p, const char *s)
+{
+    for (; *p; p++, s++) {
+        if (*p == '*') {
+            for (;; s++) {
+                if (match_here(p + 1, s))
+                    return 1;
+                if (!*s)
+                    return 0;
+            }
+        }
+        if (*p == '$' && p[1] == '\0')
+            return *s == '\0';
+        if (*s != *p)
+            return 0;
+    }
+    return 1;
+}
+
+static int match(const char *pat, const char *s)
+{
+    if (!s[0])
+        return 0;
+    if (pat[0] == '^')
+        return match_here(pat + 1, s);
+    for (; *s; s++)
+        if (match_here(pat, s))
+            return 1;
+    return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Groups and the report                                                   */
+
+struct group {
+    uint32_t site;
+    uint8_t kind;             /* ST_DIRECT, ST_INDIRECT, ST_REACHABLE */
+    uint8_t suppressed;
+    uint64_t bytes, blocks;
+};
+
+static struct vec groups = {.elem = sizeof(struct group)};
+
+/* Orders blocks by (kind, site) to aggregate them. */
+static int before_ks(const struct block *a, const struct block *b)
+{
+    return a->state != b->state ? a->state < b->state : a->site < b->site;
+}
+
+static void sift_ks(struct block *a, size_t root, size_t n)
+{
+    for (;;) {
+        size_t c = 2 * root + 1;
+        if (c >= n)
+            return;
+        if (c + 1 < n && before_ks(&a[c], &a[c + 1]))
+            c++;
+        if (!before_ks(&a[root], &a[c]))
+            return;
+        struct block t = a[root];
+        a[root] = a[c];
+        a[c] = t;
+        root = c;
+    }
+}
+
+static void build_groups(void)
+{
+    struct block *a = (struct block *)blocks.p;
+    size_t n = blocks.n;
+    /* Blocks are no longer needed in address order: regroup in place. */
+    for (size_t i = n / 2; i-- > 0;)
+        sift_ks(a, i, n);
+    for (size_t i = n; i-- > 1;) {
+        struct block t = a[0];
+        a[0] = a[i];
+        a[i] = t;
+        sift_ks(a, 0, i);
+    }
+    groups.n = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct group *g = groups.n ? (struct group *)groups.p + groups.n - 1 : NULL;
+        if (!g || g->site != a[i].site || g->kind != a[i].state) {
+            g = vec_push(&groups);
+            if (!g)
+                return;
+            *g = (struct group){a[i].site, a[i].state, 0, 0, 0};
+        }
+        g->bytes += a[i].request;
+        g->blocks++;
+    }
+    /* Largest first (insertion sort: groups are few). */
+    struct group *gs = (struct group *)groups.p;
+    for (size_t i = 1; i < groups.n; i++) {
+        struct group t = gs[i];
+        size_t j = i;
+        while (j > 0 && gs[j - 1].bytes < t.bytes) {
+            gs[j] = gs[j - 1];
+            j--;
+        }
+        gs[j] = t;
+    }
+}
+
+struct frame_info {
+    struct fb_sym sym;
+    const char *module;
+    uintptr_t offset;
+};
+
+static void frame_at(const struct fb_track_site *s, unsigned i,
+                     struct frame_info *f)
+{
+    const struct fb_track_module *m = fb_track_module(s->modules[i]);
+    uintptr_t pc = s->frames[i] - 1;        /* the call, not the return */
+    f->module = m ? m->path : "";
+    f->offset = m ? pc - m->bias : pc;
+    if (m)
+        fb_sym_lookup(m->path, f->offset, &f->sym);
+    else
+        memset(&f->sym, 0, sizeof f->sym);
+}
+
+static int suppressed(const struct fb_track_site *s)
+{
+    if (!supp.n || !s)
+        return 0;
+    for (unsigned i = 0; i < s->depth; i++) {
+        struct frame_info f;
+        frame_at(s, i, &f);
+        for (size_t k = 0; k < supp.n; k++) {
+            const char *pat = ((char **)supp.p)[k];
+            if (match(pat, f.sym.func) || match(pat, f.module) ||
+                match(pat, f.sym.file))
+                return 1;
+        }
+    }
+    return 0;
+}
+
+static const char *base_name(const char *path)
+{
+    const char *s = strrchr(path, '/');
+    return s ? s + 1 : path;
+}
+
+static void json_str(struct fb_buf *b, const char *s)
+{
+    fb_fmt_puts(b, "\"");
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            fb_fmt_append(b, "\\%c", c);
+        else if (c < 0x20)
+            fb_fmt_append(b, "\\u%04x", c);
+        else
+            fb_fmt_append(b, "%c", c);
+    }
+    fb_fmt_puts(b, "\"");
+}
+
+static const char *kind_name(uint8_t kind)
+{
+    return kind == ST_DIRECT ? "direct" : kind == ST_INDIRECT ? "indirect" : "reachable";
+}
+
+static void write_stack_text(struct fb_buf *b, const struct fb_track_site *s)
+{
+    for (unsigned i = 0; s && i < s->depth; i++) {
+        struct frame_info f;
+        frame_at(s, i, &f);
+        fb_fmt_append(b, "    #%u %s", i, f.sym.func[0] ? f.sym.func : "??");
+        if (f.sym.file[0])
+            fb_fmt_append(b, " at %s:%d", f.sym.file, f.sym.line);
+        fb_fmt_append(b, " (%s+0x%lx)\n", base_name(f.module), (unsigned long)f.offset);
+    }
+}
+
+static void write_stack_json(struct fb_buf *b, const struct fb_track_site *s)
+{
+    fb_fmt_puts(b, "[");
+    for (unsigned i = 0; s && i < s->depth; i++) {
+        struct frame_info f;
+        frame_at(s, i, &f);
+        fb_fmt_puts(b, i ? ",{\"function\":" : "{\"function\":");
+        json_str(b, f.sym.func);
+        fb_fmt_puts(b, ",\"file\":");
+        json_str(b, f.sym.file);
+        fb_fmt_append(b, ",\"line\":%d,\"module\":", f.sym.line);
+        json_str(b, f.module);
+        fb_fmt_append(b, ",\"offset\":%lu}", (unsigned long)f.offset);
+    }
+    fb_fmt_puts(b, "]");
+}
+
+struct totals {
+    uint64_t groups, bytes, blocks;
+    uint64_t direct_bytes, direct_blocks, indirect_bytes, indirect_blocks;
+    uint64_t reach_bytes, reach_blocks, supp_bytes, supp_blocks;
+};
+
+static void write_report(int fd, const struct totals *t)
+{
+    char mem[8192];
+    struct fb_buf b;
+    int json = fb_opt.report_format == FB_FORMAT_JSON;
+    int all = fb_opt.leaks == FB_LEAKS_ALL;
+    fb_fmt_buf_init(&b, mem, sizeof mem, fd);
+    const char *prog = program_invocation_name ? program_invocation_name : "";
+    if (json) {
+        fb_fmt_append(&b, "{\"fbmalloc_leak_report\":{\"pid\":%d,\"program\":",
+                      (int)getpid());
+        json_str(&b, prog);
+        fb_fmt_puts(&b, ",\"leaks\":[");
+    } else {
+        fb_fmt_append(&b, "fbmalloc: leak report for pid %d (%s)\n", (int)getpid(), prog);
+    }
+    int first = 1;
+    for (size_t i = 0; i < groups.n; i++) {
+        const struct group *g = (const struct group *)groups.p + i;
+        if (g->suppressed || (g->kind == ST_REACHABLE && !all))
+            continue;
+        const struct fb_track_site *s = fb_track_site(g->site);
+        if (json) {
+            fb_fmt_append(&b, "%s{\"kind\":\"%s\",\"bytes\":%lu,\"blocks\":%lu,\"stack\":",
+                          first ? "" : ",", kind_name(g->kind),
+                          (unsigned long)g->bytes, (unsigned long)g->blocks);
+            write_stack_json(&b, s);
+            fb_fmt_puts(&b, "}");
+        } else {
+            if (g->kind == ST_REACHABLE)
+                fb_fmt_append(&b, "fbmalloc: still reachable: %'lu bytes in %'lu %s, "
+                                  "allocated from:\n",
+                              (unsigned long)g->bytes, (unsigned long)g->blocks,
+                              g->blocks == 1 ? "block" : "blocks");
+            else
+                fb_fmt_append(&b, "fbmalloc: %s leak of %'lu bytes in %'lu %s, "
+                                  "allocated from:\n",
+                              kind_name(g->kind), (unsigned long)g->bytes,
+                              (unsigned long)g->blocks,
+                              g->blocks == 1 ? "block" : "blocks");
+            write_stack_text(&b, s);
+        }
+        first = 0;
+    }
+    if (json) {
+        fb_fmt_append(&b, "],\"summary\":{\"leaks\":%lu,\"bytes\":%lu,\"blocks\":%lu,"
+                          "\"direct_bytes\":%lu,\"direct_blocks\":%lu,"
+                          "\"indirect_bytes\":%lu,\"indirect_blocks\":%lu,"
+                          "\"reachable_bytes\":%lu,\"reachable_blocks\":%lu,"
+                          "\"suppressed_bytes\":%lu,\"suppressed_blocks\":%lu}}}\n",
+                      (unsigned long)t->groups, (unsigned long)t->bytes,
+                      (unsigned long)t->blocks, (unsigned long)t->direct_bytes,
+                      (unsigned long)t->direct_blocks, (unsigned long)t->indirect_bytes,
+                      (unsigned long)t->indirect_blocks, (unsigned long)t->reach_bytes,
+                      (unsigned long)t->reach_blocks, (unsigned long)t->supp_bytes,
+                      (unsigned long)t->supp_blocks);
+    } else {
+        fb_fmt_append(&b, "fbmalloc: %'lu %s (%'lu bytes in %'lu %s); %'lu %s still reachable",
+                      (unsigned long)t->groups, t->groups == 1 ? "leak" : "leaks",
+                      (unsigned long)t->bytes, (unsigned long)t->blocks,
+                      t->blocks == 1 ? "block" : "blocks",
+                      (unsigned long)t->reach_blocks,
+                      t->reach_blocks == 1 ? "block" : "blocks");
+        if (t->supp_blocks)
+            fb_fmt_append(&b, "; %'lu suppressed", (unsigned long)t->supp_blocks);
+        fb_fmt_puts(&b, "\n");
+    }
+    fb_fmt_flush(&b);
+}
+
+static pthread_mutex_t check_lock = PTHREAD_MUTEX_INITIALIZER;
+
+long fb_leak_check(int at_exit)
+{
+    if (!fb_track_on)
+        return -1;
+    pthread_mutex_lock(&check_lock);
+    uint8_t was = fb_t.busy;
+    fb_t.busy = 1;
+    int saved = errno;
+
+    /* The thread registry may not change while stacks are scanned: a
+     * thread that unregisters could otherwise free its stack under us. */
+    pthread_mutex_lock(&thread_lock);
+    read_maps();
+    collect();
+    sort_blocks();
+    mark_roots(at_exit);
+    pthread_mutex_unlock(&thread_lock);
+    classify();
+    build_groups();
+
+    fb_sym_open();
+    load_suppressions();
+    struct totals t;
+    memset(&t, 0, sizeof t);
+    for (size_t i = 0; i < groups.n; i++) {
+        struct group *g = (struct group *)groups.p + i;
+        if (g->kind == ST_REACHABLE) {
+            t.reach_bytes += g->bytes;
+            t.reach_blocks += g->blocks;
+            continue;
+        }
+        if (suppressed(fb_track_site(g->site))) {
+            g->suppressed = 1;
+            t.supp_bytes += g->bytes;
+            t.supp_blocks += g->blocks;
+            continue;
+        }
+        t.groups++;
+        t.bytes += g->bytes;
+        t.blocks += g->blocks;
+        if (g->kind == ST_DIRECT) {
+            t.direct_bytes += g->bytes;
+            t.direct_blocks += g->blocks;
+        } else {
+            t.indirect_bytes += g->bytes;
+            t.indirect_blocks += g->blocks;
+        }
+    }
+    int fd = fb_plat_output_fd();
+    write_report(fd, &t);
+    fb_plat_output_done();
+    fb_sym_close();
+
+    vec_free(&blocks);
+    vec_free(&work);
+    vec_free(&groups);
+    long leaked = (long)t.blocks;
+    errno = saved;
+    fb_t.busy = was;
+    pthread_mutex_unlock(&check_lock);
+    if (at_exit && leaked && fb_opt.leak_exitcode)
+        _exit((int)fb_opt.leak_exitcode);
+    return leaked;
+}

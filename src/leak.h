@@ -1,0 +1,21 @@
+/*
+ * Leak check: which tracked blocks are still allocated, and which of those
+ * can no longer be reached from the program's roots.  See leak.c.
+ */
+#ifndef FB_LEAK_H
+#define FB_LEAK_H
+
+/* Runs a check and writes the report to FBMALLOC_OUTPUT.  Returns the
+ * number of leaked blocks (direct + indirect, not suppressed), or -1 when
+ * tracking is off.  at_exit: the process is exiting (the exit code option
+ * applies). */
+long fb_leak_check(int at_exit);
+
+/* Records the calling thread's stack range (called once per thread that
+ * allocates, when tracking is on), so other threads' checks scan it. */
+void fb_leak_register_thread(void);
+void fb_leak_unregister_thread(void);
+/* In a fork child: only the calling thread is left. */
+void fb_leak_fork_child(void);
+
+#endif

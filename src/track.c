@@ -1,0 +1,553 @@
+/*
+ * Allocation tracking: stack capture, call-site table, per-object sites.
+ *
+ * Capturing a stack is what makes leak tracking expensive: a DWARF unwind
+ * (libunwind) costs hundreds of nanoseconds.  Most allocations repeat a
+ * stack the thread has seen before, at the same depth, so each thread
+ * keeps a small cache keyed by (return address, frame address) of our
+ * capture function.  Within our library every path from the program's
+ * call to capture() has a fixed frame layout, so that key pins down the
+ * program's stack pointer.  A hit is confirmed by re-reading, at the stack
+ * addresses recorded by the unwinder, the return address of every cached
+ * frame: if they all still hold the cached values, the program is in the
+ * same call chain, and the site is known without unwinding.  Anything else
+ * (a different caller at the same depth, a signal frame) fails that check
+ * and unwinds for real.  This is the same observation that lets
+ * frame-pointer unwinders (LeakSanitizer's fast unwinder) be cheap, made
+ * safe for code compiled without frame pointers.
+ *
+ * Nothing here allocates with malloc: tables live in mmap'd memory, and
+ * the capture runs with the thread's recursion guard set.
+ */
+#define _GNU_SOURCE
+#include "track.h"
+
+#include <dlfcn.h>
+#include <link.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#define UNW_LOCAL_ONLY
+#include <libunwind.h>
+
+#include "epoch.h"
+#include "options.h"
+#include "platform.h"
+
+int fb_track_on;
+
+static unsigned fb_track_depth;
+static uintptr_t own_lo, own_hi;           /* our library's mapping */
+
+/* ---------------------------------------------------------------------- */
+/* mmap-backed storage                                                     */
+
+static void *map_rw(size_t size)
+{
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+/* A bump arena for site frames and module paths (never freed: sites live
+ * as long as the process).  Callers hold arena_lock. */
+static pthread_mutex_t arena_lock = PTHREAD_MUTEX_INITIALIZER;
+static char *arena_cur, *arena_end;
+
+static void *arena_alloc(size_t n)
+{
+    n = (n + 15) & ~(size_t)15;
+    if ((size_t)(arena_end - arena_cur) < n) {
+        size_t chunk = n > (1u << 20) ? n : (1u << 20);
+        char *p = map_rw(chunk);
+        if (!p)
+            return NULL;
+        arena_cur = p;
+        arena_end = p + chunk;
+    }
+    void *r = arena_cur;
+    arena_cur += n;
+    return r;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Modules                                                                 */
+
+#define FB_MAX_MODULES 4096
+static struct fb_track_module modules[FB_MAX_MODULES];
+static uint32_t nmodules = 1;              /* 0: unknown */
+
+/* Interns the module holding ip (called without the site lock held: dladdr
+ * takes the loader's lock). */
+static uint32_t module_of(uintptr_t ip)
+{
+    Dl_info info;
+    struct link_map *lm = NULL;
+    if (!dladdr1((void *)ip, &info, (void **)&lm, RTLD_DL_LINKMAP) || !lm)
+        return 0;
+    const char *name = lm->l_name ? lm->l_name : "";
+    char exe[512];
+    if (name[0] == '\0') {
+        /* The main program: ld.so names it "". */
+        ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+        exe[n > 0 ? n : 0] = '\0';
+        name = exe;
+    }
+    pthread_mutex_lock(&arena_lock);
+    uint32_t id = 0;
+    for (uint32_t i = 1; i < nmodules; i++) {
+        if (modules[i].bias == lm->l_addr && strcmp(modules[i].path, name) == 0) {
+            id = i;
+            break;
+        }
+    }
+    if (!id && nmodules < FB_MAX_MODULES) {
+        size_t len = strlen(name) + 1;
+        char *copy = arena_alloc(len);
+        if (copy) {
+            memcpy(copy, name, len);
+            modules[nmodules].path = copy;
+            modules[nmodules].bias = lm->l_addr;
+            id = nmodules++;
+        }
+    }
+    pthread_mutex_unlock(&arena_lock);
+    return id;
+}
+
+const struct fb_track_module *fb_track_module(uint32_t id)
+{
+    return id && id < nmodules ? &modules[id] : NULL;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Sites                                                                   */
+
+#define FB_SITE_BUCKETS (1u << 16)
+#define FB_MAX_SITES ((1u << 27) - 1)      /* 27 bits in the site map */
+#define FB_SITES_RESERVED (1u << 22)       /* table entries reserved */
+
+static pthread_mutex_t site_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint32_t *site_buckets;
+static struct fb_track_site *sites;
+static _Atomic uint32_t nsites = 1;        /* 0: untracked */
+
+static uint64_t hash_frames(const uintptr_t *f, unsigned n)
+{
+    uint64_t h = 0x9e3779b97f4a7c15ull ^ n;
+    for (unsigned i = 0; i < n; i++) {
+        h ^= f[i];
+        h *= 0xff51afd7ed558ccdull;
+        h ^= h >> 32;
+    }
+    return h;
+}
+
+static uint32_t site_find(const uintptr_t *f, unsigned n, uint64_t h)
+{
+    for (uint32_t id = site_buckets[h & (FB_SITE_BUCKETS - 1)]; id;
+         id = sites[id].next) {
+        struct fb_track_site *s = &sites[id];
+        if (s->hash == h && s->depth == n &&
+            memcmp(s->frames, f, n * sizeof *f) == 0)
+            return id;
+    }
+    return 0;
+}
+
+static uint32_t site_intern(const uintptr_t *f, unsigned n)
+{
+    uint64_t h = hash_frames(f, n);
+    pthread_mutex_lock(&site_lock);
+    uint32_t id = site_find(f, n, h);
+    pthread_mutex_unlock(&site_lock);
+    if (id)
+        return id;
+
+    /* New stack: find its modules first, outside our locks. */
+    uint32_t mods[FB_TRACK_MAX_DEPTH];
+    for (unsigned i = 0; i < n; i++)
+        mods[i] = module_of(f[i]);
+
+    pthread_mutex_lock(&site_lock);
+    id = site_find(f, n, h);
+    if (!id) {
+        uint32_t next = atomic_load_explicit(&nsites, memory_order_relaxed);
+        if (next < FB_SITES_RESERVED) {
+            pthread_mutex_lock(&arena_lock);
+            uintptr_t *frames = arena_alloc(n * sizeof *frames);
+            uint32_t *mcopy = arena_alloc(n * sizeof *mcopy);
+            pthread_mutex_unlock(&arena_lock);
+            if (frames && mcopy) {
+                memcpy(frames, f, n * sizeof *frames);
+                memcpy(mcopy, mods, n * sizeof *mcopy);
+                struct fb_track_site *s = &sites[next];
+                s->hash = h;
+                s->depth = n;
+                s->frames = frames;
+                s->modules = mcopy;
+                s->next = site_buckets[h & (FB_SITE_BUCKETS - 1)];
+                site_buckets[h & (FB_SITE_BUCKETS - 1)] = next;
+                id = next;
+                atomic_store_explicit(&nsites, next + 1, memory_order_release);
+            }
+        }
+    }
+    pthread_mutex_unlock(&site_lock);
+    return id;
+}
+
+const struct fb_track_site *fb_track_site(uint32_t id)
+{
+    return id && id < atomic_load_explicit(&nsites, memory_order_acquire)
+               ? &sites[id]
+               : NULL;
+}
+
+uint32_t fb_track_site_count(void)
+{
+    return atomic_load_explicit(&nsites, memory_order_acquire);
+}
+
+int fb_track_is_own(uintptr_t ip)
+{
+    return ip - own_lo < own_hi - own_lo;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Capture, with the per-thread verified cache                             */
+
+#define FB_CACHE_ENTRIES 256
+
+struct cache_entry {
+    uintptr_t key_ra, key_fp;
+    uint32_t site, n;
+    uintptr_t slot[];        /* fb_track_depth stack addresses */
+};
+
+static __thread char *fb_track_cache __attribute__((tls_model("initial-exec")));
+static size_t cache_stride;
+
+static struct cache_entry *cache_at(char *cache, unsigned i)
+{
+    return (struct cache_entry *)(cache + (size_t)i * cache_stride);
+}
+
+/* Full unwind: frames outside our library, and the stack address each
+ * frame's return address was read from (CFA - 8 on x86-64). */
+static unsigned unwind(uintptr_t *frames, uintptr_t *slots)
+{
+    unw_context_t uc;
+    unw_cursor_t cur;
+    unsigned n = 0;
+    if (unw_getcontext(&uc) != 0 || unw_init_local(&cur, &uc) != 0)
+        return 0;
+    while (n < fb_track_depth && unw_step(&cur) > 0) {
+        unw_word_t ip, sp;
+        unw_get_reg(&cur, UNW_REG_IP, &ip);
+        unw_get_reg(&cur, UNW_REG_SP, &sp);
+        if (n == 0 && fb_track_is_own(ip))
+            continue;                /* our own frames */
+        frames[n] = ip;
+        slots[n] = sp - sizeof(uintptr_t);
+        n++;
+    }
+    return n;
+}
+
+static FB_NOINLINE uint32_t capture(void)
+{
+    uintptr_t ra = (uintptr_t)__builtin_return_address(0);
+    uintptr_t fp = (uintptr_t)__builtin_frame_address(0);
+    char *cache = fb_track_cache;
+    if (!cache && fb_t.state != FB_T_DEAD) {
+        cache = map_rw(cache_stride * FB_CACHE_ENTRIES);
+        fb_track_cache = cache;
+    }
+    struct cache_entry *e = NULL;
+    if (cache) {
+        unsigned i = (unsigned)(((fp >> 4) ^ (ra * 0x9e3779b1u)) % FB_CACHE_ENTRIES);
+        e = cache_at(cache, i);
+        if (e->key_ra == ra && e->key_fp == fp && e->site) {
+            const uintptr_t *frames = sites[e->site].frames;
+            unsigned k = 0;
+            while (k < e->n && *(const uintptr_t *)e->slot[k] == frames[k])
+                k++;
+            if (k == e->n)
+                return e->site;
+        }
+    }
+    uintptr_t frames[FB_TRACK_MAX_DEPTH], slots[FB_TRACK_MAX_DEPTH];
+    unsigned n = unwind(frames, slots);
+    uint32_t site = n ? site_intern(frames, n) : 0;
+    if (e && site) {
+        e->key_ra = ra;
+        e->key_fp = fp;
+        e->site = site;
+        e->n = n;
+        memcpy(e->slot, slots, n * sizeof *slots);
+    }
+    return site;
+}
+
+/* Captures with the recursion guard set: libunwind and dladdr must not
+ * re-enter tracking. */
+static uint32_t capture_guarded(void)
+{
+    uint8_t was = fb_t.busy;
+    fb_t.busy = 1;
+    uint32_t site = capture();
+    fb_t.busy = was;
+    return site;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Buffer objects: the site map                                            */
+
+#define FB_SITE_BITS 27
+#define FB_SITE_MASK ((1u << FB_SITE_BITS) - 1)
+
+static uint32_t *site_map;                 /* one word per granule */
+
+int fb_track_commit_slot(uintptr_t slot_base, size_t slot_size)
+{
+    if (!fb_track_on || !site_map)
+        return 0;
+    size_t first = (slot_base - fb_g.base) >> FB_GRANULE_SHIFT;
+    size_t count = slot_size >> FB_GRANULE_SHIFT;
+    return fb_plat_commit(&site_map[first], count * sizeof *site_map);
+}
+
+void fb_track_buffer(void *p, size_t request)
+{
+    if (fb_t.busy)
+        return;
+    size_t g = ((uintptr_t)p - fb_g.base) >> FB_GRANULE_SHIFT;
+    size_t usable = (size_t)fb_g.map[g] << FB_GRANULE_SHIFT;
+    uint32_t slack = (uint32_t)(usable - request);  /* 0..16 */
+    site_map[g] = capture_guarded() | (slack << FB_SITE_BITS);
+}
+
+uint32_t fb_track_buffer_site(const void *p, size_t usable, size_t *request)
+{
+    uint32_t w = site_map[((uintptr_t)p - fb_g.base) >> FB_GRANULE_SHIFT];
+    *request = usable - (w >> FB_SITE_BITS);
+    return w & FB_SITE_MASK;
+}
+
+/* ---------------------------------------------------------------------- */
+/* jemalloc objects: a sharded open-addressing table                       */
+
+#define FB_SHARDS 64
+#define FB_EMPTY ((uintptr_t)0)
+#define FB_TOMB ((uintptr_t)1)
+
+struct big_entry {
+    uintptr_t addr;
+    uint64_t size;
+    uint32_t site, pad;
+};
+
+struct shard {
+    atomic_flag lock;
+    uint32_t cap, used, tombs;     /* used includes tombs */
+    struct big_entry *e;
+} __attribute__((aligned(64)));
+
+static struct shard shards[FB_SHARDS];
+
+static void shard_lock(struct shard *s)
+{
+    while (atomic_flag_test_and_set_explicit(&s->lock, memory_order_acquire))
+        __builtin_ia32_pause();
+}
+static void shard_unlock(struct shard *s)
+{
+    atomic_flag_clear_explicit(&s->lock, memory_order_release);
+}
+
+static inline uint64_t addr_hash(uintptr_t a)
+{
+    return (a >> 4) * 0x9e3779b97f4a7c15ull;
+}
+
+static struct shard *shard_of(uintptr_t a)
+{
+    return &shards[(addr_hash(a) >> 58) & (FB_SHARDS - 1)];
+}
+
+static int shard_grow(struct shard *s)
+{
+    uint32_t live = s->used - s->tombs;
+    uint32_t cap = s->cap ? s->cap : 1024;
+    while (live * 2 >= cap)
+        cap *= 2;
+    struct big_entry *e = map_rw((size_t)cap * sizeof *e);
+    if (!e)
+        return -1;
+    for (uint32_t i = 0; i < s->cap; i++) {
+        uintptr_t a = s->e[i].addr;
+        if (a == FB_EMPTY || a == FB_TOMB)
+            continue;
+        uint32_t j = (uint32_t)addr_hash(a) & (cap - 1);
+        while (e[j].addr != FB_EMPTY)
+            j = (j + 1) & (cap - 1);
+        e[j] = s->e[i];
+    }
+    if (s->e)
+        munmap(s->e, (size_t)s->cap * sizeof *s->e);
+    s->e = e;
+    s->cap = cap;
+    s->used = live;
+    s->tombs = 0;
+    return 0;
+}
+
+void fb_track_big(void *p, size_t request)
+{
+    if (fb_t.busy || !p)
+        return;
+    uint32_t site = capture_guarded();
+    uintptr_t a = (uintptr_t)p;
+    struct shard *s = shard_of(a);
+    shard_lock(s);
+    if ((s->used + 1) * 10 >= s->cap * 7 && shard_grow(s) != 0) {
+        shard_unlock(s);
+        return;
+    }
+    uint32_t j = (uint32_t)addr_hash(a) & (s->cap - 1);
+    int32_t tomb = -1;
+    while (s->e[j].addr != FB_EMPTY && s->e[j].addr != a) {
+        if (s->e[j].addr == FB_TOMB && tomb < 0)
+            tomb = (int32_t)j;
+        j = (j + 1) & (s->cap - 1);
+    }
+    if (s->e[j].addr == FB_EMPTY) {
+        if (tomb >= 0) {
+            j = (uint32_t)tomb;
+            s->tombs--;
+        } else {
+            s->used++;
+        }
+    }
+    s->e[j].addr = a;
+    s->e[j].size = request;
+    s->e[j].site = site;
+    shard_unlock(s);
+}
+
+void fb_track_big_free(void *p)
+{
+    uintptr_t a = (uintptr_t)p;
+    struct shard *s = shard_of(a);
+    shard_lock(s);
+    if (s->cap) {
+        uint32_t j = (uint32_t)addr_hash(a) & (s->cap - 1);
+        while (s->e[j].addr != FB_EMPTY) {
+            if (s->e[j].addr == a) {
+                s->e[j].addr = FB_TOMB;
+                s->tombs++;
+                break;
+            }
+            j = (j + 1) & (s->cap - 1);
+        }
+    }
+    shard_unlock(s);
+}
+
+void fb_track_big_each(void (*fn)(void *ctx, uintptr_t addr, size_t size,
+                                  uint32_t site),
+                       void *ctx)
+{
+    for (int i = 0; i < FB_SHARDS; i++) {
+        struct shard *s = &shards[i];
+        shard_lock(s);
+        for (uint32_t j = 0; j < s->cap; j++) {
+            uintptr_t a = s->e[j].addr;
+            if (a != FB_EMPTY && a != FB_TOMB)
+                fn(ctx, a, s->e[j].size, s->e[j].site);
+        }
+        shard_unlock(s);
+    }
+}
+
+/* ---------------------------------------------------------------------- */
+/* Lifecycle                                                               */
+
+static int find_own(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    (void)size;
+    uintptr_t me = (uintptr_t)arg;
+    uintptr_t lo = UINTPTR_MAX, hi = 0;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD)
+            continue;
+        uintptr_t s = info->dlpi_addr + ph->p_vaddr;
+        if (s < lo)
+            lo = s;
+        if (s + ph->p_memsz > hi)
+            hi = s + ph->p_memsz;
+    }
+    if (me >= lo && me < hi) {
+        own_lo = lo;
+        own_hi = hi;
+        return 1;
+    }
+    return 0;
+}
+
+int fb_track_init(void)
+{
+    if (fb_opt.leaks == FB_LEAKS_OFF)
+        return 0;
+    fb_track_depth = (unsigned)fb_opt.stack_depth;
+    cache_stride = sizeof(struct cache_entry) + fb_track_depth * sizeof(uintptr_t);
+    cache_stride = (cache_stride + 15) & ~(size_t)15;
+    dl_iterate_phdr(find_own, (void *)(uintptr_t)fb_track_init);
+    site_buckets = map_rw(FB_SITE_BUCKETS * sizeof *site_buckets);
+    sites = map_rw((size_t)FB_SITES_RESERVED * sizeof *sites);
+    if (fb_g.size)
+        site_map = fb_plat_reserve(fb_g.size / FB_ALIGN * sizeof *site_map,
+                                   fb_plat_page_size());
+    if (!site_buckets || !sites || (fb_g.size && !site_map))
+        return 0;
+    fb_track_on = 1;
+    return 1;
+}
+
+void fb_track_thread_exit(void)
+{
+    char *cache = fb_track_cache;
+    if (cache) {
+        fb_track_cache = NULL;
+        munmap(cache, cache_stride * FB_CACHE_ENTRIES);
+    }
+}
+
+void fb_track_fork_prepare(void)
+{
+    pthread_mutex_lock(&site_lock);
+    pthread_mutex_lock(&arena_lock);
+    for (int i = 0; i < FB_SHARDS; i++)
+        shard_lock(&shards[i]);
+}
+
+void fb_track_fork_parent(void)
+{
+    for (int i = 0; i < FB_SHARDS; i++)
+        shard_unlock(&shards[i]);
+    pthread_mutex_unlock(&arena_lock);
+    pthread_mutex_unlock(&site_lock);
+}
+
+void fb_track_fork_child(void)
+{
+    for (int i = 0; i < FB_SHARDS; i++)
+        shard_unlock(&shards[i]);
+    pthread_mutex_init(&arena_lock, NULL);
+    pthread_mutex_init(&site_lock, NULL);
+}
