@@ -1,0 +1,55 @@
+/*
+ * Helpers shared by the leak-report corpus (tests/leaks/).
+ *
+ * Every program is built with -g -O0 -fno-builtin, so each allocation call
+ * stays a real call on the line that carries its marker comment, and locals
+ * live in stack slots (never only in a register).
+ *
+ * A conservative scanner treats any word that looks like a pointer as one,
+ * so a leak that was once held in a dead stack frame could be hidden by the
+ * stale copy.  The programs therefore allocate their leaks in helper
+ * functions (whose frames die on return) and call lt_scrub_stack() before
+ * the report runs, which overwrites those dead frames with zeros.
+ */
+#ifndef LEAKTEST_H
+#define LEAKTEST_H
+
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define LT_NOINLINE __attribute__((noinline, used))
+
+/* Overwrites the 64 KiB of stack below the caller's frame. */
+static LT_NOINLINE void lt_scrub_stack(void)
+{
+    volatile char buf[64 * 1024];
+    for (size_t i = 0; i < sizeof buf; i++)
+        buf[i] = 0;
+}
+
+/*
+ * With LT_REQUIRE_FBMALLOC=1 in the environment (the driver sets it for
+ * every run under LD_PRELOAD), exits with status 97 unless libfbmalloc is
+ * really loaded: a test must never pass because the preload silently failed.
+ */
+static inline void lt_init(void)
+{
+    const char *req = getenv("LT_REQUIRE_FBMALLOC");
+    if (req && strcmp(req, "1") == 0
+        && dlsym(RTLD_DEFAULT, "fbmalloc_version") == NULL) {
+        fprintf(stderr, "leaktest: libfbmalloc is not loaded\n");
+        exit(97);
+    }
+}
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,45 @@
+/*
+ * realloc.c -- blocks grown (and shrunk) by realloc before being leaked:
+ * the reported stack and size are those of the LAST realloc call.
+ *
+ * EXPECT: direct 1 block, 5,000 bytes, from grow at @grown
+ * EXPECT: direct 1 block, 24 bytes, from shrink at @shrunk
+ * EXPECT: direct 1 block, 77 bytes, from from_null at @from-null
+ * Total: 3 leaks, 5,101 bytes in 3 blocks.  No group may point at the
+ * malloc or the first realloc of grow() (those blocks no longer exist).
+ */
+#include "leaktest.h"
+
+static void grow(void)
+{
+    char *p = malloc(16);
+    memset(p, 0, 16);
+    p = realloc(p, 1000);
+    memset(p, 0, 1000);
+    p = realloc(p, 5000); /* LEAK: grown */
+    memset(p, 0, 5000);
+}
+
+static void shrink(void)
+{
+    char *p = malloc(3000);
+    memset(p, 0, 3000);
+    p = realloc(p, 24); /* LEAK: shrunk */
+    memset(p, 0, 24);
+}
+
+static void from_null(void)
+{
+    char *p = realloc(NULL, 77); /* LEAK: from-null */
+    memset(p, 0, 77);
+}
+
+int main(void)
+{
+    lt_init();
+    grow();
+    shrink();
+    from_null();
+    lt_scrub_stack();
+    return 0;
+}

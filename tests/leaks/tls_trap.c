@@ -1,0 +1,71 @@
+/*
+ * tls_trap.c -- clean: thread-local storage is never a leak.  The main
+ * program has its own __thread variable; a dlopen()ed library's __thread
+ * array (dynamic TLS, malloc()ed by ld.so on first use in each thread) is
+ * touched by the main thread, by a thread still blocked at exit, and by a
+ * thread that has finished (its TLS block and DTV live on in glibc's
+ * cache of thread stacks).  The library stays loaded.
+ * Usage: tls_trap /path/to/libtlsdl.so
+ *
+ * EXPECT: no leaks
+ */
+#include <pthread.h>
+#include <unistd.h>
+
+#include "leaktest.h"
+
+static __thread char main_tls[512];
+static int (*touch)(int);
+static int ready_pipe[2];
+static int block_pipe[2];
+
+static void *finished_thread(void *arg)
+{
+    (void)arg;
+    main_tls[0] = 1;
+    touch(2);
+    return NULL;
+}
+
+static void *blocked_thread(void *arg)
+{
+    (void)arg;
+    main_tls[0] = 2;
+    touch(3);
+    char c = 1;
+    if (write(ready_pipe[1], &c, 1) != 1)
+        return NULL;
+    if (read(block_pipe[0], &c, 1) < 0)   /* blocks until exit */
+        return NULL;
+    return NULL;
+}
+
+int main(int argc, char **argv)
+{
+    lt_init();
+    if (argc < 2) {
+        fprintf(stderr, "usage: %s libtlsdl.so\n", argv[0]);
+        return 2;
+    }
+    void *h = dlopen(argv[1], RTLD_NOW);
+    if (!h) {
+        fprintf(stderr, "dlopen: %s\n", dlerror());
+        return 2;
+    }
+    touch = (int (*)(int))dlsym(h, "tls_touch");
+    if (!touch || pipe(ready_pipe) || pipe(block_pipe))
+        return 2;
+    main_tls[0] = 3;
+    touch(1);
+    pthread_t t1, t2;
+    if (pthread_create(&t1, NULL, finished_thread, NULL))
+        return 1;
+    pthread_join(t1, NULL);
+    if (pthread_create(&t2, NULL, blocked_thread, NULL))
+        return 1;
+    char c;
+    if (read(ready_pipe[0], &c, 1) != 1)
+        return 1;
+    lt_scrub_stack();
+    return 0;
+}
