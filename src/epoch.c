@@ -252,15 +252,13 @@ static void *bump_alloc(struct fb_tls *t, size_t sz)
 
 static void set_gates(struct fb_tls *t)
 {
-    /* With statistics or tracking on, the gates stay shut so every call
-     * is seen by the slow paths, which do the same work. */
-    if (fb_observe || t->state != FB_T_ACTIVE) {
-        t->max_small = 0;
-        t->slot_granules = 0;
-    } else {
-        t->max_small = fb_g.max_small;
-        t->slot_granules = fb_g.slot_size >> FB_GRANULE_SHIFT;
-    }
+    /* With statistics or tracking on, the malloc gate stays shut so every
+     * allocation is seen by the slow path, which does the same work.  The
+     * owner's free gate only needs shutting for statistics: tracking reads
+     * the granule map's "freed" mark, which the fast free writes. */
+    int active = t->state == FB_T_ACTIVE;
+    t->max_small = active && !fb_observe ? fb_g.max_small : 0;
+    t->slot_granules = active && !fb_stats_on ? fb_g.slot_size >> FB_GRANULE_SHIFT : 0;
 }
 
 /* Takes a slot for this thread: a given-back one if any, else a new one

@@ -467,8 +467,36 @@ static int scan_stack_above_exit(void)
     return 0;
 }
 
+/* Blocks the dynamic linker allocated (DTVs and TLS blocks of threads
+ * whose stacks glibc keeps cached after they exit, link maps) are its own
+ * bookkeeping, referenced from memory we cannot see as roots: they count
+ * as reachable, as LeakSanitizer treats them. */
+static int from_dynamic_linker(uint32_t site)
+{
+    const struct fb_track_site *s = fb_track_site(site);
+    const struct fb_track_module *m = s && s->depth ? fb_track_module(s->modules[0]) : NULL;
+    if (!m)
+        return 0;
+    const char *base = strrchr(m->path, '/');
+    base = base ? base + 1 : m->path;
+    return strncmp(base, "ld-linux", 8) == 0 || strncmp(base, "ld.so", 5) == 0;
+}
+
+static void mark_linker_blocks(void)
+{
+    for (size_t i = 0; i < blocks.n; i++) {
+        struct block *b = blk(i);
+        if (b->state == ST_REACHABLE || !from_dynamic_linker(b->site))
+            continue;
+        b->state = ST_REACHABLE;
+        scan(b->addr, b->addr + b->usable, ST_REACHABLE, -1);
+        drain(ST_REACHABLE, -1);
+    }
+}
+
 static FB_NOINLINE void mark_roots(int at_exit)
 {
+    mark_linker_blocks();
     uintptr_t me_tp = thread_pointer();
     if (!at_exit || !scan_stack_above_exit()) {
         /* A check on demand (or exit without an exit() frame): the whole

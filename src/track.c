@@ -258,28 +258,11 @@ static unsigned unwind(uintptr_t *frames, uintptr_t *slots)
     return n;
 }
 
-static FB_NOINLINE uint32_t capture(void)
+/* A cache miss: unwind for real, intern the stack, remember where its
+ * return addresses were found. */
+static FB_NOINLINE uint32_t capture_miss(struct cache_entry *e, uintptr_t ra,
+                                         uintptr_t fp)
 {
-    uintptr_t ra = (uintptr_t)__builtin_return_address(0);
-    uintptr_t fp = (uintptr_t)__builtin_frame_address(0);
-    char *cache = fb_track_cache;
-    if (!cache && fb_t.state != FB_T_DEAD) {
-        cache = map_rw(cache_stride * FB_CACHE_ENTRIES);
-        fb_track_cache = cache;
-    }
-    struct cache_entry *e = NULL;
-    if (cache) {
-        unsigned i = (unsigned)(((fp >> 4) ^ (ra * 0x9e3779b1u)) % FB_CACHE_ENTRIES);
-        e = cache_at(cache, i);
-        if (e->key_ra == ra && e->key_fp == fp && e->site) {
-            const uintptr_t *frames = sites[e->site].frames;
-            unsigned k = 0;
-            while (k < e->n && *(const uintptr_t *)e->slot[k] == frames[k])
-                k++;
-            if (k == e->n)
-                return e->site;
-        }
-    }
     uintptr_t frames[FB_TRACK_MAX_DEPTH], slots[FB_TRACK_MAX_DEPTH];
     unsigned n = unwind(frames, slots);
     uint32_t site = n ? site_intern(frames, n) : 0;
@@ -291,6 +274,32 @@ static FB_NOINLINE uint32_t capture(void)
         memcpy(e->slot, slots, n * sizeof *slots);
     }
     return site;
+}
+
+/* The hit path stays small (no unwinder state on its frame): its own
+ * return and frame address are the cache key. */
+static FB_NOINLINE uint32_t capture(void)
+{
+    uintptr_t ra = (uintptr_t)__builtin_return_address(0);
+    uintptr_t fp = (uintptr_t)__builtin_frame_address(0);
+    char *cache = fb_track_cache;
+    if (fb_unlikely(!cache)) {
+        if (fb_t.state != FB_T_DEAD)
+            cache = fb_track_cache = map_rw(cache_stride * FB_CACHE_ENTRIES);
+        if (!cache)
+            return capture_miss(NULL, ra, fp);
+    }
+    unsigned i = (unsigned)(((fp >> 4) ^ (ra * 0x9e3779b1u)) % FB_CACHE_ENTRIES);
+    struct cache_entry *e = cache_at(cache, i);
+    if (e->key_ra == ra && e->key_fp == fp && e->site) {
+        const uintptr_t *frames = sites[e->site].frames;
+        unsigned k = 0;
+        while (k < e->n && *(const uintptr_t *)e->slot[k] == frames[k])
+            k++;
+        if (k == e->n)
+            return e->site;
+    }
+    return capture_miss(e, ra, fp);
 }
 
 /* Captures with the recursion guard set: libunwind and dladdr must not
