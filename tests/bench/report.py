@@ -220,7 +220,7 @@ set yrange [{lo:.4f}:{hi:.4f}]
 set grid ytics
 set ytics format '%g'
 set xtics rotate by -35 left nomirror
-set key top left horizontal reverse Left samplen 1.5 width 1
+set key top left horizontal reverse Left samplen 1.5 width 2
 set xrange [-0.6:{len(workloads) - 0.4}]
 set ylabel 'median wall time / jemalloc (log scale, lower is better)'
 set title '{title}'
@@ -287,7 +287,9 @@ def main():
              f"mimalloc {meta.get('mimalloc', '?')} (libmimalloc2.0), "
              f"tcmalloc {meta.get('tcmalloc', '?')} (libgoogle-perftools4, "
              "tcmalloc_minimal), "
-             f"fbmalloc {meta.get('fbmalloc', '?')}")
+             f"fbmalloc {meta.get('fbmalloc', '?')}"
+             + (f" (libfbmalloc.so sha256 {meta['fbmalloc_sha256']}…)"
+                if meta.get("fbmalloc_sha256") else ""))
     L.append(f"- Programs: gcc {meta.get('gcc', '?')}, python3 {meta.get('python3', '?')}, "
              f"sqlite3 {meta.get('sqlite3', '?')}, redis {meta.get('redis', '?')}, "
              f"valgrind {meta.get('valgrind', '?')}")
@@ -373,7 +375,8 @@ def main():
                  "figure in the tables above; it includes the allocator's start-up "
                  "spread over N pairs. **steady** = ((Ir(allocator, N) − Ir(allocator, 0)) "
                  "− (Ir(stand-in, N) − Ir(stand-in, 0))) / N leaves start-up out; "
-                 "**start-up** = Ir(allocator, 0) − Ir(stand-in, 0). Both subtract what the "
+                 "**start-up** = Ir(allocator, 0) − Ir(stand-in, 0) (glibc's can come out slightly "
+                 "negative: the stand-in is one more library for ld.so to load). Both subtract what the "
                  "workload loop itself and the stand-in's few instructions per pair "
                  "cost, so they measure the allocator alone (relative to handing out "
                  "a ring slot).")
