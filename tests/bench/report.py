@@ -18,6 +18,8 @@ is reported as FAIL, never as a number.  Standard library only.
 """
 import argparse
 import collections
+import glob
+import json
 import os
 import signal
 import statistics
@@ -152,6 +154,38 @@ def callgrind_numbers(cg_w):
     return out
 
 
+def load_fbstats(res):
+    """{workload: totals over the processes of the untimed FBMALLOC_STATS run}"""
+    status = {}
+    for row in read_tsv(os.path.join(res, "fbstats-runs.tsv"), 10):
+        status[row[0]] = (row[3], row[4])
+    out = {}
+    for d in sorted(glob.glob(os.path.join(res, "fbstats", "*"))):
+        w = os.path.basename(d)
+        tot = collections.Counter()
+        procs = 0
+        for path in glob.glob(os.path.join(d, "*.json")):
+            try:
+                with open(path, encoding="utf-8") as f:
+                    st = json.load(f)
+            except (OSError, ValueError):
+                continue
+            procs += 1
+            for k in ("fast_mallocs", "backend_mallocs", "buffer_full",
+                      "remote_frees", "epochs_reset", "threads", "bad_frees"):
+                if isinstance(st.get(k), int):
+                    tot[k] += st[k]
+        st, code = status.get(w, ("?", ""))
+        out[w] = {"procs": procs, "tot": tot, "status": st, "code": code}
+    return out
+
+
+def fast_share(x):
+    t = x["tot"]
+    n = t["fast_mallocs"] + t["backend_mallocs"]
+    return (100.0 * t["fast_mallocs"] / n) if n else None
+
+
 def fmt_s(x):
     return f"{x:.3f}" if x < 100 else f"{x:.1f}"
 
@@ -261,6 +295,7 @@ def main():
                          set(meta.get("allocators", "").split()))
     cells = {key: Cell(rs) for key, rs in runs.items()}
     cg_numbers = {w: callgrind_numbers(cg[w]) for w in cg}
+    fbstats = load_fbstats(res)
 
     quick = meta.get("quick") == "1"
     os.makedirs(args.chart_dir, exist_ok=True)
@@ -362,6 +397,47 @@ def main():
                 else:
                     row.append(f"**FAIL** ({describe_failure(x['status'], '')})")
             L.append("| " + " | ".join(row) + " |")
+        x = fbstats.get(w)
+        if x is not None and x["status"] == "ok" and fast_share(x) is not None:
+            t = x["tot"]
+            L.append("")
+            L.append(f"fbmalloc's buffers served {fast_share(x):.1f}% of the "
+                     f"{fmt_int(t['fast_mallocs'] + t['backend_mallocs'])} allocations "
+                     f"(buffer full: {fmt_int(t['buffer_full'])}; see "
+                     "[fbmalloc statistics](#fbmalloc-statistics)).")
+
+    if fbstats:
+        L.append("")
+        L.append("## fbmalloc statistics")
+        L.append("")
+        L.append("From one extra, untimed run of each workload under fbmalloc with "
+                 "`FBMALLOC_STATS=json` (summed over the processes of the run, e.g. "
+                 "gcc's driver, cc1 and as). **fast path** = share of allocations "
+                 "served from the per-thread buffers; **buffer full** = small "
+                 "requests sent to jemalloc because every epoch of the thread's "
+                 "buffer still held a live object.")
+        L.append("")
+        L.append("| workload | processes | allocations | fast path | buffer full | "
+                 "cross-thread frees | epochs reset | threads |")
+        L.append("|---|---:|---:|---:|---:|---:|---:|---:|")
+        for w in workloads:
+            x = fbstats.get(w)
+            if x is None:
+                continue
+            if x["status"] != "ok":
+                L.append(f"| {w} | **FAIL** ({describe_failure(x['status'], x['code'])}) "
+                         "| – | – | – | – | – | – |")
+                continue
+            t = x["tot"]
+            share = fast_share(x)
+            if share is None:
+                L.append(f"| {w} | {x['procs']} | – | – | – | – | – | – |")
+                continue
+            L.append(f"| {w} | {x['procs']} | "
+                     f"{fmt_int(t['fast_mallocs'] + t['backend_mallocs'])} | "
+                     f"{share:.1f}% | {fmt_int(t['buffer_full'])} | "
+                     f"{fmt_int(t['remote_frees'])} | {fmt_int(t['epochs_reset'])} | "
+                     f"{fmt_int(t['threads'])} |")
 
     if cg_numbers:
         L.append("")
