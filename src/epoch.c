@@ -537,7 +537,14 @@ void *fb_epoch_realloc(void *p, size_t n)
         errno = EINVAL;
         return NULL;
     }
-    if (n <= usable) {               /* shrink in place: usable is kept */
+    if (n <= usable) {
+        /* Shrink in place; the block's end moves down (the granules after
+         * it stay unused until the epoch resets), so its usable size stays
+         * within a granule of the request, as for any new block. */
+        size_t sz = (n + 15) & ~(size_t)15;
+        if (sz < usable)
+            fb_g.map[((uintptr_t)p - fb_g.base) >> FB_GRANULE_SHIFT] =
+                (uint8_t)(sz >> FB_GRANULE_SHIFT);
         if (fb_track_on)
             fb_track_buffer(p, n);
         return p;

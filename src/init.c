@@ -90,7 +90,8 @@ int fb_init(void)
     fb_opt_init();
     fb_stats_on = fb_opt.stats != FB_STATS_OFF;
     fb_epoch_init();
-    fb_track_init();
+    if (fb_track_init())
+        fb_leak_init();
     fb_observe = fb_stats_on || fb_track_on;
     fb_key_ok = pthread_key_create(&fb_thread_key, thread_exit_cb) == 0;
     pthread_atfork(fork_prepare, fork_parent, fork_child);
@@ -127,6 +128,6 @@ __attribute__((destructor)) static void fb_dtor(void)
     if (atomic_load(&fb_init_state) != FB_INIT_DONE)
         return;
     if (fb_track_on)
-        fb_leak_check(1);
+        fb_leak_check(1, NULL);
     fb_stats_at_exit();
 }

@@ -16,6 +16,7 @@
  * hand its blocks to ours: we provide every one of them.
  */
 #include <errno.h>
+#include <setjmp.h>
 #include <malloc.h>
 #include <stdio.h>
 #include <string.h>
@@ -370,7 +371,13 @@ FB_EXPORT int fbmalloc_stats_print(int fd)
     return fb_stats_write(fd, 0);
 }
 
-FB_EXPORT long fbmalloc_leak_check(void)
+FB_EXPORT FB_NOINLINE long fbmalloc_leak_check(void)
 {
-    return fb_leak_check(0);
+    /* Capture the caller's registers before our code reuses them, and its
+     * stack pointer (just above our return address). */
+    struct fb_leak_caller caller;
+    memset(&caller, 0, sizeof caller);   /* setjmp leaves parts unwritten */
+    setjmp(caller.regs);
+    caller.sp = (uintptr_t)__builtin_frame_address(0) + 2 * sizeof(void *);
+    return fb_leak_check(0, &caller);
 }

@@ -387,16 +387,20 @@ static int scan_segments(struct dl_phdr_info *info, size_t size, void *arg)
  * and the DTV it points to: ld.so's own allocations (the main thread's DTV
  * and static TLS come from its private allocator) hold the only pointers
  * to dynamic TLS blocks. */
+static void (*tls_info)(size_t *, size_t *);
+
+/* Looked up once at start-up: any dlsym() during a check would run
+ * glibc's _dlerror_run, which frees the program's pending dlerror()
+ * message, i.e. change the heap being checked. */
+void fb_leak_init(void)
+{
+    tls_info = (void (*)(size_t *, size_t *))dlsym(RTLD_DEFAULT,
+                                                    "_dl_get_tls_static_info");
+}
+
 static void scan_tls(uintptr_t tp)
 {
-    static void (*tls_info)(size_t *, size_t *);
-    static int looked;
     size_t static_size = 4096, align = 64;
-    if (!looked) {
-        tls_info = (void (*)(size_t *, size_t *))dlsym(RTLD_DEFAULT,
-                                                        "_dl_get_tls_static_info");
-        looked = 1;
-    }
     if (tls_info)
         tls_info(&static_size, &align);
     /* Our own per-thread record (fb_t) points into the buffers (slot base,
@@ -494,13 +498,21 @@ static void mark_linker_blocks(void)
     }
 }
 
-static FB_NOINLINE void mark_roots(int at_exit)
+static FB_NOINLINE void mark_roots(int at_exit, const struct fb_leak_caller *caller)
 {
     mark_linker_blocks();
     uintptr_t me_tp = thread_pointer();
-    if (!at_exit || !scan_stack_above_exit()) {
-        /* A check on demand (or exit without an exit() frame): the whole
-         * live stack, with our registers spilled into a jmp_buf on it. */
+    if (caller) {
+        /* On demand: the caller's live stack and registers, not our own
+         * frames (their uninitialised slots hold stale pointers). */
+        /* The saved registers only (the jmp_buf's signal-mask area is not
+         * written by setjmp). */
+        scan_root((uintptr_t)caller->regs,
+                  (uintptr_t)caller->regs + sizeof caller->regs[0].__jmpbuf);
+        scan_root(caller->sp, stack_end_of(caller->sp));
+    } else if (!at_exit || !scan_stack_above_exit()) {
+        /* Exit without an exit() frame: the whole live stack, with our
+         * registers spilled into a jmp_buf on it. */
         jmp_buf regs;
         __builtin_unwind_init();
         setjmp(regs);
@@ -857,7 +869,7 @@ static void write_report(int fd, const struct totals *t)
 
 static pthread_mutex_t check_lock = PTHREAD_MUTEX_INITIALIZER;
 
-long fb_leak_check(int at_exit)
+long fb_leak_check(int at_exit, const struct fb_leak_caller *caller)
 {
     if (!fb_track_on)
         return -1;
@@ -872,13 +884,22 @@ long fb_leak_check(int at_exit)
     read_maps();
     collect();
     sort_blocks();
-    mark_roots(at_exit);
+    mark_roots(at_exit, caller);
     pthread_mutex_unlock(&thread_lock);
     classify();
     build_groups();
 
-    fb_sym_open();
+    /* Symbolisation loads libdw with dlopen(), which (like any dl*
+     * call) clears the program's pending dlerror() message: only when
+     * there is something to name. */
     load_suppressions();
+    int printable = supp.n > 0;
+    for (size_t i = 0; i < groups.n && !printable; i++) {
+        const struct group *g = (const struct group *)groups.p + i;
+        printable = g->kind != ST_REACHABLE || fb_opt.leaks == FB_LEAKS_ALL;
+    }
+    if (printable)
+        fb_sym_open();
     struct totals t;
     memset(&t, 0, sizeof t);
     for (size_t i = 0; i < groups.n; i++) {

@@ -5,11 +5,25 @@
 #ifndef FB_LEAK_H
 #define FB_LEAK_H
 
+#include <setjmp.h>
+#include <stdint.h>
+
+/* Where an on-demand check was called from: the caller's stack pointer
+ * and its callee-saved registers, captured on entry to the public API. */
+struct fb_leak_caller {
+    uintptr_t sp;
+    jmp_buf regs;
+};
+
 /* Runs a check and writes the report to FBMALLOC_OUTPUT.  Returns the
  * number of leaked blocks (direct + indirect, not suppressed), or -1 when
  * tracking is off.  at_exit: the process is exiting (the exit code option
- * applies). */
-long fb_leak_check(int at_exit);
+ * applies; the live stack is found above exit()).  caller: for checks on
+ * demand, NULL at exit. */
+long fb_leak_check(int at_exit, const struct fb_leak_caller *caller);
+
+/* Start-up work that must not happen during a check. */
+void fb_leak_init(void);
 
 /* Records the calling thread's stack range (called once per thread that
  * allocates, when tracking is on), so other threads' checks scan it. */

@@ -68,6 +68,7 @@ static struct {
     FB_SYM_DW_FN(dwfl_module_addrinfo);
     FB_SYM_DW_FN(dwfl_module_getsrc);
     FB_SYM_DW_FN(dwfl_lineinfo);
+    FB_SYM_DW_FN(dwfl_line_comp_dir);
     FB_SYM_DW_FN(dwfl_build_id_find_elf);
     FB_SYM_DW_FN(dwfl_standard_find_debuginfo);
     FB_SYM_DW_FN(dwfl_offline_section_address);
@@ -100,6 +101,7 @@ static void fb_sym_dw_load(void)
     FB_SYM_DW_GET(dwfl_module_addrinfo);
     FB_SYM_DW_GET(dwfl_module_getsrc);
     FB_SYM_DW_GET(dwfl_lineinfo);
+    FB_SYM_DW_GET(dwfl_line_comp_dir);
     FB_SYM_DW_GET(dwfl_build_id_find_elf);
     FB_SYM_DW_GET(dwfl_standard_find_debuginfo);
     FB_SYM_DW_GET(dwfl_offline_section_address);
@@ -385,6 +387,26 @@ static bool fb_sym_is_func(unsigned char info)
            ELF64_ST_TYPE(info) == STT_GNU_IFUNC;
 }
 
+/* Removes "dir/../" and "./" components in place ("/b/build/../src/x.c"
+ * becomes "/b/src/x.c"), textually: good enough for report paths. */
+static void fb_sym_normalize(char *path)
+{
+    char *out = path;
+    for (const char *in = path; *in;) {
+        if (in[0] == '/' && in[1] == '.' && in[2] == '/') {
+            in += 2;
+        } else if (in[0] == '/' && in[1] == '.' && in[2] == '.' &&
+                   (in[3] == '/' || in[3] == '\0') && out > path) {
+            while (out > path && *--out != '/')
+                ;
+            in += 3;
+        } else {
+            *out++ = *in++;
+        }
+    }
+    *out = '\0';
+}
+
 /* libdw's answer for one address; leaves the outputs alone where it knows
  * nothing. */
 static void fb_sym_dw_find(const struct fb_sym_mod *m, uintptr_t addr,
@@ -407,6 +429,18 @@ static void fb_sym_dw_find(const struct fb_sym_mod *m, uintptr_t addr,
         const char *src = fb_sym_dw.dwfl_lineinfo(l, &la, &ln, NULL, NULL, NULL);
         /* Line 0 is DWARF for "no source line" (compiler-made code). */
         if (src && *src && ln > 0) {
+            /* A relative name (meson and make build from a build
+             * directory: "../src/x.c") is relative to the compilation
+             * directory; report the absolute path people can open. */
+            const char *dir = src[0] == '/' ? NULL : fb_sym_dw.dwfl_line_comp_dir(l);
+            if (dir && dir[0] == '/') {
+                char joined[1024];
+                snprintf(joined, sizeof joined, "%s/%s", dir, src);
+                fb_sym_normalize(joined);
+                const char *interned = fb_sym_intern(joined);
+                if (interned)
+                    src = interned;
+            }
             *file = src;
             *line = ln;
         }
