@@ -783,7 +783,7 @@ class Driver:
 
     def group_corpus_c(self):
         for prog in ('plain', 'calloc', 'realloc', 'strdup', 'indirect',
-                     'cycle', 'thread', 'many', 'aligned', 'big'):
+                     'cycle', 'thread', 'many', 'aligned', 'big', 'stale'):
             self.corpus(prog, prog)
         self.corpus('dlopen-dlclose', 'dl_main',
                     args=[self.module('libleakdl.so')],
@@ -1187,7 +1187,8 @@ class Driver:
                   '(apt-get install valgrind)')
             self.n_skip += 1
             return
-        for prog in ('plain', 'indirect', 'many', 'strdup', 'cxx_new'):
+        for prog in ('plain', 'indirect', 'many', 'strdup', 'cxx_new',
+                     'stale'):
             self.case('valgrind-' + prog,
                       lambda ctx, p=prog: self.valgrind_case(ctx, vg, p))
 

@@ -6,13 +6,23 @@
  * EXPECT: direct 1 block, 400 bytes, from make_ints() at @new-array
  * EXPECT: direct 1 block, 168 bytes, from make_widgets() at @new-array-dtor
  * EXPECT: direct 2 blocks, 64 bytes, from Tree::grow(int) at @method
- * Total: 4 leaks, 656 bytes in 5 blocks.  Node is 24 bytes; int[100] is
+ * EXPECT: direct 1 block, 128 bytes, from make_aligned() at @aligned-new
+ * EXPECT: direct 1 block, 24 bytes, from make_nothrow() at @nothrow-new
+ * EXPECT: direct 1 block, 32 bytes, from make_string() at @string
+ * EXPECT: indirect 1 block, 51 bytes, from make_string() at @string frame=any
+ * Total: 8 leaks, 891 bytes in 9 blocks.  Node is 24 bytes; int[100] is
  * 400; Widget[10] (16-byte Widget with a destructor) is 160 + the 8-byte
  * array cookie = 168 requested from operator new[]; Tree::grow(int) leaks
- * two 32-byte Trees (called twice from one site).
+ * two 32-byte Trees (called twice from one site); a 64-byte-aligned
+ * 128-byte struct goes through operator new(size_t, align_val_t); a
+ * nothrow new; a leaked std::string: the 32-byte object is direct, its
+ * 51-byte buffer (50 chars + NUL, allocated by libstdc++ code below
+ * make_string) indirect.
  */
 #include <cstdint>
 #include <cstring>
+#include <new>
+#include <string>
 
 #include "leaktest.h"
 
@@ -52,6 +62,27 @@ static void make_widgets()
     w[0].x = 2;
 }
 
+struct alignas(64) Aligned { char c[128]; };
+
+static void make_aligned()
+{
+    Aligned *a = new Aligned(); /* LEAK: aligned-new */
+    if (reinterpret_cast<std::uintptr_t>(a) % 64)
+        std::abort();
+}
+
+static void make_nothrow()
+{
+    Node *n = new (std::nothrow) Node(); /* LEAK: nothrow-new */
+    n->b = 3;
+}
+
+static void make_string()
+{
+    std::string *s = new std::string(50, 'x'); /* LEAK: string */
+    (*s)[0] = 'y';
+}
+
 int main()
 {
     lt_init();
@@ -64,6 +95,9 @@ int main()
     Tree root{};
     for (int i = 0; i < 2; i++)
         root.grow(i);
+    make_aligned();
+    make_nothrow();
+    make_string();
     Node *freed = new Node();
     delete freed;
     int *freed_array = new int[10];

@@ -5,6 +5,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+static void *kept;
+
+/* Held by the library's own global: reachable while the library is
+ * loaded, a direct leak once dlclose() has unmapped that global. */
+void lib_keep(void);
+void lib_keep(void)
+{
+    kept = malloc(1234); /* LEAK: dl-kept */
+    memset(kept, 0, 1234);
+}
+
 void lib_make_leak(int n);
 void lib_make_leak(int n)
 {

@@ -1,13 +1,17 @@
 /*
- * thread_roots.c -- clean: blocks whose only pointer is a local variable
- * of another thread that is still running at exit (one blocked in
+ * thread_roots.c -- blocks whose only pointer is a local variable of
+ * another thread that is still running at exit (one blocked in
  * pthread_cond_wait, one in sleep) are reachable from that thread's
  * stack, not leaks.  The chained block is reachable through the first.
+ * But scanning a live thread must not make everything it ever touched
+ * reachable: a third thread, also blocked at exit, lost its pointer to
+ * a block in a function that has returned -- a direct leak.
  *
- * EXPECT: no leaks
+ * EXPECT: direct 1 block, 333 bytes, from lose_one at @live-thread-leak
  * EXPECT(all): reachable 1 block, 111 bytes, from cond_waiter at @cond-held
  * EXPECT(all): reachable 1 block, 16 bytes, from cond_waiter at @cond-chain
  * EXPECT(all): reachable 1 block, 222 bytes, from sleeper at @sleep-held
+ * EXPECT(all): direct 1 block, 333 bytes, from lose_one at @live-thread-leak
  */
 #include <pthread.h>
 #include <unistd.h>
@@ -42,6 +46,24 @@ static void *cond_waiter(void *arg)
     return NULL;
 }
 
+static void lose_one(void)
+{
+    char *p = malloc(333); /* LEAK: live-thread-leak */
+    memset(p, 0, 333);
+}
+
+static void *loser(void *arg)
+{
+    (void)arg;
+    lose_one();
+    lt_scrub_stack();
+    announce();
+    pthread_mutex_lock(&mu);
+    for (;;)
+        pthread_cond_wait(&never, &mu);
+    return NULL;
+}
+
 static void *sleeper(void *arg)
 {
     (void)arg;
@@ -57,12 +79,13 @@ static void *sleeper(void *arg)
 int main(void)
 {
     lt_init();
-    pthread_t a, b;
+    pthread_t a, b, c;
     if (pthread_create(&a, NULL, cond_waiter, NULL)
-        || pthread_create(&b, NULL, sleeper, NULL))
+        || pthread_create(&b, NULL, sleeper, NULL)
+        || pthread_create(&c, NULL, loser, NULL))
         return 1;
     pthread_mutex_lock(&mu);
-    while (ready < 2)
+    while (ready < 3)
         pthread_cond_wait(&ready_cv, &mu);
     pthread_mutex_unlock(&mu);
     lt_scrub_stack();

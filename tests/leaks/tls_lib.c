@@ -3,9 +3,20 @@
  * dlopen()ed by tls_trap.c: every thread that touches it makes ld.so
  * allocate a dynamic TLS block (through malloc, from __tls_get_addr).
  */
+#include <stdlib.h>
 #include <string.h>
 
 static __thread char lib_tls[8192];
+static void *kept;
+
+/* A block held by the library's global: reachable (the library stays
+ * loaded, so its writable segment is a root). */
+void tls_keep(void);
+void tls_keep(void)
+{
+    kept = malloc(777);
+    memset(kept, 0, 777);
+}
 
 int tls_touch(int v);
 int tls_touch(int v)

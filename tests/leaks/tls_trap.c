@@ -4,7 +4,8 @@
  * array (dynamic TLS, malloc()ed by ld.so on first use in each thread) is
  * touched by the main thread, by a thread still blocked at exit, and by a
  * thread that has finished (its TLS block and DTV live on in glibc's
- * cache of thread stacks).  The library stays loaded.
+ * cache of thread stacks).  The library stays loaded, and keeps a block
+ * in a global of its own (still reachable).
  * Usage: tls_trap /path/to/libtlsdl.so
  *
  * EXPECT: no leaks
@@ -53,8 +54,10 @@ int main(int argc, char **argv)
         return 2;
     }
     touch = (int (*)(int))dlsym(h, "tls_touch");
-    if (!touch || pipe(ready_pipe) || pipe(block_pipe))
+    void (*keep)(void) = (void (*)(void))dlsym(h, "tls_keep");
+    if (!touch || !keep || pipe(ready_pipe) || pipe(block_pipe))
         return 2;
+    keep();
     main_tls[0] = 3;
     touch(1);
     pthread_t t1, t2;
