@@ -881,6 +881,8 @@ class Driver:
         self.corpus('exitcode-kept', 'exitcode', args=['leak'], tag='leak', rc=3)
         self.corpus('exitcode-leaks-23', 'exitcode', args=['leak'], tag='leak',
                     rc=23, extra_env={'FBMALLOC_LEAK_EXITCODE': '23'})
+        self.corpus('exitcode-return-from-main-23', 'plain', rc=23,
+                    extra_env={'FBMALLOC_LEAK_EXITCODE': '23'})
         self.corpus('exitcode-clean-keeps-3', 'exitcode', args=['clean'],
                     tag='clean', rc=3,
                     extra_env={'FBMALLOC_LEAK_EXITCODE': '23'})
