@@ -28,8 +28,12 @@
 #include <fcntl.h>
 #include <link.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <setjmp.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
+#include <time.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -87,6 +91,7 @@ struct thread_rec {
     uintptr_t lo, hi, tp;
     pthread_t id;
     int used;
+    _Atomic uintptr_t sp;       /* answered by the thread (exit check) */
 };
 
 #define FB_MAX_THREADS 65536
@@ -118,10 +123,11 @@ void fb_leak_register_thread(void)
     if (threads && threads != MAP_FAILED) {
         for (size_t i = 0; i < FB_MAX_THREADS; i++) {
             if (!threads[i].used) {
-                threads[i] = (struct thread_rec){(uintptr_t)addr,
-                                                 (uintptr_t)addr + size,
-                                                 thread_pointer(),
-                                                 pthread_self(), 1};
+                threads[i].lo = (uintptr_t)addr;
+                threads[i].hi = (uintptr_t)addr + size;
+                threads[i].tp = thread_pointer();
+                threads[i].id = pthread_self();
+                threads[i].used = 1;
                 if (i + 1 > nthreads_hw)
                     nthreads_hw = i + 1;
                 break;
@@ -387,6 +393,25 @@ static int scan_segments(struct dl_phdr_info *info, size_t size, void *arg)
  * and the DTV it points to: ld.so's own allocations (the main thread's DTV
  * and static TLS come from its private allocator) hold the only pointers
  * to dynamic TLS blocks. */
+/* Scans [lo, hi) of a thread's stack or TLS, except our own per-thread
+ * record (fb_t), which points into the buffers (slot base, bump) and is
+ * not the program's.  It sits at the same offset from every thread's
+ * thread pointer tp; non-main threads keep their TLS inside their stack
+ * block. */
+static void scan_thread_area(uintptr_t lo, uintptr_t hi, uintptr_t tp)
+{
+    uintptr_t own = tp + ((uintptr_t)&fb_t - thread_pointer());
+    uintptr_t own_end = own + sizeof fb_t;
+    if (own >= hi || own_end <= lo) {
+        scan_root(lo, hi);
+        return;
+    }
+    if (lo < own)
+        scan_root(lo, own);
+    if (own_end < hi)
+        scan_root(own_end, hi);
+}
+
 static void (*tls_info)(size_t *, size_t *);
 
 /* Looked up once at start-up: any dlsym() during a check would run
@@ -403,12 +428,7 @@ static void scan_tls(uintptr_t tp)
     size_t static_size = 4096, align = 64;
     if (tls_info)
         tls_info(&static_size, &align);
-    /* Our own per-thread record (fb_t) points into the buffers (slot base,
-     * bump): it is not the program's, so it is skipped.  It sits at the
-     * same offset from every thread's thread pointer. */
-    uintptr_t own = tp + ((uintptr_t)&fb_t - thread_pointer());
-    scan_root(tp - static_size, own);
-    scan_root(own + sizeof fb_t, tp + 4096);
+    scan_thread_area(tp - static_size, tp + 4096, tp);
     uintptr_t *dtv = ((uintptr_t **)tp)[1];
     if (dtv && find((uintptr_t)dtv) < 0) {
         /* dtv[-1] holds the number of entries; each entry is two words. */
@@ -465,7 +485,7 @@ static int scan_stack_above_exit(void)
         for (size_t i = 0; i < sizeof saved / sizeof *saved; i++)
             if (unw_get_reg(&cur, saved[i], &v) == 0)
                 scan_word(v);
-        scan_root(sp, stack_end_of(sp));
+        scan_thread_area(sp, stack_end_of(sp), thread_pointer());
         return 1;
     }
     return 0;
@@ -498,6 +518,67 @@ static void mark_linker_blocks(void)
     }
 }
 
+/*
+ * Where is another thread's stack pointer?  It keeps running (nothing
+ * stops it), but a thread blocked at exit is parked in a syscall: a signal
+ * makes it run a handler that notes its stack pointer and returns.  The
+ * handler's frame sits right below the interrupted frame, with the
+ * interrupted registers saved in the signal frame just above, so scanning
+ * from there covers its live frames and registers and skips its dead
+ * ones (which LeakSanitizer skips by stopping threads with ptrace).  Only
+ * at exit: a handler interrupts sleep() early, harmless when the process
+ * is ending, not in the middle of its life.
+ */
+#define FB_LEAK_SIGNAL (SIGRTMIN + 6)
+static struct thread_rec *_Atomic asked;
+static sem_t answered;
+
+static void answer_stack_pointer(int sig)
+{
+    (void)sig;
+    struct thread_rec *t = atomic_load(&asked);
+    if (t && pthread_equal(t->id, pthread_self())) {
+        uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
+        atomic_store(&t->sp, sp);
+        sem_post(&answered);
+    }
+}
+
+static uintptr_t ask_stack_pointer(struct thread_rec *t)
+{
+    static int ready;
+    struct sigaction sa, old;
+    if (!ready) {
+        if (sem_init(&answered, 0, 0) != 0)
+            return 0;
+        ready = 1;
+    }
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = answer_stack_pointer;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(FB_LEAK_SIGNAL, &sa, &old) != 0)
+        return 0;
+    atomic_store(&t->sp, 0);
+    atomic_store(&asked, t);
+    uintptr_t sp = 0;
+    if (pthread_kill(t->id, FB_LEAK_SIGNAL) == 0) {
+        struct timespec deadline;
+        clock_gettime(CLOCK_REALTIME, &deadline);
+        deadline.tv_nsec += 200 * 1000 * 1000;
+        if (deadline.tv_nsec >= 1000000000) {
+            deadline.tv_sec++;
+            deadline.tv_nsec -= 1000000000;
+        }
+        while (sem_timedwait(&answered, &deadline) != 0 && errno == EINTR)
+            ;
+        sp = atomic_load(&t->sp);
+    }
+    atomic_store(&asked, NULL);
+    sigaction(FB_LEAK_SIGNAL, &old, NULL);
+    return sp;
+}
+
 static FB_NOINLINE void mark_roots(int at_exit, const struct fb_leak_caller *caller)
 {
     mark_linker_blocks();
@@ -509,7 +590,7 @@ static FB_NOINLINE void mark_roots(int at_exit, const struct fb_leak_caller *cal
          * written by setjmp). */
         scan_root((uintptr_t)caller->regs,
                   (uintptr_t)caller->regs + sizeof caller->regs[0].__jmpbuf);
-        scan_root(caller->sp, stack_end_of(caller->sp));
+        scan_thread_area(caller->sp, stack_end_of(caller->sp), me_tp);
     } else if (!at_exit || !scan_stack_above_exit()) {
         /* Exit without an exit() frame: the whole live stack, with our
          * registers spilled into a jmp_buf on it. */
@@ -517,19 +598,22 @@ static FB_NOINLINE void mark_roots(int at_exit, const struct fb_leak_caller *cal
         __builtin_unwind_init();
         setjmp(regs);
         uintptr_t sp = (uintptr_t)&regs;
-        scan_root(sp, stack_end_of(sp));
+        scan_thread_area(sp, stack_end_of(sp), me_tp);
     }
     scan_tls(me_tp);
 
     dl_iterate_phdr(scan_segments, NULL);
 
-    /* Other threads, still running: their whole stacks and TLS. */
+    /* Other threads, still running: their live stacks and TLS. */
     pthread_t me = pthread_self();
     for (size_t i = 0; threads && i < nthreads_hw; i++) {
         struct thread_rec *t = &threads[i];
         if (!t->used || pthread_equal(t->id, me))
             continue;
-        scan_root(t->lo, t->hi);
+        uintptr_t from = at_exit ? ask_stack_pointer(t) : 0;
+        /* Without an answer: the whole stack, dead frames included (a
+         * stale pointer there may hide a leak, never invent one). */
+        scan_thread_area(from >= t->lo && from < t->hi ? from : t->lo, t->hi, t->tp);
         scan_tls(t->tp);
     }
 }
