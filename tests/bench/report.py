@@ -254,7 +254,7 @@ set yrange [{lo:.4f}:{hi:.4f}]
 set grid ytics
 set ytics format '%g'
 set xtics rotate by -35 left nomirror
-set key top left horizontal reverse Left samplen 1.5 width 2
+set key above horizontal reverse Left samplen 2 width 3
 set xrange [-0.6:{len(workloads) - 0.4}]
 set ylabel 'median wall time / jemalloc (log scale, lower is better)'
 set title '{title}'
