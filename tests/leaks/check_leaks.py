@@ -889,6 +889,10 @@ class Driver:
         self.corpus('thread-stacks-are-roots', 'thread_roots')
         self.corpus('thread-stacks-leaks-all', 'thread_roots', tag='all',
                     leaks='all')
+        self.corpus('thread-specific-values', 'tsd')
+        self.corpus('thread-specific-leaks-all', 'tsd', tag='all',
+                    leaks='all')
+        self.case('exit-while-threads-allocate', self.busy_exit_case)
         self.suppression_cases()
         self.case('leak-check-on-demand', self.check_api_case)
         self.case('leak-check-off', self.check_api_off_case)
@@ -926,6 +930,39 @@ class Driver:
         ctx.check_rc(res, 0)
         rep = ctx.one_report(res, nreports=1)
         ctx.expect(rep, spec)
+
+    def busy_exit_case(self, ctx):
+        exe = self.exe('busy_exit')
+        seen = []
+        for attempt in range(3):
+            res = run([exe], ctx.fb_env(fmt='text', output='stderr'),
+                      timeout=60)
+            ctx.quote(res.err)
+            ctx.check_rc(res, 0, 'busy_exit (run %d)' % (attempt + 1))
+            reps, probs = parse_text(res.err)
+            for p in probs:
+                ctx.fail('run %d: text: %s' % (attempt + 1, p))
+            if len(reps) != 1:
+                ctx.stop('run %d: %d reports, expected exactly 1'
+                         % (attempt + 1, len(reps)))
+            rep = reps[0]
+            for p in validate_structure(rep):
+                ctx.stop(p)
+            # In-flight blocks of churn_forever only, and few of them.
+            n = 0
+            for g in rep['leaks']:
+                if g['kind'] == 'reachable':
+                    continue
+                if not any(fr.get('function') == 'churn_forever'
+                           for fr in g['stack']):
+                    ctx.fail('run %d: unexpected %s' % (attempt + 1, describe(g)))
+                n += g['blocks']
+            if n > 4:
+                ctx.fail('run %d: %d leaked blocks from churn_forever (at most '
+                         '4 can be in flight: 2 threads x (malloc + free))'
+                         % (attempt + 1, n))
+            seen.append(n)
+        ctx.notes.append('in-flight blocks reported per run: %s' % seen)
 
     def suppression_cases(self):
         files = {

@@ -7,7 +7,17 @@
 #include <string.h>
 
 static __thread char lib_tls[8192];
+static __thread void *lib_tls_ptr;
 static void *kept;
+
+/* A block whose only pointer is in this library's dynamic TLS block of
+ * the calling thread: reachable through the thread's DTV. */
+void tls_hold(size_t n);
+void tls_hold(size_t n)
+{
+    lib_tls_ptr = malloc(n);
+    memset(lib_tls_ptr, 0, n);
+}
 
 /* A block held by the library's global: reachable (the library stays
  * loaded, so its writable segment is a root). */
