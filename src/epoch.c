@@ -167,7 +167,7 @@ static void epoch_reset(struct fb_tls *t, uint32_t e)
         memset(&t->slot_map[(start - t->slot_base) >> FB_GRANULE_SHIFT], 0,
                fb_g.epoch_size >> FB_GRANULE_SHIFT);
     if (flags & FB_EP_USED)
-        fb_stats_event(&fb_stats_g.epochs_reset);
+        s->stats.epochs_reset++;
     slot_live(s)[e] = 0;
     atomic_store_explicit(&slot_rfree(s)[e], 0, memory_order_relaxed);
     slot_flags(s)[e] = 0;
@@ -401,7 +401,31 @@ void fb_epoch_fork_child(void)
 /* ---------------------------------------------------------------------- */
 /* Slow paths                                                              */
 
+static FB_NOINLINE void *malloc_generic(size_t n);
+
+/*
+ * Entry from the fast path.  Kept tiny (no register saves) so that its
+ * common case, a large request from a thread past start-up with nobody
+ * watching, is a tail call into jemalloc's own malloc (which sets errno).
+ */
 void *fb_epoch_malloc_slow(size_t n)
+{
+    struct fb_tls *t = &fb_t;
+    if (fb_likely(t->state != FB_T_NEW && !fb_observe && fb_je.malloc != NULL)) {
+        if (n > fb_g.max_small)
+            return fb_je.malloc(fb_je_size(n));
+        /* Every epoch pinned, and not yet time to look again (see
+         * epoch_next): a small request goes to jemalloc just as cheaply. */
+        if (t->backoff && t->limit == 0) {
+            t->backoff--;
+            t->slot->stats.buffer_full++;
+            return fb_je.malloc(fb_je_size(n));
+        }
+    }
+    return malloc_generic(n);
+}
+
+static FB_NOINLINE void *malloc_generic(size_t n)
 {
     struct fb_tls *t = &fb_t;
     if (fb_unlikely(t->state == FB_T_NEW) && !t->busy) {
@@ -420,7 +444,7 @@ void *fb_epoch_malloc_slow(size_t n)
                 fb_track_buffer(p, n);
             return p;
         }
-        fb_stats_event(&fb_stats_g.buffer_full);
+        t->slot->stats.buffer_full++;
     }
     p = fb_je_malloc(n);
     if (fb_unlikely(!p)) {
@@ -463,7 +487,25 @@ static uint8_t *map_entry(const void *p)
     return &fb_g.map[off >> FB_GRANULE_SHIFT];
 }
 
+static FB_NOINLINE void free_generic(void *ptr);
+
+/* Entry from the fast path, tiny for its common case: a jemalloc block
+ * with nobody watching.  free keeps errno (glibc guarantees it; jemalloc's
+ * rare slow paths may make system calls). */
 void fb_epoch_free_slow(void *ptr)
+{
+    if (fb_likely(!fb_epoch_owns(ptr) && !fb_observe)) {
+        if (ptr) {
+            int *err = &errno, saved = *err;
+            fb_je_free(ptr);
+            *err = saved;
+        }
+        return;
+    }
+    free_generic(ptr);
+}
+
+static FB_NOINLINE void free_generic(void *ptr)
 {
     struct fb_tls *t = &fb_t;
     if (!ptr)

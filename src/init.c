@@ -13,6 +13,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "backend.h"
 #include "epoch.h"
 #include "fb.h"
 #include "leak.h"
@@ -87,6 +88,7 @@ int fb_init(void)
     if (!atomic_compare_exchange_strong(&fb_init_state, &expected,
                                         FB_INIT_RUNNING))
         return 0;                    /* another thread is at it */
+    fb_je_resolve();
     fb_opt_init();
     fb_stats_on = fb_opt.stats != FB_STATS_OFF;
     fb_epoch_init();

@@ -92,6 +92,7 @@ struct thread_rec {
     pthread_t id;
     int used;
     _Atomic uintptr_t sp;       /* answered by the thread (exit check) */
+    uintptr_t paused_sp;
 };
 
 #define FB_MAX_THREADS 65536
@@ -222,7 +223,7 @@ static void read_maps(void)
 /* ---------------------------------------------------------------------- */
 /* Blocks                                                                  */
 
-enum { ST_UNSEEN = 0, ST_REACHABLE, ST_DIRECT, ST_INDIRECT };
+enum { ST_UNSEEN = 0, ST_REACHABLE, ST_DIRECT, ST_INDIRECT, ST_GONE };
 
 struct block {
     uintptr_t addr;
@@ -372,7 +373,12 @@ static void scan_root(uintptr_t lo, uintptr_t hi)
     drain(ST_REACHABLE, -1);
 }
 
-static int scan_segments(struct dl_phdr_info *info, size_t size, void *arg)
+/* Writable segments of every loaded object but ours, listed before other
+ * threads are paused: dl_iterate_phdr takes the loader's lock, which a
+ * paused thread may hold. */
+static struct vec segs = {.elem = sizeof(struct range)};
+
+static int list_segments(struct dl_phdr_info *info, size_t size, void *arg)
 {
     (void)size;
     (void)arg;
@@ -384,15 +390,13 @@ static int scan_segments(struct dl_phdr_info *info, size_t size, void *arg)
         /* Our own tables point at every block: not a root. */
         if (fb_track_is_own(lo))
             continue;
-        scan_root(lo, lo + ph->p_memsz);
+        struct range *r = vec_push(&segs);
+        if (r)
+            *r = (struct range){lo, lo + ph->p_memsz};
     }
     return 0;
 }
 
-/* Static TLS below the thread pointer, the thread control block above it,
- * and the DTV it points to: ld.so's own allocations (the main thread's DTV
- * and static TLS come from its private allocator) hold the only pointers
- * to dynamic TLS blocks. */
 /* Scans [lo, hi) of a thread's stack or TLS, except our own per-thread
  * record (fb_t), which points into the buffers (slot base, bump) and is
  * not the program's.  It sits at the same offset from every thread's
@@ -423,6 +427,10 @@ void fb_leak_init(void)
                                                     "_dl_get_tls_static_info");
 }
 
+/* Static TLS below the thread pointer, the thread control block above it,
+ * and the DTV it points to: ld.so's own allocations (the main thread's DTV
+ * and static TLS come from its private allocator) hold the only pointers
+ * to dynamic TLS blocks. */
 static void scan_tls(uintptr_t tp)
 {
     size_t static_size = 4096, align = 64;
@@ -464,7 +472,12 @@ static void scan_word(uintptr_t w)
  * exit() up, plus that frame's callee-saved registers.  Returns 0 if no
  * exit() frame was found.
  */
-static int scan_stack_above_exit(void)
+struct exit_frame {
+    uintptr_t sp;
+    uintptr_t regs[6];
+};
+
+static int find_exit_frame(struct exit_frame *ef)
 {
     unw_context_t uc;
     unw_cursor_t cur;
@@ -477,15 +490,14 @@ static int scan_stack_above_exit(void)
             continue;
         if (unw_step(&cur) <= 0)
             return 0;
-        unw_word_t sp, v;
-        unw_get_reg(&cur, UNW_REG_SP, &sp);
+        unw_word_t v;
+        unw_get_reg(&cur, UNW_REG_SP, &v);
+        ef->sp = v;
         static const int saved[] = {UNW_X86_64_RBX, UNW_X86_64_RBP,
                                     UNW_X86_64_R12, UNW_X86_64_R13,
                                     UNW_X86_64_R14, UNW_X86_64_R15};
-        for (size_t i = 0; i < sizeof saved / sizeof *saved; i++)
-            if (unw_get_reg(&cur, saved[i], &v) == 0)
-                scan_word(v);
-        scan_thread_area(sp, stack_end_of(sp), thread_pointer());
+        for (size_t i = 0; i < 6; i++)
+            ef->regs[i] = unw_get_reg(&cur, saved[i], &v) == 0 ? v : 0;
         return 1;
     }
     return 0;
@@ -519,46 +531,60 @@ static void mark_linker_blocks(void)
 }
 
 /*
- * Where is another thread's stack pointer?  It keeps running (nothing
- * stops it), but a thread blocked at exit is parked in a syscall: a signal
- * makes it run a handler that notes its stack pointer and returns.  The
- * handler's frame sits right below the interrupted frame, with the
- * interrupted registers saved in the signal frame just above, so scanning
- * from there covers its live frames and registers and skips its dead
- * ones (which LeakSanitizer skips by stopping threads with ptrace).  Only
- * at exit: a handler interrupts sleep() early, harmless when the process
- * is ending, not in the middle of its life.
+ * Stopping the other threads at exit.  They keep running otherwise, and a
+ * thread that frees or moves a pointer while we scan makes a live block
+ * look leaked (LeakSanitizer stops the world with ptrace for this).  We
+ * signal each registered thread; its handler notes its stack pointer and
+ * waits until the scan is over.  The handler's frame sits right below the
+ * interrupted one, with the interrupted registers in the signal frame just
+ * above, so scanning from that stack pointer covers the thread's live
+ * frames and registers and skips its dead frames.  While threads wait,
+ * the scan takes no lock (a waiting thread may hold any).  Only at exit:
+ * the signal cuts a sleep() short, harmless when the process is ending.
  */
 #define FB_LEAK_SIGNAL (SIGRTMIN + 6)
 static struct thread_rec *_Atomic asked;
+static _Atomic unsigned resume_gen;
 static sem_t answered;
+static struct sigaction pause_old;
+static int paused_any;
 
-static void answer_stack_pointer(int sig)
+static void pause_handler(int sig)
 {
     (void)sig;
+    int saved = errno;
     struct thread_rec *t = atomic_load(&asked);
     if (t && pthread_equal(t->id, pthread_self())) {
-        uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
-        atomic_store(&t->sp, sp);
+        unsigned gen = atomic_load(&resume_gen);
+        atomic_store(&t->sp, (uintptr_t)__builtin_frame_address(0));
         sem_post(&answered);
+        struct timespec ms = {0, 1000 * 1000};
+        while (atomic_load(&resume_gen) == gen)
+            nanosleep(&ms, NULL);
     }
+    errno = saved;
 }
 
-static uintptr_t ask_stack_pointer(struct thread_rec *t)
+/* Stops thread t; returns its stack pointer, or 0 if it did not answer
+ * (signal blocked, or gone) within 200 ms. */
+static uintptr_t pause_thread(struct thread_rec *t)
 {
     static int ready;
-    struct sigaction sa, old;
     if (!ready) {
         if (sem_init(&answered, 0, 0) != 0)
             return 0;
         ready = 1;
     }
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = answer_stack_pointer;
-    sa.sa_flags = SA_RESTART;
-    sigemptyset(&sa.sa_mask);
-    if (sigaction(FB_LEAK_SIGNAL, &sa, &old) != 0)
-        return 0;
+    if (!paused_any) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = pause_handler;
+        sa.sa_flags = SA_RESTART;
+        sigemptyset(&sa.sa_mask);
+        if (sigaction(FB_LEAK_SIGNAL, &sa, &pause_old) != 0)
+            return 0;
+        paused_any = 1;
+    }
     atomic_store(&t->sp, 0);
     atomic_store(&asked, t);
     uintptr_t sp = 0;
@@ -575,23 +601,61 @@ static uintptr_t ask_stack_pointer(struct thread_rec *t)
         sp = atomic_load(&t->sp);
     }
     atomic_store(&asked, NULL);
-    sigaction(FB_LEAK_SIGNAL, &old, NULL);
     return sp;
+}
+
+static void resume_threads(void)
+{
+    if (!paused_any)
+        return;
+    atomic_fetch_add(&resume_gen, 1);
+    sigaction(FB_LEAK_SIGNAL, &pause_old, NULL);
+    paused_any = 0;
+}
+
+/* A candidate leak that was freed while we looked (between collecting the
+ * blocks and stopping the threads) is not a leak. */
+static int still_live(const struct block *b)
+{
+    if (fb_epoch_owns((void *)b->addr)) {
+        unsigned v = fb_g.map[(b->addr - fb_g.base) >> FB_GRANULE_SHIFT];
+        return v - 1u < FB_MAX_GRANULES && ((size_t)v << FB_GRANULE_SHIFT) == b->usable;
+    }
+    return fb_track_big_present(b->addr);
 }
 
 static FB_NOINLINE void mark_roots(int at_exit, const struct fb_leak_caller *caller)
 {
-    mark_linker_blocks();
     uintptr_t me_tp = thread_pointer();
+    pthread_t me = pthread_self();
+    struct exit_frame ef = {0, {0}};
+    int have_exit_frame = 0;
+
+    /* Everything that takes a lock comes first. */
+    segs.n = 0;
+    dl_iterate_phdr(list_segments, NULL);
+    if (at_exit && !caller)
+        have_exit_frame = find_exit_frame(&ef);
+    for (size_t i = 0; threads && i < nthreads_hw; i++) {
+        struct thread_rec *t = &threads[i];
+        if (t->used && !pthread_equal(t->id, me))
+            t->paused_sp = at_exit ? pause_thread(t) : 0;
+    }
+
+    /* Other threads are stopped (at exit): no locks from here on. */
+    mark_linker_blocks();
     if (caller) {
-        /* On demand: the caller's live stack and registers, not our own
-         * frames (their uninitialised slots hold stale pointers). */
-        /* The saved registers only (the jmp_buf's signal-mask area is not
-         * written by setjmp). */
+        /* On demand: the caller's live stack and callee-saved registers
+         * (the jmp_buf's signal-mask area is not written by setjmp), not
+         * our own frames, whose uninitialised slots hold stale pointers. */
         scan_root((uintptr_t)caller->regs,
                   (uintptr_t)caller->regs + sizeof caller->regs[0].__jmpbuf);
         scan_thread_area(caller->sp, stack_end_of(caller->sp), me_tp);
-    } else if (!at_exit || !scan_stack_above_exit()) {
+    } else if (have_exit_frame) {
+        for (size_t i = 0; i < 6; i++)
+            scan_word(ef.regs[i]);
+        scan_thread_area(ef.sp, stack_end_of(ef.sp), me_tp);
+    } else {
         /* Exit without an exit() frame: the whole live stack, with our
          * registers spilled into a jmp_buf on it. */
         jmp_buf regs;
@@ -601,16 +665,15 @@ static FB_NOINLINE void mark_roots(int at_exit, const struct fb_leak_caller *cal
         scan_thread_area(sp, stack_end_of(sp), me_tp);
     }
     scan_tls(me_tp);
-
-    dl_iterate_phdr(scan_segments, NULL);
-
-    /* Other threads, still running: their live stacks and TLS. */
-    pthread_t me = pthread_self();
+    for (size_t i = 0; i < segs.n; i++) {
+        const struct range *r = (const struct range *)segs.p + i;
+        scan_root(r->lo, r->hi);
+    }
     for (size_t i = 0; threads && i < nthreads_hw; i++) {
         struct thread_rec *t = &threads[i];
         if (!t->used || pthread_equal(t->id, me))
             continue;
-        uintptr_t from = at_exit ? ask_stack_pointer(t) : 0;
+        uintptr_t from = t->paused_sp;
         /* Without an answer: the whole stack, dead frames included (a
          * stale pointer there may hide a leak, never invent one). */
         scan_thread_area(from >= t->lo && from < t->hi ? from : t->lo, t->hi, t->tp);
@@ -761,6 +824,8 @@ static void build_groups(void)
     }
     groups.n = 0;
     for (size_t i = 0; i < n; i++) {
+        if (a[i].state == ST_GONE)
+            continue;
         struct group *g = groups.n ? (struct group *)groups.p + groups.n - 1 : NULL;
         if (!g || g->site != a[i].site || g->kind != a[i].state) {
             g = vec_push(&groups);
@@ -969,8 +1034,14 @@ long fb_leak_check(int at_exit, const struct fb_leak_caller *caller)
     collect();
     sort_blocks();
     mark_roots(at_exit, caller);
-    pthread_mutex_unlock(&thread_lock);
     classify();
+    for (size_t i = 0; i < blocks.n; i++) {
+        struct block *b = blk(i);
+        if ((b->state == ST_DIRECT || b->state == ST_INDIRECT) && !still_live(b))
+            b->state = ST_GONE;
+    }
+    resume_threads();
+    pthread_mutex_unlock(&thread_lock);
     build_groups();
 
     /* Symbolisation loads libdw with dlopen(), which (like any dl*

@@ -101,8 +101,8 @@ void fb_stats_collect(struct fbmalloc_stats *st)
     st->backend_frees = sum.backend_frees;
     st->remote_frees = sum.remote_frees;
     memcpy(st->size_hist, sum.hist, sizeof st->size_hist);
-    st->epochs_reset = atomic_load(&fb_stats_g.epochs_reset);
-    st->buffer_full = atomic_load(&fb_stats_g.buffer_full);
+    st->epochs_reset = sum.epochs_reset;
+    st->buffer_full = sum.buffer_full;
     st->threads = atomic_load(&fb_stats_g.threads);
     st->bad_frees = atomic_load(&fb_stats_g.bad_frees);
     int64_t live = atomic_load(&fb_stats_g.live_bytes);

@@ -21,11 +21,14 @@ struct fb_stats_block {
     uint64_t fast_mallocs, fast_bytes, fast_frees;
     uint64_t backend_mallocs, backend_bytes, backend_frees;
     uint64_t remote_frees;
+    /* Always counted, by the slot's owner (plain stores: a global atomic
+     * here made every buffer-full fallback a contended cache line). */
+    uint64_t epochs_reset, buffer_full;
     uint64_t hist[FBMALLOC_HIST_BUCKETS];
 };
 
 struct fb_stats_global {
-    _Atomic uint64_t epochs_reset, buffer_full, threads, bad_frees;
+    _Atomic uint64_t threads, bad_frees;
     _Atomic int64_t live_bytes;
     _Atomic uint64_t peak_live_bytes;
 };

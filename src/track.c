@@ -467,6 +467,26 @@ void fb_track_big_free(void *p)
     shard_unlock(s);
 }
 
+/* Without the shard lock: used while other threads are stopped (one may
+ * be stopped holding it).  A stopped writer leaves at worst a stale
+ * answer for one block. */
+int fb_track_big_present(uintptr_t a)
+{
+    struct shard *s = shard_of(a);
+    uint32_t cap = s->cap;
+    const struct big_entry *e = s->e;
+    if (!cap || !e)
+        return 0;
+    for (uint32_t j = (uint32_t)addr_hash(a) & (cap - 1), k = 0; k < cap;
+         j = (j + 1) & (cap - 1), k++) {
+        if (e[j].addr == a)
+            return 1;
+        if (e[j].addr == FB_EMPTY)
+            return 0;
+    }
+    return 0;
+}
+
 void fb_track_big_each(void (*fn)(void *ctx, uintptr_t addr, size_t size,
                                   uint32_t site),
                        void *ctx)

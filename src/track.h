@@ -55,6 +55,8 @@ void fb_track_big_free(void *p);
 
 /* Lookups for the leak scan. */
 uint32_t fb_track_buffer_site(const void *p, size_t usable, size_t *request);
+/* Is a at the start of a tracked jemalloc object?  Lock-free. */
+int fb_track_big_present(uintptr_t a);
 /* Calls fn for every tracked jemalloc object. */
 void fb_track_big_each(void (*fn)(void *ctx, uintptr_t addr, size_t size,
                                   uint32_t site),
