@@ -42,6 +42,8 @@ struct fbmalloc_stats {
     uint64_t threads;
     /* Double or invalid frees detected. */
     uint64_t bad_frees;
+    /* Allocations made to fail on purpose (FBMALLOC_FAIL_*). */
+    uint64_t injected_failures;
     uint64_t live_bytes;          /* requested bytes currently allocated */
     uint64_t peak_live_bytes;
     uint64_t size_hist[FBMALLOC_HIST_BUCKETS];

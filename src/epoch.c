@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "fail.h"
 #include "options.h"
 #include "platform.h"
 #include "report.h"
@@ -428,6 +429,10 @@ void *fb_epoch_malloc_slow(size_t n)
 static FB_NOINLINE void *malloc_generic(size_t n)
 {
     struct fb_tls *t = &fb_t;
+    if (fb_fail_on && fb_fail_now(n)) {
+        errno = ENOMEM;
+        return NULL;
+    }
     if (fb_unlikely(t->state == FB_T_NEW) && !t->busy) {
         t->busy = 1;
         thread_start(t);

@@ -15,6 +15,7 @@
 
 #include "backend.h"
 #include "epoch.h"
+#include "fail.h"
 #include "fb.h"
 #include "leak.h"
 #include "fmt.h"
@@ -94,7 +95,8 @@ int fb_init(void)
     fb_epoch_init();
     if (fb_track_init())
         fb_leak_init();
-    fb_observe = fb_stats_on || fb_track_on;
+    fb_fail_init();
+    fb_observe = fb_stats_on || fb_track_on || fb_fail_on;
     fb_key_ok = pthread_key_create(&fb_thread_key, thread_exit_cb) == 0;
     pthread_atfork(fork_prepare, fork_parent, fork_child);
     atomic_store_explicit(&fb_init_state, FB_INIT_DONE, memory_order_release);

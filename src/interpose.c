@@ -24,6 +24,7 @@
 
 #include "backend.h"
 #include "epoch.h"
+#include "fail.h"
 #include "fb.h"
 #include "fbmalloc.h"
 #include "fmt.h"
@@ -57,6 +58,10 @@ FB_EXPORT void *calloc(size_t count, size_t size)
         void *p = fb_epoch_malloc(n);
         return p ? memset(p, 0, n) : NULL;
     }
+    if (fb_unlikely(fb_fail_on) && fb_fail_now(n)) {
+        errno = ENOMEM;
+        return NULL;
+    }
     void *p = fb_je_calloc(n);
     if (fb_unlikely(!p)) {
         errno = ENOMEM;
@@ -77,6 +82,10 @@ FB_EXPORT void *realloc(void *p, size_t n)
     }
     if (fb_epoch_owns(p))
         return fb_epoch_realloc(p, n);
+    if (fb_unlikely(fb_fail_on) && fb_fail_now(n)) {
+        errno = ENOMEM;                  /* p stays valid, as on real OOM */
+        return NULL;
+    }
     /* jemalloc may move the block: account the old one as freed and the
      * result as a new allocation. */
     if (fb_observe)
@@ -108,6 +117,10 @@ static inline void *aligned(size_t align, size_t n)
 {
     if (align <= FB_ALIGN)
         return fb_epoch_malloc(n);
+    if (fb_unlikely(fb_fail_on) && fb_fail_now(n)) {
+        errno = ENOMEM;
+        return NULL;
+    }
     void *p = fb_je_memalign(align, n);
     if (fb_unlikely(!p)) {
         errno = ENOMEM;

@@ -95,6 +95,33 @@ static int parse_int(const char *s, uint64_t *out)
 }
 
 /* Index of word s in a '|'-separated list, or -1. Case-insensitive. */
+/* "0.25", ".5", "1", "5%", "0.1%" -> p * 2^32 (clamped to 2^32). */
+static int parse_prob(const char *s, uint64_t *out)
+{
+    uint64_t num = 0, den = 1;
+    int digits = 0;
+    for (; *s >= '0' && *s <= '9'; s++, digits++)
+        if (num < 1000000000000ull)
+            num = num * 10 + (uint64_t)(*s - '0');
+    if (*s == '.') {
+        for (s++; *s >= '0' && *s <= '9'; s++, digits++) {
+            if (den < 1000000000000ull) {
+                num = num * 10 + (uint64_t)(*s - '0');
+                den *= 10;
+            }
+        }
+    }
+    if (*s == '%') {
+        den *= 100;
+        s++;
+    }
+    if (!digits || *s != '\0' || num > den)
+        return -1;
+    /* num <= den <= 10^14, so num * 2^32 needs 128-bit arithmetic. */
+    *out = (uint64_t)((__uint128_t)num * ((uint64_t)1 << 32) / den);
+    return 0;
+}
+
 static int enum_index(const char *choices, const char *s)
 {
     int idx = 0;
@@ -166,8 +193,13 @@ static void expected_str(const struct fb_opt_desc *d, char *buf, size_t cap)
                         lo, hi, (d->flags & FB_OF_ZERO) ? ", or 0 for off" : "");
         break;
     case FB_OT_INT:
-        fb_fmt_snprintf(buf, cap, "an integer from %lu to %lu",
-                        (unsigned long)d->min, (unsigned long)d->max);
+        if (d->max >= UINT64_MAX - 1)
+            fb_fmt_snprintf(buf, cap, "an integer >= %lu%s", (unsigned long)d->min,
+                            (d->flags & FB_OF_OFF) ? ", or off" : "");
+        else
+            fb_fmt_snprintf(buf, cap, "an integer from %lu to %lu%s",
+                            (unsigned long)d->min, (unsigned long)d->max,
+                            (d->flags & FB_OF_OFF) ? ", or off" : "");
         break;
     case FB_OT_ENUM: {
         /* "0|1|json" reads "one of 0, 1, json" (and keeps tables intact) */
@@ -183,6 +215,9 @@ static void expected_str(const struct fb_opt_desc *d, char *buf, size_t cap)
         buf[n] = '\0';
         break;
     }
+    case FB_OT_PROB:
+        fb_fmt_snprintf(buf, cap, "a probability from 0 to 1 (or 0%% to 100%%)");
+        break;
     case FB_OT_PATH:
         fb_fmt_snprintf(buf, cap, "%s",
                         strcmp(d->def, "stderr") == 0
@@ -213,7 +248,13 @@ static void set_default(struct fb_options *o, int id)
         fb_opt_parse_size(d->def, num_field(o, id));
         break;
     case FB_OT_INT:
-        parse_int(d->def, num_field(o, id));
+        if ((d->flags & FB_OF_OFF) && strcmp(d->def, "off") == 0)
+            *num_field(o, id) = UINT64_MAX;
+        else
+            parse_int(d->def, num_field(o, id));
+        break;
+    case FB_OT_PROB:
+        parse_prob(d->def, num_field(o, id));
         break;
     case FB_OT_ENUM:
         *num_field(o, id) = (uint64_t)enum_index(d->choices, d->def);
@@ -247,7 +288,17 @@ static int parse_one(struct fb_options *o, int id, const char *val, int secure,
             return -1;
         }
         break;
+    case FB_OT_PROB:
+        if (parse_prob(val, &v) != 0) {
+            complain(errfd, d, val, NULL);
+            return -1;
+        }
+        break;
     case FB_OT_INT:
+        if ((d->flags & FB_OF_OFF) && strcmp(val, "off") == 0) {
+            v = UINT64_MAX;
+            break;
+        }
         if (parse_int(val, &v) != 0) {
             complain(errfd, d, val, "(not a number)");
             return -1;

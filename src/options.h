@@ -18,16 +18,19 @@ enum fb_opt_type {
     FB_OT_INT,    /* plain decimal integer */
     FB_OT_ENUM,   /* one of a '|'-separated list of words */
     FB_OT_PATH,   /* a file path or "stderr"; %p becomes the pid */
+    FB_OT_PROB,   /* a probability: 0.05 or 5%; stored as p * 2^32 */
 };
 
 /* Flags */
 #define FB_OF_POW2 1u   /* must be a power of two */
 #define FB_OF_ZERO 2u   /* 0 is allowed even below min (means "off") */
 #define FB_OF_FILE 4u   /* names a file: ignored in setuid programs */
+#define FB_OF_OFF 8u    /* "off" is accepted and stored as UINT64_MAX */
 
 #define FB_K ((uint64_t)1 << 10)
 #define FB_M ((uint64_t)1 << 20)
 #define FB_G ((uint64_t)1 << 30)
+#define FB_MAX_SIZE_OPT ((uint64_t)1 << 40)
 
 /*
  * X(NAME, field, type, default, min, max, flags, choices, description)
@@ -72,6 +75,17 @@ enum fb_opt_type {
       NULL,                                                                  \
       "LeakSanitizer-style file of leak:<pattern> lines (function, module " \
       "or source file) whose leaks are not reported.")                      \
+    X(FAIL_AFTER, fail_after, FB_OT_INT, "off", 0, UINT64_MAX - 1,           \
+      FB_OF_OFF, NULL,                                                       \
+      "Failure injection: the first N allocations succeed, every later "    \
+      "one returns NULL with errno ENOMEM.")                                \
+    X(FAIL_RATE, fail_rate, FB_OT_PROB, "0", 0, 0, 0, NULL,                  \
+      "Failure injection: each allocation fails with this probability "     \
+      "(0.01 or 1%), reproducibly for a given FAIL_SEED.")                  \
+    X(FAIL_SEED, fail_seed, FB_OT_INT, "1", 0, UINT64_MAX - 1, 0, NULL,      \
+      "Seed of FAIL_RATE's choices.")                                       \
+    X(FAIL_MIN_SIZE, fail_min_size, FB_OT_SIZE, "0", 0, FB_MAX_SIZE_OPT, 0,  \
+      NULL, "Failure injection only hits requests larger than this.")       \
     X(VERBOSE, verbose, FB_OT_INT, "0", 0, 2, 0, NULL,                       \
       "Informational messages on stderr: 1 = start-up summary, 2 = also "   \
       "thread and buffer events.")
@@ -94,6 +108,7 @@ enum { FB_FORMAT_TEXT = 0, FB_FORMAT_JSON = 1 };
 #define FB_FIELD_FB_OT_INT(f)  uint64_t f;
 #define FB_FIELD_FB_OT_ENUM(f) uint64_t f;
 #define FB_FIELD_FB_OT_PATH(f) char f[FB_OPT_PATH_MAX];
+#define FB_FIELD_FB_OT_PROB(f) uint64_t f;
 
 struct fb_options {
 #define FB_X(NAME, field, type, ...) FB_FIELD_##type(field)

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "epoch.h"
+#include "fail.h"
 #include "fb.h"
 #include "fmt.h"
 #include "options.h"
@@ -105,6 +106,7 @@ void fb_stats_collect(struct fbmalloc_stats *st)
     st->buffer_full = sum.buffer_full;
     st->threads = atomic_load(&fb_stats_g.threads);
     st->bad_frees = atomic_load(&fb_stats_g.bad_frees);
+    st->injected_failures = fb_fail_count();
     int64_t live = atomic_load(&fb_stats_g.live_bytes);
     st->live_bytes = live > 0 ? (uint64_t)live : 0;
     st->peak_live_bytes = atomic_load(&fb_stats_g.peak_live_bytes);
@@ -150,6 +152,9 @@ static void write_text(struct fb_buf *b, const struct fbmalloc_stats *st)
     fb_fmt_append(b, "  threads       %'14lu  (that owned a buffer)\n",
                   (unsigned long)st->threads);
     fb_fmt_append(b, "  bad frees     %'14lu\n", (unsigned long)st->bad_frees);
+    if (st->injected_failures)
+        fb_fmt_append(b, "  injected failures %'10lu  (FBMALLOC_FAIL_*)\n",
+                      (unsigned long)st->injected_failures);
     fb_fmt_append(b, "  live bytes    %'14lu  (peak %'lu)\n",
                   (unsigned long)st->live_bytes, (unsigned long)st->peak_live_bytes);
 
@@ -183,7 +188,7 @@ static void write_json(struct fb_buf *b, const struct fbmalloc_stats *st)
     J(fast_mallocs); J(fast_bytes); J(fast_frees);
     J(backend_mallocs); J(backend_bytes); J(backend_frees);
     J(remote_frees); J(epochs_reset); J(epochs_pinned); J(buffer_full);
-    J(threads); J(bad_frees); J(live_bytes); J(peak_live_bytes);
+    J(threads); J(bad_frees); J(injected_failures); J(live_bytes); J(peak_live_bytes);
 #undef J
     fb_fmt_append(b, ",\"counting\":%s,\"size_hist\":[", st->counting ? "true" : "false");
     for (int i = 0; i < FBMALLOC_HIST_BUCKETS; i++)

@@ -1,0 +1,26 @@
+/*
+ * Failure injection (Zig's FailingAllocator for any binary): make chosen
+ * allocations return NULL with errno ENOMEM, to test how a program
+ * handles out-of-memory.  FBMALLOC_FAIL_AFTER=N lets the first N
+ * allocations succeed; FBMALLOC_FAIL_RATE=p fails each with probability
+ * p, the same calls for the same FBMALLOC_FAIL_SEED; FBMALLOC_FAIL_MIN_SIZE
+ * restricts both to larger requests.  With it on, every allocation goes
+ * through the slow paths (the fast path never tests for it).
+ */
+#ifndef FB_FAIL_H
+#define FB_FAIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fb.h"
+
+extern FB_HIDDEN int fb_fail_on;
+
+/* Reads the options; returns 1 if injection is on. */
+int fb_fail_init(void);
+/* Should this allocation of n bytes fail?  Counts calls and failures. */
+int fb_fail_now(size_t n);
+uint64_t fb_fail_count(void);
+
+#endif
