@@ -25,6 +25,7 @@
 #include "platform.h"
 #include "report.h"
 #include "stats.h"
+#include "trace.h"
 #include "track.h"
 
 __thread struct fb_tls fb_t __attribute__((tls_model("initial-exec")));
@@ -255,11 +256,14 @@ static void set_gates(struct fb_tls *t)
 {
     /* With statistics or tracking on, the malloc gate stays shut so every
      * allocation is seen by the slow path, which does the same work.  The
-     * owner's free gate only needs shutting for statistics: tracking reads
-     * the granule map's "freed" mark, which the fast free writes. */
+     * owner's free gate only needs shutting for statistics and the log:
+     * tracking reads the granule map's "freed" mark, which the fast free
+     * writes. */
     int active = t->state == FB_T_ACTIVE;
     t->max_small = active && !fb_observe ? fb_g.max_small : 0;
-    t->slot_granules = active && !fb_stats_on ? fb_g.slot_size >> FB_GRANULE_SHIFT : 0;
+    t->slot_granules = active && !fb_stats_on && !fb_trace_on
+                           ? fb_g.slot_size >> FB_GRANULE_SHIFT
+                           : 0;
 }
 
 /* Takes a slot for this thread: a given-back one if any, else a new one
@@ -445,8 +449,9 @@ static FB_NOINLINE void *malloc_generic(size_t n)
         if (p) {
             if (fb_stats_on)
                 fb_stats_malloc(&t->slot->stats, n, sz, FB_ST_FAST);
-            if (fb_track_on)
-                fb_track_buffer(p, n);
+            uint32_t site = fb_track_on ? fb_track_buffer(p, n) : 0;
+            if (fb_trace_on)
+                fb_trace_event(FB_TR_MALLOC, p, n, site);
             return p;
         }
         t->slot->stats.buffer_full++;
@@ -466,8 +471,9 @@ void fb_epoch_observe_big(void *p, size_t n)
     if (fb_stats_on)
         fb_stats_malloc(fb_epoch_stats_block(), n, fb_je_usable(p),
                         FB_ST_BACKEND);
-    if (fb_track_on)
-        fb_track_big(p, n);
+    uint32_t site = fb_track_on ? fb_track_big(p, n) : 0;
+    if (fb_trace_on)
+        fb_trace_event(FB_TR_MALLOC, p, n, site);
 }
 
 void fb_epoch_observe_big_free(void *p)
@@ -476,6 +482,8 @@ void fb_epoch_observe_big_free(void *p)
         fb_stats_free(fb_epoch_stats_block(), fb_je_usable(p), FB_ST_BACKEND);
     if (fb_track_on)
         fb_track_big_free(p);
+    if (fb_trace_on)
+        fb_trace_event(FB_TR_FREE, p, 0, 0);
 }
 
 /* Validates p as a live buffer object; returns its map byte's address or
@@ -545,6 +553,8 @@ static FB_NOINLINE void free_generic(void *ptr)
         if (fb_stats_on)
             fb_stats_free(&t->slot->stats, (size_t)v << FB_GRANULE_SHIFT,
                           FB_ST_FAST);
+        if (fb_trace_on)
+            fb_trace_event(FB_TR_FREE, ptr, 0, 0);
         return;
     }
     /* Another thread's object (or a slot given back): mark it freed with
@@ -564,6 +574,8 @@ static FB_NOINLINE void free_generic(void *ptr)
     if (fb_stats_on)
         fb_stats_free(fb_epoch_stats_block(), (size_t)v << FB_GRANULE_SHIFT,
                       FB_ST_REMOTE);
+    if (fb_trace_on)
+        fb_trace_event(FB_TR_FREE, ptr, 0, 0);
 }
 
 size_t fb_epoch_usable(const void *p)
@@ -592,8 +604,9 @@ void *fb_epoch_realloc(void *p, size_t n)
         if (sz < usable)
             fb_g.map[((uintptr_t)p - fb_g.base) >> FB_GRANULE_SHIFT] =
                 (uint8_t)(sz >> FB_GRANULE_SHIFT);
-        if (fb_track_on)
-            fb_track_buffer(p, n);
+        uint32_t site = fb_track_on ? fb_track_buffer(p, n) : 0;
+        if (fb_trace_on)
+            fb_trace_event(FB_TR_REALLOC, p, n, site);
         return p;
     }
     /* The last object of our current epoch grows in place. */
@@ -604,8 +617,9 @@ void *fb_epoch_realloc(void *p, size_t n)
             t->bump = (uintptr_t)p + sz;
             t->slot_map[((uintptr_t)p - t->slot_base) >> FB_GRANULE_SHIFT] =
                 (uint8_t)(sz >> FB_GRANULE_SHIFT);
-            if (fb_track_on)
-                fb_track_buffer(p, n);
+            uint32_t site = fb_track_on ? fb_track_buffer(p, n) : 0;
+            if (fb_trace_on)
+                fb_trace_event(FB_TR_REALLOC, p, n, site);
             return p;
         }
     }

@@ -22,6 +22,7 @@
 #include "options.h"
 #include "report.h"
 #include "stats.h"
+#include "trace.h"
 #include "track.h"
 
 extern char **environ;
@@ -34,6 +35,8 @@ static int fb_key_ok;
 static void thread_exit_cb(void *arg)
 {
     (void)arg;
+    if (fb_trace_on)
+        fb_trace_thread_exit();
     fb_epoch_thread_exit();
     if (fb_track_on) {
         fb_track_thread_exit();
@@ -48,15 +51,21 @@ static void fork_prepare(void)
     fb_epoch_fork_prepare();
     if (fb_track_on)
         fb_track_fork_prepare();
+    if (fb_trace_on)
+        fb_trace_fork_prepare();
 }
 static void fork_parent(void)
 {
+    if (fb_trace_on)
+        fb_trace_fork_parent();
     if (fb_track_on)
         fb_track_fork_parent();
     fb_epoch_fork_parent();
 }
 static void fork_child(void)
 {
+    if (fb_trace_on)
+        fb_trace_fork_child();
     if (fb_track_on) {
         fb_track_fork_child();
         fb_leak_fork_child();
@@ -93,10 +102,11 @@ int fb_init(void)
     fb_opt_init();
     fb_stats_on = fb_opt.stats != FB_STATS_OFF;
     fb_epoch_init();
+    fb_trace_init();
     if (fb_track_init())
         fb_leak_init();
     fb_fail_init();
-    fb_observe = fb_stats_on || fb_track_on || fb_fail_on;
+    fb_observe = fb_stats_on || fb_track_on || fb_fail_on || fb_trace_on;
     fb_key_ok = pthread_key_create(&fb_thread_key, thread_exit_cb) == 0;
     pthread_atfork(fork_prepare, fork_parent, fork_child);
     atomic_store_explicit(&fb_init_state, FB_INIT_DONE, memory_order_release);
@@ -131,7 +141,9 @@ __attribute__((destructor)) static void fb_dtor(void)
 {
     if (atomic_load(&fb_init_state) != FB_INIT_DONE)
         return;
-    if (fb_track_on)
+    if (fb_track_on && fb_opt.leaks != FB_LEAKS_OFF)
         fb_leak_check(1, NULL);
     fb_stats_at_exit();
+    if (fb_trace_on)
+        fb_trace_at_exit();
 }

@@ -222,7 +222,7 @@ static void expected_str(const struct fb_opt_desc *d, char *buf, size_t cap)
         fb_fmt_snprintf(buf, cap, "%s",
                         strcmp(d->def, "stderr") == 0
                             ? "stderr or a file path (%p = pid)"
-                            : "a file path");
+                            : "a file path, or none");
         break;
     }
 }

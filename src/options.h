@@ -75,6 +75,9 @@ enum fb_opt_type {
       NULL,                                                                  \
       "LeakSanitizer-style file of leak:<pattern> lines (function, module " \
       "or source file) whose leaks are not reported.")                      \
+    X(TRACE, trace, FB_OT_PATH, "none", 0, 0, FB_OF_FILE, NULL,              \
+      "Allocation log: every operation, in a compact binary format, to "    \
+      "this file (%p = pid); read it with scripts/fbmalloc-trace.")         \
     X(FAIL_AFTER, fail_after, FB_OT_INT, "off", 0, UINT64_MAX - 1,           \
       FB_OF_OFF, NULL,                                                       \
       "Failure injection: the first N allocations succeed, every later "    \

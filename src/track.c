@@ -36,6 +36,7 @@
 #include "epoch.h"
 #include "options.h"
 #include "platform.h"
+#include "trace.h"
 
 int fb_track_on;
 
@@ -330,14 +331,16 @@ int fb_track_commit_slot(uintptr_t slot_base, size_t slot_size)
     return fb_plat_commit(&site_map[first], count * sizeof *site_map);
 }
 
-void fb_track_buffer(void *p, size_t request)
+uint32_t fb_track_buffer(void *p, size_t request)
 {
     if (fb_t.busy)
-        return;
+        return 0;
     size_t g = ((uintptr_t)p - fb_g.base) >> FB_GRANULE_SHIFT;
     size_t usable = (size_t)fb_g.map[g] << FB_GRANULE_SHIFT;
     uint32_t slack = (uint32_t)(usable - request);  /* 0..16 */
-    site_map[g] = capture_guarded() | (slack << FB_SITE_BITS);
+    uint32_t site = capture_guarded();
+    site_map[g] = site | (slack << FB_SITE_BITS);
+    return site;
 }
 
 uint32_t fb_track_buffer_site(const void *p, size_t usable, size_t *request)
@@ -415,17 +418,17 @@ static int shard_grow(struct shard *s)
     return 0;
 }
 
-void fb_track_big(void *p, size_t request)
+uint32_t fb_track_big(void *p, size_t request)
 {
     if (fb_t.busy || !p)
-        return;
+        return 0;
     uint32_t site = capture_guarded();
     uintptr_t a = (uintptr_t)p;
     struct shard *s = shard_of(a);
     shard_lock(s);
     if ((s->used + 1) * 10 >= s->cap * 7 && shard_grow(s) != 0) {
         shard_unlock(s);
-        return;
+        return site;
     }
     uint32_t j = (uint32_t)addr_hash(a) & (s->cap - 1);
     int32_t tomb = -1;
@@ -446,6 +449,7 @@ void fb_track_big(void *p, size_t request)
     s->e[j].size = request;
     s->e[j].site = site;
     shard_unlock(s);
+    return site;
 }
 
 void fb_track_big_free(void *p)
@@ -531,7 +535,7 @@ static int find_own(struct dl_phdr_info *info, size_t size, void *arg)
 
 int fb_track_init(void)
 {
-    if (fb_opt.leaks == FB_LEAKS_OFF)
+    if (fb_opt.leaks == FB_LEAKS_OFF && !fb_trace_on)
         return 0;
     fb_track_depth = (unsigned)fb_opt.stack_depth;
     cache_stride = sizeof(struct cache_entry) + fb_track_depth * sizeof(uintptr_t);

@@ -40,16 +40,18 @@ struct fb_track_site {
     uint32_t *modules;       /* module index per frame (0: unknown) */
 };
 
-/* Start-up (after options and geometry).  Returns 0 if tracking is off. */
+/* Start-up (after options and geometry).  Tracking is on for leak reports
+ * and for the allocation log (call sites).  Returns 0 if it is off. */
 int fb_track_init(void);
 /* Called when a thread takes slot idx: commits its part of the site map. */
 int fb_track_commit_slot(uintptr_t slot_base, size_t slot_size);
 void fb_track_thread_exit(void);
 
 /* Record a new object: buffer object p (usable bytes in the map) or a
- * jemalloc object.  request: the size the program asked for. */
-void fb_track_buffer(void *p, size_t request);
-void fb_track_big(void *p, size_t request);
+ * jemalloc object.  request: the size the program asked for.  Returns the
+ * call-site id (0 if not captured). */
+uint32_t fb_track_buffer(void *p, size_t request);
+uint32_t fb_track_big(void *p, size_t request);
 /* A jemalloc object is freed / moved by rallocx. */
 void fb_track_big_free(void *p);
 
