@@ -68,6 +68,11 @@ int fbmalloc_stats_print(int fd);
  * blocks (direct and indirect, not suppressed), or -1 if tracking is off. */
 long fbmalloc_leak_check(void);
 
+/* With tracking on, writes the live heap grouped by call site to fd (as
+ * the snapshot signal, FBMALLOC_SNAPSHOT_SIGNAL, does to FBMALLOC_OUTPUT),
+ * in FBMALLOC_REPORT_FORMAT.  Returns 0, or -1 if tracking is off. */
+int fbmalloc_snapshot(int fd);
+
 #ifdef __cplusplus
 }
 #endif

@@ -21,6 +21,7 @@
 
 #include "backend.h"
 #include "fail.h"
+#include "leak.h"
 #include "options.h"
 #include "platform.h"
 #include "report.h"
@@ -433,6 +434,8 @@ void *fb_epoch_malloc_slow(size_t n)
 static FB_NOINLINE void *malloc_generic(size_t n)
 {
     struct fb_tls *t = &fb_t;
+    if (fb_unlikely(fb_leak_snapshot_pending) && !t->busy)
+        fb_leak_snapshot_pending_run();
     if (fb_fail_on && fb_fail_now(n)) {
         errno = ENOMEM;
         return NULL;

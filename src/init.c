@@ -103,8 +103,10 @@ int fb_init(void)
     fb_stats_on = fb_opt.stats != FB_STATS_OFF;
     fb_epoch_init();
     fb_trace_init();
-    if (fb_track_init())
+    if (fb_track_init()) {
         fb_leak_init();
+        fb_leak_install_snapshot_signal();
+    }
     fb_fail_init();
     fb_observe = fb_stats_on || fb_track_on || fb_fail_on || fb_trace_on;
     fb_key_ok = pthread_key_create(&fb_thread_key, thread_exit_cb) == 0;

@@ -384,6 +384,11 @@ FB_EXPORT int fbmalloc_stats_print(int fd)
     return fb_stats_write(fd, 0);
 }
 
+FB_EXPORT int fbmalloc_snapshot(int fd)
+{
+    return fb_leak_snapshot(fd < 0 ? -1 : fd);
+}
+
 FB_EXPORT FB_NOINLINE long fbmalloc_leak_check(void)
 {
     /* Capture the caller's registers before our code reuses them, and its

@@ -223,7 +223,7 @@ static void read_maps(void)
 /* ---------------------------------------------------------------------- */
 /* Blocks                                                                  */
 
-enum { ST_UNSEEN = 0, ST_REACHABLE, ST_DIRECT, ST_INDIRECT, ST_GONE };
+enum { ST_UNSEEN = 0, ST_REACHABLE, ST_DIRECT, ST_INDIRECT, ST_GONE, ST_LIVE };
 
 struct block {
     uintptr_t addr;
@@ -908,7 +908,10 @@ static void json_str(struct fb_buf *b, const char *s)
 
 static const char *kind_name(uint8_t kind)
 {
-    return kind == ST_DIRECT ? "direct" : kind == ST_INDIRECT ? "indirect" : "reachable";
+    return kind == ST_DIRECT     ? "direct"
+           : kind == ST_INDIRECT ? "indirect"
+           : kind == ST_LIVE     ? "live"
+                                 : "reachable";
 }
 
 static void write_stack_text(struct fb_buf *b, const struct fb_track_site *s)
@@ -940,27 +943,53 @@ static void write_stack_json(struct fb_buf *b, const struct fb_track_site *s)
     fb_fmt_puts(b, "]");
 }
 
+/* Folded stacks, as flame-graph tools read them: outermost frame first,
+ * ';'-separated, then the weight (bytes). */
+static void write_stack_folded(struct fb_buf *b, const struct fb_track_site *s,
+                               uint64_t bytes)
+{
+    for (unsigned i = s ? s->depth : 0; i-- > 0;) {
+        struct frame_info f;
+        frame_at(s, i, &f);
+        if (f.sym.func[0]) {
+            /* ';' and ' ' separate fields: keep them out of names. */
+            for (const char *c = f.sym.func; *c; c++)
+                fb_fmt_append(b, "%c", (*c == ';' || *c == ' ') ? '_' : *c);
+        } else {
+            fb_fmt_append(b, "%s+0x%lx", base_name(f.module), (unsigned long)f.offset);
+        }
+        fb_fmt_puts(b, i ? ";" : "");
+    }
+    fb_fmt_append(b, " %lu\n", (unsigned long)bytes);
+}
+
 struct totals {
     uint64_t groups, bytes, blocks;
     uint64_t direct_bytes, direct_blocks, indirect_bytes, indirect_blocks;
     uint64_t reach_bytes, reach_blocks, supp_bytes, supp_blocks;
 };
 
-static void write_report(int fd, const struct totals *t)
+enum report_mode { FB_REPORT_LEAKS, FB_REPORT_SNAPSHOT };
+
+static void write_report(int fd, const struct totals *t, enum report_mode mode)
 {
     char mem[8192];
     struct fb_buf b;
     int json = fb_opt.report_format == FB_FORMAT_JSON;
-    int all = fb_opt.leaks == FB_LEAKS_ALL;
+    int folded = fb_opt.report_format == FB_FORMAT_FOLDED;
+    int all = fb_opt.leaks == FB_LEAKS_ALL || mode == FB_REPORT_SNAPSHOT;
+    int snap = mode == FB_REPORT_SNAPSHOT;
     fb_fmt_buf_init(&b, mem, sizeof mem, fd);
     const char *prog = program_invocation_name ? program_invocation_name : "";
     if (json) {
-        fb_fmt_append(&b, "{\"fbmalloc_leak_report\":{\"pid\":%d,\"program\":",
+        fb_fmt_append(&b, "{\"%s\":{\"pid\":%d,\"program\":",
+                      snap ? "fbmalloc_heap_snapshot" : "fbmalloc_leak_report",
                       (int)getpid());
         json_str(&b, prog);
-        fb_fmt_puts(&b, ",\"leaks\":[");
-    } else {
-        fb_fmt_append(&b, "fbmalloc: leak report for pid %d (%s)\n", (int)getpid(), prog);
+        fb_fmt_puts(&b, snap ? ",\"live\":[" : ",\"leaks\":[");
+    } else if (!folded) {
+        fb_fmt_append(&b, "fbmalloc: %s for pid %d (%s)\n",
+                      snap ? "heap snapshot" : "leak report", (int)getpid(), prog);
     }
     int first = 1;
     for (size_t i = 0; i < groups.n; i++) {
@@ -968,29 +997,44 @@ static void write_report(int fd, const struct totals *t)
         if (g->suppressed || (g->kind == ST_REACHABLE && !all))
             continue;
         const struct fb_track_site *s = fb_track_site(g->site);
-        if (json) {
+        if (folded) {
+            write_stack_folded(&b, s, g->bytes);
+        } else if (json) {
             fb_fmt_append(&b, "%s{\"kind\":\"%s\",\"bytes\":%lu,\"blocks\":%lu,\"stack\":",
                           first ? "" : ",", kind_name(g->kind),
                           (unsigned long)g->bytes, (unsigned long)g->blocks);
             write_stack_json(&b, s);
             fb_fmt_puts(&b, "}");
         } else {
-            if (g->kind == ST_REACHABLE)
+            const char *unit = g->blocks == 1 ? "block" : "blocks";
+            if (g->kind == ST_LIVE)
+                fb_fmt_append(&b, "fbmalloc: live: %'lu bytes in %'lu %s, allocated from:\n",
+                              (unsigned long)g->bytes, (unsigned long)g->blocks, unit);
+            else if (g->kind == ST_REACHABLE)
                 fb_fmt_append(&b, "fbmalloc: still reachable: %'lu bytes in %'lu %s, "
                                   "allocated from:\n",
-                              (unsigned long)g->bytes, (unsigned long)g->blocks,
-                              g->blocks == 1 ? "block" : "blocks");
+                              (unsigned long)g->bytes, (unsigned long)g->blocks, unit);
             else
                 fb_fmt_append(&b, "fbmalloc: %s leak of %'lu bytes in %'lu %s, "
                                   "allocated from:\n",
                               kind_name(g->kind), (unsigned long)g->bytes,
-                              (unsigned long)g->blocks,
-                              g->blocks == 1 ? "block" : "blocks");
+                              (unsigned long)g->blocks, unit);
             write_stack_text(&b, s);
         }
         first = 0;
     }
-    if (json) {
+    if (folded) {
+        /* Nothing else: the file stays a valid folded-stack input. */
+    } else if (snap && json) {
+        fb_fmt_append(&b, "],\"summary\":{\"sites\":%lu,\"bytes\":%lu,\"blocks\":%lu}}}\n",
+                      (unsigned long)t->groups, (unsigned long)t->bytes,
+                      (unsigned long)t->blocks);
+    } else if (snap) {
+        fb_fmt_append(&b, "fbmalloc: %'lu bytes live in %'lu %s from %'lu call %s\n",
+                      (unsigned long)t->bytes, (unsigned long)t->blocks,
+                      t->blocks == 1 ? "block" : "blocks", (unsigned long)t->groups,
+                      t->groups == 1 ? "site" : "sites");
+    } else if (json) {
         fb_fmt_append(&b, "],\"summary\":{\"leaks\":%lu,\"bytes\":%lu,\"blocks\":%lu,"
                           "\"direct_bytes\":%lu,\"direct_blocks\":%lu,"
                           "\"indirect_bytes\":%lu,\"indirect_blocks\":%lu,"
@@ -1082,7 +1126,7 @@ long fb_leak_check(int at_exit, const struct fb_leak_caller *caller)
         }
     }
     int fd = fb_plat_output_fd();
-    write_report(fd, &t);
+    write_report(fd, &t, FB_REPORT_LEAKS);
     fb_plat_output_done();
     fb_sym_close();
 
@@ -1096,4 +1140,76 @@ long fb_leak_check(int at_exit, const struct fb_leak_caller *caller)
     if (at_exit && leaked && fb_opt.leak_exitcode)
         _exit((int)fb_opt.leak_exitcode);
     return leaked;
+}
+
+/*
+ * Heap snapshot: every tracked live block, grouped by call site, largest
+ * first; no reachability scan, so other threads are not stopped and the
+ * program is held up only for the collection and the writing.
+ */
+int fb_leak_snapshot(int fd)
+{
+    if (!fb_track_on)
+        return -1;
+    pthread_mutex_lock(&check_lock);
+    uint8_t was = fb_t.busy;
+    fb_t.busy = 1;
+    int saved = errno;
+    collect();
+    for (size_t i = 0; i < blocks.n; i++)
+        blk(i)->state = ST_LIVE;
+    build_groups();
+    struct totals t;
+    memset(&t, 0, sizeof t);
+    for (size_t i = 0; i < groups.n; i++) {
+        const struct group *g = (const struct group *)groups.p + i;
+        t.groups++;
+        t.bytes += g->bytes;
+        t.blocks += g->blocks;
+    }
+    if (groups.n)
+        fb_sym_open();
+    int out = fd >= 0 ? fd : fb_plat_output_fd();
+    write_report(out, &t, FB_REPORT_SNAPSHOT);
+    if (fd < 0)
+        fb_plat_output_done();
+    fb_sym_close();
+    vec_free(&blocks);
+    vec_free(&groups);
+    errno = saved;
+    fb_t.busy = was;
+    pthread_mutex_unlock(&check_lock);
+    return 0;
+}
+
+/* The snapshot signal only raises this flag (a handler may neither lock
+ * nor allocate); the next allocation, which with tracking on always takes
+ * the slow path, writes the snapshot. */
+_Atomic int fb_leak_snapshot_pending;
+
+static void snapshot_signal(int sig)
+{
+    (void)sig;
+    atomic_store(&fb_leak_snapshot_pending, 1);
+}
+
+void fb_leak_snapshot_pending_run(void)
+{
+    if (atomic_exchange(&fb_leak_snapshot_pending, 0))
+        fb_leak_snapshot(-1);
+}
+
+void fb_leak_install_snapshot_signal(void)
+{
+    int sig = fb_opt.snapshot_signal == FB_SNAP_USR2   ? SIGUSR2
+              : fb_opt.snapshot_signal == FB_SNAP_USR1 ? SIGUSR1
+                                                       : 0;
+    struct sigaction sa, old;
+    if (!sig || sigaction(sig, NULL, &old) != 0 || old.sa_handler != SIG_DFL)
+        return;                      /* the program's own handler wins */
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = snapshot_signal;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    sigaction(sig, &sa, NULL);
 }

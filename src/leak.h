@@ -22,6 +22,15 @@ struct fb_leak_caller {
  * demand, NULL at exit. */
 long fb_leak_check(int at_exit, const struct fb_leak_caller *caller);
 
+/* Writes the live heap grouped by call site to fd (-1: FBMALLOC_OUTPUT).
+ * Returns 0, or -1 when tracking is off. */
+int fb_leak_snapshot(int fd);
+/* FBMALLOC_SNAPSHOT_SIGNAL: the handler raises fb_leak_snapshot_pending;
+ * the slow path calls fb_leak_snapshot_pending_run. */
+void fb_leak_install_snapshot_signal(void);
+extern _Atomic int fb_leak_snapshot_pending;
+void fb_leak_snapshot_pending_run(void);
+
 /* Start-up work that must not happen during a check. */
 void fb_leak_init(void);
 
