@@ -783,7 +783,8 @@ class Driver:
 
     def group_corpus_c(self):
         for prog in ('plain', 'calloc', 'realloc', 'strdup', 'indirect',
-                     'cycle', 'thread', 'many', 'aligned', 'big', 'stale'):
+                     'cycle', 'thread', 'many', 'aligned', 'big', 'stale',
+                     'ctor'):
             self.corpus(prog, prog)
         self.corpus('dlopen-dlclose', 'dl_main',
                     args=[self.module('libleakdl.so')],
@@ -893,6 +894,9 @@ class Driver:
         self.corpus('thread-specific-leaks-all', 'tsd', tag='all',
                     leaks='all')
         self.case('exit-while-threads-allocate', self.busy_exit_case)
+        self.corpus('100-threads-blocked-at-exit', 'many_threads')
+        self.corpus('100-threads-leaks-all', 'many_threads', tag='all',
+                    leaks='all')
         self.suppression_cases()
         self.case('leak-check-on-demand', self.check_api_case)
         self.case('leak-check-off', self.check_api_off_case)
@@ -1095,6 +1099,7 @@ class Driver:
         self.case('text-leaks-all', self.text_all_case)
         self.case('text-suppressed-count', self.text_suppressed_case)
         self.case('json-frames-addr2line', self.addr2line_case)
+        self.case('json-text-odd-program-path', self.odd_path_case)
 
     def text_case(self, ctx, prog, args):
         exe = self.exe(prog)
@@ -1177,6 +1182,35 @@ class Driver:
             ctx.fail('text: ' + p)
         if reps:
             ctx.expect(reps[-1], self.spec('suppress', 'suppressed'))
+
+    def odd_path_case(self, ctx):
+        """A program whose path holds a double quote, a backslash, a tab,
+        parentheses and non-ASCII: the JSON must still parse (escaped
+        strings) and name it exactly; the text header too."""
+        d = os.path.join(ctx.tmp, 'dir "q" \\ \u00e9\t(x)')
+        os.makedirs(d)
+        exe = os.path.join(d, 'leaks-plain "copy"')
+        shutil.copy2(self.exe('plain'), exe)
+        spec = self.spec('plain')
+        res = run([exe], ctx.fb_env())
+        ctx.check_rc(res, 0)
+        rep = ctx.one_report(res)
+        if rep.get('program') != exe:
+            ctx.fail('JSON program %r, expected %r' % (rep.get('program'), exe))
+        mods = {fr.get('module') for g in rep['leaks'] for fr in g['stack']
+                if fr.get('function') == 'main'}
+        if mods != {exe}:
+            ctx.fail('JSON module of main %r, expected {%r}' % (mods, exe))
+        ctx.expect(rep, spec)
+        res = run([exe], ctx.fb_env(fmt='text', output='stderr'))
+        ctx.check_rc(res, 0)
+        reps, probs = parse_text(res.err)
+        for p in probs:
+            ctx.fail('text: ' + p)
+        if len(reps) != 1 or reps[0]['program'] != exe:
+            ctx.quote(res.err)
+            ctx.fail('text header does not name %r: %r' % (
+                exe, [r['program'] for r in reps]))
 
     def addr2line_case(self, ctx):
         a2l = shutil.which('addr2line')
