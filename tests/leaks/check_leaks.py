@@ -36,6 +36,7 @@ say otherwise:
     above=PREFIX       every frame above it is in a module whose basename
                        starts with PREFIX (e.g. libc.so)
     module=NAME        that frame's module basename is NAME
+    via=FUNC           a frame below it is FUNC (e.g. main, past libc)
     bytes A|B          either byte count is accepted
 Exactly one group must match each expectation, with exactly the stated
 blocks and bytes; every direct or indirect group must match one; the
@@ -96,11 +97,11 @@ class Expect:
         self.kind, self.blocks, self.bytes = kind, blocks, nbytes
         self.func, self.site = func, site
         self.frame = 0
-        self.f0 = self.above = self.module = None
+        self.f0 = self.above = self.module = self.via = None
         for key, val in opts.items():
             if key == 'frame':
                 self.frame = val if val == 'any' else int(val)
-            elif key in ('f0', 'above', 'module'):
+            elif key in ('f0', 'above', 'module', 'via'):
                 setattr(self, key, val)
             else:
                 raise ValueError('unknown EXPECT option %s=' % key)
@@ -513,6 +514,9 @@ def check_report(rep, spec, listed_reachable, strict_unexpected=True):
                     probs.append('%s: frame #%d (%s) is in module %r, expected '
                                  '%s*' % (e, j, st[j].get('function'), mod,
                                           e.above))
+        if e.via and not any(fr.get('function') == e.via for fr in st[i + 1:]):
+            probs.append('%s: no frame %s below frame #%d: %s'
+                         % (e, e.via, i, short_stack(g, 12)))
         if e.module:
             mod = os.path.basename(st[i].get('module') or '')
             if mod != e.module:
@@ -784,7 +788,7 @@ class Driver:
     def group_corpus_c(self):
         for prog in ('plain', 'calloc', 'realloc', 'strdup', 'indirect',
                      'cycle', 'thread', 'many', 'aligned', 'big', 'stale',
-                     'ctor'):
+                     'ctor', 'callbacks'):
             self.corpus(prog, prog)
         self.corpus('dlopen-dlclose', 'dl_main',
                     args=[self.module('libleakdl.so')],
@@ -1364,7 +1368,7 @@ class Driver:
                  ('cxx_new', '', ()), ('many', '', ()), ('aligned', '', ()),
                  ('suppress', 'suppressed', ()), ('globals', 'all', ()),
                  ('dl_main', '', ('dl_lib.c',)), ('cycle', '', ()),
-                 ('fork', 'child', ())]
+                 ('fork', 'child', ()), ('callbacks', '', ())]
         for prog, tag, extra in cases:
             self.case('selftest-%s%s' % (prog, '-' + tag if tag else ''),
                       lambda ctx, p=prog, t=tag, x=extra:
@@ -1515,6 +1519,10 @@ class Driver:
                     if g['stack'][0]['module'].endswith('libc.so.6'):
                         g['stack'][0]['module'] = '/x/libfbmalloc.so'
             mutant('frame above in libfbmalloc', above)
+        if any(e.via for e in spec.expects):
+            mutant('no main below', lambda m: [g['stack'].__setitem__(
+                slice(None), [fr for fr in g['stack'] if fr['function'] != 'main'])
+                for g in m['leaks']])
         if any(e.module for e in spec.expects):
             mutant('module', lambda m: [fr.update(module='/x/leaks-dl_main')
                                         for g in m['leaks'] for fr in g['stack']
