@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "check.h"
 #include "fail.h"
 #include "leak.h"
 #include "options.h"
@@ -262,7 +263,7 @@ static void set_gates(struct fb_tls *t)
      * writes. */
     int active = t->state == FB_T_ACTIVE;
     t->max_small = active && !fb_observe ? fb_g.max_small : 0;
-    t->slot_granules = active && !fb_stats_on && !fb_trace_on
+    t->slot_granules = active && !fb_stats_on && !fb_trace_on && !fb_check_on
                            ? fb_g.slot_size >> FB_GRANULE_SHIFT
                            : 0;
 }
@@ -526,6 +527,10 @@ static FB_NOINLINE void free_generic(void *ptr)
     struct fb_tls *t = &fb_t;
     if (!ptr)
         return;
+    if (fb_check_on && !t->busy) {
+        fb_check_free(ptr);
+        return;
+    }
     if (!fb_epoch_owns(ptr)) {
         if (fb_observe)
             fb_epoch_observe_big_free(ptr);
@@ -581,6 +586,59 @@ static FB_NOINLINE void free_generic(void *ptr)
         fb_trace_event(FB_TR_FREE, ptr, 0, 0);
 }
 
+/* For checking (check.c): marks the live buffer block p freed in the map
+ * without counting it in its epoch yet.  Returns its usable size, 0 if p
+ * was already freed (a stale mark), -1 if p is no block start. */
+long fb_epoch_mark_freed(void *p)
+{
+    uint8_t *m = map_entry(p);
+    if (!m)
+        return -1;
+    _Atomic uint8_t *am = (_Atomic uint8_t *)m;
+    uint8_t v = atomic_load_explicit(am, memory_order_relaxed);
+    do {
+        if ((unsigned)v - 1u >= FB_MAX_GRANULES)
+            return v == FB_FREED ? 0 : -1;
+    } while (!atomic_compare_exchange_weak_explicit(
+        am, &v, (uint8_t)FB_FREED, memory_order_relaxed, memory_order_relaxed));
+    return (long)v << FB_GRANULE_SHIFT;
+}
+
+/* The deferred count of a block marked by fb_epoch_mark_freed: any thread
+ * may do it, through the remote counter. */
+void fb_epoch_release_marked(void *p)
+{
+    uintptr_t off = (uintptr_t)p - fb_g.base;
+    uint32_t idx = (uint32_t)(off >> fb_g.slot_shift);
+    uint32_t e = (uint32_t)((off & (fb_g.slot_size - 1)) >> fb_g.epoch_shift);
+    atomic_fetch_add_explicit(&slot_rfree(slot_at(idx))[e], 1, memory_order_release);
+}
+
+/* The live buffer block containing p (p inside it, not at its start), or
+ * NULL: the start is the nearest earlier live map entry that covers p. */
+void *fb_epoch_block_containing(const void *p, size_t *usable)
+{
+    uintptr_t off = (uintptr_t)p - fb_g.base;
+    if (off >= fb_g.size ||
+        (off >> fb_g.slot_shift) >= atomic_load_explicit(&fb_slots_used, memory_order_acquire))
+        return NULL;
+    uintptr_t g = off >> FB_GRANULE_SHIFT;
+    uintptr_t epoch_g = (off & ~(uintptr_t)(fb_g.epoch_size - 1)) >> FB_GRANULE_SHIFT;
+    for (uintptr_t k = g; k + FB_MAX_GRANULES >= g && k >= epoch_g; k--) {
+        unsigned v = fb_g.map[k];
+        if (v - 1u < FB_MAX_GRANULES) {
+            if (k + v > g) {
+                *usable = (size_t)v << FB_GRANULE_SHIFT;
+                return (void *)(fb_g.base + (k << FB_GRANULE_SHIFT));
+            }
+            return NULL;
+        }
+        if (k == 0)
+            break;
+    }
+    return NULL;
+}
+
 size_t fb_epoch_usable(const void *p)
 {
     uint8_t *m = map_entry(p);
@@ -595,7 +653,12 @@ void *fb_epoch_realloc(void *p, size_t n)
     struct fb_tls *t = &fb_t;
     size_t usable = fb_epoch_usable(p);
     if (!usable) {
-        fb_report_bad_free(p, FB_BAD_INVALID, "realloc");
+        uint8_t *m = map_entry(p);
+        int is_double = m && *m == FB_FREED;
+        if (fb_check_on)
+            fb_check_report(p, is_double, "realloc");
+        else
+            fb_report_bad_free(p, is_double ? FB_BAD_DOUBLE : FB_BAD_INVALID, "realloc");
         errno = EINVAL;
         return NULL;
     }

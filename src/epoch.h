@@ -149,6 +149,11 @@ FB_INLINE int fb_epoch_owns(const void *p)
     return (uintptr_t)p - fb_g.base < fb_g.size;
 }
 
+/* For FBMALLOC_CHECK (check.c): mark freed now, count later. */
+long fb_epoch_mark_freed(void *p);
+void fb_epoch_release_marked(void *p);
+void *fb_epoch_block_containing(const void *p, size_t *usable);
+
 /* Usable size of a live buffer object, 0 if p is not one. */
 size_t fb_epoch_usable(const void *p);
 

@@ -14,6 +14,7 @@
 #include <stdatomic.h>
 
 #include "backend.h"
+#include "check.h"
 #include "epoch.h"
 #include "fail.h"
 #include "fb.h"
@@ -108,6 +109,7 @@ int fb_init(void)
         fb_leak_install_snapshot_signal();
     }
     fb_fail_init();
+    fb_check_init();
     fb_observe = fb_stats_on || fb_track_on || fb_fail_on || fb_trace_on;
     fb_key_ok = pthread_key_create(&fb_thread_key, thread_exit_cb) == 0;
     pthread_atfork(fork_prepare, fork_parent, fork_child);

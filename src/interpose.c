@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "backend.h"
+#include "check.h"
 #include "epoch.h"
 #include "fail.h"
 #include "fb.h"
@@ -82,6 +83,10 @@ FB_EXPORT void *realloc(void *p, size_t n)
     }
     if (fb_epoch_owns(p))
         return fb_epoch_realloc(p, n);
+    if (fb_unlikely(fb_check_on) && fb_check_realloc(p) != 0) {
+        errno = EINVAL;
+        return NULL;
+    }
     if (fb_unlikely(fb_fail_on) && fb_fail_now(n)) {
         errno = ENOMEM;                  /* p stays valid, as on real OOM */
         return NULL;

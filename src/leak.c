@@ -44,6 +44,7 @@
 #include "fmt.h"
 #include "options.h"
 #include "platform.h"
+#include "report.h"
 #include "symbolize.h"
 #include "track.h"
 
@@ -849,32 +850,15 @@ static void build_groups(void)
     }
 }
 
-struct frame_info {
-    struct fb_sym sym;
-    const char *module;
-    uintptr_t offset;
-};
 
-static void frame_at(const struct fb_track_site *s, unsigned i,
-                     struct frame_info *f)
-{
-    const struct fb_track_module *m = fb_track_module(s->modules[i]);
-    uintptr_t pc = s->frames[i] - 1;        /* the call, not the return */
-    f->module = m ? m->path : "";
-    f->offset = m ? pc - m->bias : pc;
-    if (m)
-        fb_sym_lookup(m->path, f->offset, &f->sym);
-    else
-        memset(&f->sym, 0, sizeof f->sym);
-}
 
 static int suppressed(const struct fb_track_site *s)
 {
     if (!supp.n || !s)
         return 0;
     for (unsigned i = 0; i < s->depth; i++) {
-        struct frame_info f;
-        frame_at(s, i, &f);
+        struct fb_report_frame f;
+        fb_report_frame(s, i, &f);
         for (size_t k = 0; k < supp.n; k++) {
             const char *pat = ((char **)supp.p)[k];
             if (match(pat, f.sym.func) || match(pat, f.module) ||
@@ -885,11 +869,6 @@ static int suppressed(const struct fb_track_site *s)
     return 0;
 }
 
-static const char *base_name(const char *path)
-{
-    const char *s = strrchr(path, '/');
-    return s ? s + 1 : path;
-}
 
 static void json_str(struct fb_buf *b, const char *s)
 {
@@ -914,24 +893,13 @@ static const char *kind_name(uint8_t kind)
                                  : "reachable";
 }
 
-static void write_stack_text(struct fb_buf *b, const struct fb_track_site *s)
-{
-    for (unsigned i = 0; s && i < s->depth; i++) {
-        struct frame_info f;
-        frame_at(s, i, &f);
-        fb_fmt_append(b, "    #%u %s", i, f.sym.func[0] ? f.sym.func : "??");
-        if (f.sym.file[0])
-            fb_fmt_append(b, " at %s:%d", f.sym.file, f.sym.line);
-        fb_fmt_append(b, " (%s+0x%lx)\n", base_name(f.module), (unsigned long)f.offset);
-    }
-}
 
 static void write_stack_json(struct fb_buf *b, const struct fb_track_site *s)
 {
     fb_fmt_puts(b, "[");
     for (unsigned i = 0; s && i < s->depth; i++) {
-        struct frame_info f;
-        frame_at(s, i, &f);
+        struct fb_report_frame f;
+        fb_report_frame(s, i, &f);
         fb_fmt_puts(b, i ? ",{\"function\":" : "{\"function\":");
         json_str(b, f.sym.func);
         fb_fmt_puts(b, ",\"file\":");
@@ -949,14 +917,14 @@ static void write_stack_folded(struct fb_buf *b, const struct fb_track_site *s,
                                uint64_t bytes)
 {
     for (unsigned i = s ? s->depth : 0; i-- > 0;) {
-        struct frame_info f;
-        frame_at(s, i, &f);
+        struct fb_report_frame f;
+        fb_report_frame(s, i, &f);
         if (f.sym.func[0]) {
             /* ';' and ' ' separate fields: keep them out of names. */
             for (const char *c = f.sym.func; *c; c++)
                 fb_fmt_append(b, "%c", (*c == ';' || *c == ' ') ? '_' : *c);
         } else {
-            fb_fmt_append(b, "%s+0x%lx", base_name(f.module), (unsigned long)f.offset);
+            fb_fmt_append(b, "%s+0x%lx", fb_report_base_name(f.module), (unsigned long)f.offset);
         }
         fb_fmt_puts(b, i ? ";" : "");
     }
@@ -1019,7 +987,7 @@ static void write_report(int fd, const struct totals *t, enum report_mode mode)
                                   "allocated from:\n",
                               kind_name(g->kind), (unsigned long)g->bytes,
                               (unsigned long)g->blocks, unit);
-            write_stack_text(&b, s);
+            fb_report_stack(&b, s);
         }
         first = 0;
     }

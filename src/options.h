@@ -81,6 +81,10 @@ enum fb_opt_type {
       NULL,                                                                  \
       "LeakSanitizer-style file of leak:<pattern> lines (function, module " \
       "or source file) whose leaks are not reported.")                      \
+    X(CHECK, check, FB_OT_ENUM, "0", 0, 0, 0, "0|1",                         \
+      "Check every free: double frees, frees of pointers never returned "   \
+      "or inside a block, realloc of freed blocks, reported with the "      \
+      "stacks of the bad call, the first free and the allocation.")         \
     X(TRACE, trace, FB_OT_PATH, "none", 0, 0, FB_OF_FILE, NULL,              \
       "Allocation log: every operation, in a compact binary format, to "    \
       "this file (%p = pid); read it with scripts/fbmalloc-trace.")         \

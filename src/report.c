@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "epoch.h"
 #include "fb.h"
@@ -17,7 +18,12 @@ FB_COLD void fb_report_bad_free(const void *ptr, enum fb_bad_kind kind,
 {
     int saved = errno;
     fb_stats_event(&fb_stats_g.bad_frees);
-    if (kind == FB_BAD_DOUBLE)
+    if (kind == FB_BAD_DOUBLE && strcmp(op, "free") != 0)
+        fb_fmt_dprintf(2,
+                       "fbmalloc: use of a freed block: %p passed to %s() "
+                       "was already freed\n",
+                       ptr, op);
+    else if (kind == FB_BAD_DOUBLE)
         fb_fmt_dprintf(2,
                        "fbmalloc: double free of %p in %s(): a block that "
                        "started there was already freed\n",
@@ -33,6 +39,38 @@ FB_COLD void fb_report_bad_free(const void *ptr, enum fb_bad_kind kind,
         abort();
     }
     errno = saved;
+}
+
+void fb_report_frame(const struct fb_track_site *s, unsigned i,
+                     struct fb_report_frame *f)
+{
+    const struct fb_track_module *m = fb_track_module(s->modules[i]);
+    uintptr_t pc = s->frames[i] - 1;        /* the call, not the return */
+    f->module = m ? m->path : "";
+    f->offset = m ? pc - m->bias : pc;
+    if (m)
+        fb_sym_lookup(m->path, f->offset, &f->sym);
+    else
+        memset(&f->sym, 0, sizeof f->sym);
+}
+
+const char *fb_report_base_name(const char *path)
+{
+    const char *s = strrchr(path, '/');
+    return s ? s + 1 : path;
+}
+
+void fb_report_stack(struct fb_buf *b, const struct fb_track_site *s)
+{
+    for (unsigned i = 0; s && i < s->depth; i++) {
+        struct fb_report_frame f;
+        fb_report_frame(s, i, &f);
+        fb_fmt_append(b, "    #%u %s", i, f.sym.func[0] ? f.sym.func : "??");
+        if (f.sym.file[0])
+            fb_fmt_append(b, " at %s:%d", f.sym.file, f.sym.line);
+        fb_fmt_append(b, " (%s+0x%lx)\n", fb_report_base_name(f.module),
+                      (unsigned long)f.offset);
+    }
 }
 
 FB_COLD void fb_report_note(const char *msg)

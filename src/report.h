@@ -5,11 +5,30 @@
 #ifndef FB_REPORT_H
 #define FB_REPORT_H
 
+#include <stdint.h>
+
+#include "fmt.h"
+#include "symbolize.h"
+#include "track.h"
+
 enum fb_bad_kind { FB_BAD_DOUBLE, FB_BAD_INVALID };
 
 /* Reports a double or invalid free/realloc of ptr on stderr, counts it,
  * and aborts unless FBMALLOC_ON_BAD_FREE=ignore.  op: "free", "realloc". */
 void fb_report_bad_free(const void *ptr, enum fb_bad_kind kind, const char *op);
+
+/* One frame of a recorded stack, symbolised (fb_sym_open first). */
+struct fb_report_frame {
+    struct fb_sym sym;
+    const char *module;       /* ELF path, "" if unknown */
+    uintptr_t offset;         /* module-relative address of the call */
+};
+void fb_report_frame(const struct fb_track_site *s, unsigned i,
+                     struct fb_report_frame *f);
+/* Writes a stack, one frame a line:
+ *     #0 function at file:line (module+0xoffset) */
+void fb_report_stack(struct fb_buf *b, const struct fb_track_site *s);
+const char *fb_report_base_name(const char *path);
 
 /* One informational line on stderr: "fbmalloc: <msg>". */
 void fb_report_note(const char *msg);

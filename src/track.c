@@ -471,6 +471,58 @@ void fb_track_big_free(void *p)
     shard_unlock(s);
 }
 
+/* Removes a's entry and returns its size and site; 0 if a is not a
+ * tracked block start. */
+int fb_track_big_take(uintptr_t a, size_t *size, uint32_t *site)
+{
+    struct shard *s = shard_of(a);
+    int found = 0;
+    shard_lock(s);
+    if (s->cap) {
+        uint32_t j = (uint32_t)addr_hash(a) & (s->cap - 1);
+        while (s->e[j].addr != FB_EMPTY) {
+            if (s->e[j].addr == a) {
+                *size = s->e[j].size;
+                *site = s->e[j].site;
+                s->e[j].addr = FB_TOMB;
+                s->tombs++;
+                found = 1;
+                break;
+            }
+            j = (j + 1) & (s->cap - 1);
+        }
+    }
+    shard_unlock(s);
+    return found;
+}
+
+/* The tracked block containing a (a inside, not at its start): a scan of
+ * every shard, for bad-free reports only. */
+uintptr_t fb_track_big_containing(uintptr_t a, size_t *size, uint32_t *site)
+{
+    uintptr_t best = 0;
+    for (int i = 0; i < FB_SHARDS && !best; i++) {
+        struct shard *s = &shards[i];
+        shard_lock(s);
+        for (uint32_t j = 0; j < s->cap; j++) {
+            uintptr_t b = s->e[j].addr;
+            if (b != FB_EMPTY && b != FB_TOMB && a > b && a < b + s->e[j].size) {
+                best = b;
+                *size = s->e[j].size;
+                *site = s->e[j].site;
+                break;
+            }
+        }
+        shard_unlock(s);
+    }
+    return best;
+}
+
+uint32_t fb_track_capture(void)
+{
+    return capture_guarded();
+}
+
 /* Without the shard lock: used while other threads are stopped (one may
  * be stopped holding it).  A stopped writer leaves at worst a stale
  * answer for one block. */
@@ -535,7 +587,7 @@ static int find_own(struct dl_phdr_info *info, size_t size, void *arg)
 
 int fb_track_init(void)
 {
-    if (fb_opt.leaks == FB_LEAKS_OFF && !fb_trace_on)
+    if (fb_opt.leaks == FB_LEAKS_OFF && !fb_trace_on && !fb_opt.check)
         return 0;
     fb_track_depth = (unsigned)fb_opt.stack_depth;
     cache_stride = sizeof(struct cache_entry) + fb_track_depth * sizeof(uintptr_t);

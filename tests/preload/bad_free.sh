@@ -7,7 +7,11 @@ prog=$1
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 fail=0
 for mode in double interior misaligned never realloc-freed remote-double; do
-    case $mode in double|remote-double) want="double free" ;; *) want="invalid pointer" ;; esac
+    case $mode in
+        double|remote-double) want="double free" ;;
+        realloc-freed) want="use of a freed block:" ;;
+        *) want="invalid pointer" ;;
+    esac
     LD_PRELOAD=$FBMALLOC_LIB "$prog" $mode >"$tmp/out" 2>"$tmp/err"
     rc=$?
     addr=$(sed -n 's/^ADDR //p' "$tmp/out")

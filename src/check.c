@@ -1,0 +1,263 @@
+/*
+ * FBMALLOC_CHECK: bad frees with stacks, and the quarantine; see check.h.
+ */
+#define _GNU_SOURCE
+#include "check.h"
+
+#include <errno.h>
+#include <link.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+#include "epoch.h"
+#include "fmt.h"
+#include "options.h"
+#include "report.h"
+#include "stats.h"
+#include "symbolize.h"
+#include "track.h"
+
+int fb_check_on;
+
+/* The quarantine: the most recent frees, by count and by bytes.  Holding
+ * bytes back is the price of catching a double free that comes late. */
+#define FB_QUARANTINE 16384
+#define FB_QUARANTINE_BYTES (64u << 20)
+
+struct qent {
+    uintptr_t addr;
+    uint64_t size;
+    uint32_t alloc_site, free_site;
+    uint8_t buffer;               /* 1: buffer block, 0: jemalloc block */
+};
+
+static pthread_mutex_t q_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct qent quarantine[FB_QUARANTINE];
+static unsigned q_head, q_count;
+static uint64_t q_bytes;
+
+int fb_check_init(void)
+{
+    fb_check_on = fb_opt.check != 0 && fb_track_on;
+    return fb_check_on;
+}
+
+/* Really releases a block leaving the quarantine. */
+static void release(const struct qent *q)
+{
+    if (q->buffer)
+        fb_epoch_release_marked((void *)q->addr);
+    else
+        fb_je_free((void *)q->addr);
+}
+
+static void quarantine_push(uintptr_t addr, uint64_t size, uint32_t alloc_site,
+                            uint32_t free_site, int buffer)
+{
+    struct qent out[8];
+    unsigned nout = 0;
+    pthread_mutex_lock(&q_lock);
+    /* Make room: the slot we reuse, and the oldest while over budget. */
+    while (q_count && (q_count == FB_QUARANTINE ||
+                       q_bytes + size > FB_QUARANTINE_BYTES) && nout < 8) {
+        unsigned oldest = (q_head + FB_QUARANTINE - q_count) % FB_QUARANTINE;
+        out[nout++] = quarantine[oldest];
+        q_bytes -= quarantine[oldest].size;
+        q_count--;
+    }
+    quarantine[q_head] = (struct qent){addr, size, alloc_site, free_site,
+                                       (uint8_t)buffer};
+    q_head = (q_head + 1) % FB_QUARANTINE;
+    q_count++;
+    q_bytes += size;
+    pthread_mutex_unlock(&q_lock);
+    /* Outside the lock: jemalloc's free may take its own locks. */
+    for (unsigned i = 0; i < nout; i++)
+        release(&out[i]);
+}
+
+/* The quarantined free of addr, if it is still there. */
+static int quarantine_find(uintptr_t addr, struct qent *found)
+{
+    int hit = 0;
+    pthread_mutex_lock(&q_lock);
+    for (unsigned i = 0; i < q_count && !hit; i++) {
+        unsigned k = (q_head + FB_QUARANTINE - 1 - i) % FB_QUARANTINE;
+        if (quarantine[k].addr == addr) {
+            *found = quarantine[k];
+            hit = 1;
+        }
+    }
+    pthread_mutex_unlock(&q_lock);
+    return hit;
+}
+
+/* ---- reports ---------------------------------------------------------- */
+
+struct bad {
+    const void *ptr;
+    const char *op;
+    const char *what;             /* "double free", "invalid pointer", ... */
+    uint32_t now_site;            /* the bad call */
+    uint32_t free_site;           /* first free, if known */
+    uint32_t alloc_site;          /* the block's allocation, if known */
+    const void *block;            /* the block (for interior pointers) */
+    uint64_t size;
+};
+
+static FB_COLD void report(const struct bad *b)
+{
+    int saved = errno;
+    uint8_t was = fb_t.busy;
+    fb_t.busy = 1;
+    fb_stats_event(&fb_stats_g.bad_frees);
+    fb_sym_open();
+    char mem[4096];
+    struct fb_buf out;
+    fb_fmt_buf_init(&out, mem, sizeof mem, 2);
+    fb_fmt_append(&out, "fbmalloc: %s: %p passed to %s()", b->what, b->ptr, b->op);
+    if (b->block && b->block != b->ptr)
+        fb_fmt_append(&out, " is %lu bytes inside a %'lu-byte block at %p",
+                      (unsigned long)((uintptr_t)b->ptr - (uintptr_t)b->block),
+                      (unsigned long)b->size, b->block);
+    else if (b->size)
+        fb_fmt_append(&out, " (a %'lu-byte block)", (unsigned long)b->size);
+    fb_fmt_puts(&out, "\n");
+    const struct fb_track_site *s;
+    if ((s = fb_track_site(b->now_site))) {
+        fb_fmt_append(&out, "  %s called at:\n", b->op);
+        fb_report_stack(&out, s);
+    }
+    if ((s = fb_track_site(b->free_site))) {
+        fb_fmt_puts(&out, "  first freed at:\n");
+        fb_report_stack(&out, s);
+    }
+    if ((s = fb_track_site(b->alloc_site))) {
+        fb_fmt_puts(&out, "  allocated at:\n");
+        fb_report_stack(&out, s);
+    }
+    if (fb_opt.on_bad_free == FB_BAD_FREE_ABORT)
+        fb_fmt_puts(&out, "fbmalloc: aborting (FBMALLOC_ON_BAD_FREE=ignore "
+                          "reports and goes on)\n");
+    fb_fmt_flush(&out);
+    fb_sym_close();
+    if (fb_opt.on_bad_free == FB_BAD_FREE_ABORT)
+        abort();
+    fb_t.busy = was;
+    errno = saved;
+}
+
+/* Is p inside a loaded object (a string literal, a global)? */
+static int in_object_cb(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    (void)size;
+    uintptr_t p = *(uintptr_t *)arg;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
+        if (ph->p_type == PT_LOAD && p >= lo && p < lo + ph->p_memsz)
+            return 1;
+    }
+    return 0;
+}
+
+static int in_loaded_object(const void *p)
+{
+    uintptr_t a = (uintptr_t)p;
+    return dl_iterate_phdr(in_object_cb, &a) != 0;
+}
+
+/* On the calling thread's stack (within 64 MiB of a local)? */
+static int on_own_stack(const void *p)
+{
+    uintptr_t here = (uintptr_t)&here, a = (uintptr_t)p;
+    return a >= here - (64u << 20) && a < here + (64u << 20);
+}
+
+/* Classifies a bad pointer not found live, and reports it. */
+static void report_bad(const void *ptr, const char *op, uint32_t now_site,
+                       int map_says_freed)
+{
+    struct bad b = {ptr, op, "invalid pointer", now_site, 0, 0, NULL, 0};
+    struct qent q;
+    size_t usable;
+    uint32_t site;
+    if (quarantine_find((uintptr_t)ptr, &q)) {
+        b.what = strcmp(op, "free") == 0 ? "double free" : "use of a freed block";
+        b.free_site = q.free_site;
+        b.alloc_site = q.alloc_site;
+        b.size = q.size;
+    } else if (map_says_freed) {
+        b.what = strcmp(op, "free") == 0 ? "double free" : "use of a freed block";
+        size_t request;
+        b.alloc_site = fb_track_buffer_site(ptr, 16, &request);
+    } else if ((b.block = fb_epoch_block_containing(ptr, &usable))) {
+        b.what = "interior pointer";
+        b.size = usable;
+        size_t request;
+        b.alloc_site = fb_track_buffer_site(b.block, usable, &request);
+    } else if ((b.block = (const void *)fb_track_big_containing((uintptr_t)ptr, &usable, &site))) {
+        b.what = "interior pointer";
+        b.size = usable;
+        b.alloc_site = site;
+    }
+    report(&b);
+}
+
+void fb_check_report(const void *ptr, int is_double, const char *op)
+{
+    report_bad(ptr, op, fb_track_capture(), is_double);
+}
+
+void fb_check_free(void *ptr)
+{
+    uint32_t now = fb_track_capture();
+    if (fb_epoch_owns(ptr)) {
+        long usable = fb_epoch_mark_freed(ptr);
+        if (usable > 0) {
+            size_t request;
+            uint32_t site = fb_track_buffer_site(ptr, (size_t)usable, &request);
+            quarantine_push((uintptr_t)ptr, (uint64_t)usable, site, now, 1);
+            return;
+        }
+        report_bad(ptr, "free", now, usable == 0);
+        return;
+    }
+    size_t size;
+    uint32_t site;
+    if (fb_track_big_take((uintptr_t)ptr, &size, &site)) {
+        quarantine_push((uintptr_t)ptr, size, site, now, 0);
+        return;
+    }
+    /* Not a tracked block.  What we can prove is reported; anything else
+     * may be a block allocated before tracking started: jemalloc's. */
+    struct qent q;
+    size_t usable;
+    if (quarantine_find((uintptr_t)ptr, &q) ||
+        fb_track_big_containing((uintptr_t)ptr, &usable, &site) ||
+        in_loaded_object(ptr) || on_own_stack(ptr)) {
+        report_bad(ptr, "free", now, 0);
+        return;
+    }
+    int saved = errno;
+    fb_je_free(ptr);
+    errno = saved;
+}
+
+int fb_check_realloc(void *ptr)
+{
+    if (fb_track_big_present((uintptr_t)ptr))
+        return 0;
+    struct qent q;
+    size_t usable;
+    uint32_t site;
+    if (quarantine_find((uintptr_t)ptr, &q) ||
+        fb_track_big_containing((uintptr_t)ptr, &usable, &site) ||
+        in_loaded_object(ptr) || on_own_stack(ptr)) {
+        report_bad(ptr, "realloc", fb_track_capture(), 0);
+        return -1;
+    }
+    return 0;
+}

@@ -1,0 +1,34 @@
+/*
+ * FBMALLOC_CHECK: bad frees with stacks (Zig's GeneralPurposeAllocator
+ * double-free detection, for any binary).
+ *
+ * With checking on, call sites are captured as for leak reports and every
+ * free goes through here.  Freed blocks wait in a bounded quarantine
+ * before they are really released: a buffer block is marked freed in the
+ * granule map at once, but its epoch does not count it as freed until it
+ * leaves the quarantine (so the epoch cannot be reset and its memory
+ * reused meanwhile); a jemalloc block is handed to jemalloc only then.
+ * So within the quarantine window a double free always finds the first
+ * free, and the report shows the bad call's stack, the first free's stack
+ * and the allocation's.
+ */
+#ifndef FB_CHECK_H
+#define FB_CHECK_H
+
+#include <stddef.h>
+
+#include "fb.h"
+
+extern FB_HIDDEN int fb_check_on;
+
+int fb_check_init(void);
+/* free() with checks: reports bad frees, quarantines good ones. */
+void fb_check_free(void *ptr);
+/* Before realloc of a jemalloc-path pointer: 0 if it is a live block,
+ * -1 if it was reported as bad (the caller returns NULL, EINVAL). */
+int fb_check_realloc(void *ptr);
+/* A bad free or realloc of a buffer pointer found elsewhere: report it
+ * with stacks. */
+void fb_check_report(const void *ptr, int is_double, const char *op);
+
+#endif
