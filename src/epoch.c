@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "canary.h"
 #include "check.h"
 #include "fail.h"
 #include "leak.h"
@@ -263,7 +264,8 @@ static void set_gates(struct fb_tls *t)
      * writes. */
     int active = t->state == FB_T_ACTIVE;
     t->max_small = active && !fb_observe ? fb_g.max_small : 0;
-    t->slot_granules = active && !fb_stats_on && !fb_trace_on && !fb_check_on
+    t->slot_granules = active && !fb_stats_on && !fb_trace_on && !fb_check_on &&
+                               !fb_canary_on
                            ? fb_g.slot_size >> FB_GRANULE_SHIFT
                            : 0;
 }
@@ -434,6 +436,15 @@ void *fb_epoch_malloc_slow(size_t n)
 
 static FB_NOINLINE void *malloc_generic(size_t n)
 {
+    if (fb_canary_on && !fb_t.busy)
+        return fb_canary_alloc(FB_ALIGN, n, 0);
+    return fb_epoch_malloc_raw(n);
+}
+
+/* The generic allocation, under any canary layer (canary.c calls it for
+ * the block that carries the guards). */
+void *fb_epoch_malloc_raw(size_t n)
+{
     struct fb_tls *t = &fb_t;
     if (fb_unlikely(fb_leak_snapshot_pending) && !t->busy)
         fb_leak_snapshot_pending_run();
@@ -523,6 +534,16 @@ void fb_epoch_free_slow(void *ptr)
 }
 
 static FB_NOINLINE void free_generic(void *ptr)
+{
+    if (fb_canary_on && ptr && !fb_t.busy) {
+        fb_canary_free(ptr);
+        return;
+    }
+    fb_epoch_free_raw(ptr);
+}
+
+/* The generic free, under any canary layer. */
+void fb_epoch_free_raw(void *ptr)
 {
     struct fb_tls *t = &fb_t;
     if (!ptr)

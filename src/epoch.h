@@ -149,6 +149,10 @@ FB_INLINE int fb_epoch_owns(const void *p)
     return (uintptr_t)p - fb_g.base < fb_g.size;
 }
 
+/* The generic slow paths without the canary layer (canary.c). */
+void *fb_epoch_malloc_raw(size_t n);
+void fb_epoch_free_raw(void *ptr);
+
 /* For FBMALLOC_CHECK (check.c): mark freed now, count later. */
 long fb_epoch_mark_freed(void *p);
 void fb_epoch_release_marked(void *p);

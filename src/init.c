@@ -14,6 +14,7 @@
 #include <stdatomic.h>
 
 #include "backend.h"
+#include "canary.h"
 #include "check.h"
 #include "epoch.h"
 #include "fail.h"
@@ -110,7 +111,9 @@ int fb_init(void)
     }
     fb_fail_init();
     fb_check_init();
-    fb_observe = fb_stats_on || fb_track_on || fb_fail_on || fb_trace_on;
+    fb_canary_init();
+    fb_observe = fb_stats_on || fb_track_on || fb_fail_on || fb_trace_on ||
+                 fb_canary_on;
     fb_key_ok = pthread_key_create(&fb_thread_key, thread_exit_cb) == 0;
     pthread_atfork(fork_prepare, fork_parent, fork_child);
     atomic_store_explicit(&fb_init_state, FB_INIT_DONE, memory_order_release);
@@ -145,6 +148,8 @@ __attribute__((destructor)) static void fb_dtor(void)
 {
     if (atomic_load(&fb_init_state) != FB_INIT_DONE)
         return;
+    if (fb_canary_on)
+        fb_canary_check_all();
     if (fb_track_on && fb_opt.leaks != FB_LEAKS_OFF)
         fb_leak_check(1, NULL);
     fb_stats_at_exit();

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "backend.h"
+#include "canary.h"
 #include "check.h"
 #include "epoch.h"
 #include "fail.h"
@@ -59,6 +60,8 @@ FB_EXPORT void *calloc(size_t count, size_t size)
         void *p = fb_epoch_malloc(n);
         return p ? memset(p, 0, n) : NULL;
     }
+    if (fb_unlikely(fb_canary_on))
+        return fb_canary_alloc(FB_ALIGN, n, 1);
     if (fb_unlikely(fb_fail_on) && fb_fail_now(n)) {
         errno = ENOMEM;
         return NULL;
@@ -75,6 +78,8 @@ FB_EXPORT void *calloc(size_t count, size_t size)
 
 FB_EXPORT void *realloc(void *p, size_t n)
 {
+    if (fb_unlikely(fb_canary_on))
+        return fb_canary_realloc(p, n);
     if (!p)
         return fb_epoch_malloc(n);
     if (n == 0) {
@@ -122,6 +127,8 @@ static inline void *aligned(size_t align, size_t n)
 {
     if (align <= FB_ALIGN)
         return fb_epoch_malloc(n);
+    if (fb_unlikely(fb_canary_on))
+        return fb_canary_alloc(align, n, 0);
     if (fb_unlikely(fb_fail_on) && fb_fail_now(n)) {
         errno = ENOMEM;
         return NULL;
@@ -195,6 +202,8 @@ FB_EXPORT size_t malloc_usable_size(void *p)
 {
     if (!p)
         return 0;
+    if (fb_unlikely(fb_canary_on))
+        return fb_canary_usable(p);
     if (fb_epoch_owns(p))
         return fb_epoch_usable(p);
     return fb_je_usable(p);

@@ -39,6 +39,7 @@
 #include <unistd.h>
 
 #include "backend.h"
+#include "canary.h"
 #include "epoch.h"
 #include "fb.h"
 #include "fmt.h"
@@ -245,6 +246,11 @@ static struct block *blk(size_t i)
 static void add_big(void *ctx, uintptr_t addr, size_t size, uint32_t site)
 {
     (void)ctx;
+    if (fb_canary_on) {
+        size_t inner = fb_canary_request(addr);
+        if (inner)
+            size = inner;
+    }
     struct block *b = vec_push(&blocks);
     if (b)
         *b = (struct block){addr, fb_je_usable((void *)addr), size, site, 0};
@@ -268,6 +274,11 @@ static void collect(void)
                 uintptr_t addr = base + (g << FB_GRANULE_SHIFT);
                 size_t usable = (size_t)v << FB_GRANULE_SHIFT, request;
                 uint32_t site = fb_track_buffer_site((void *)addr, usable, &request);
+                if (fb_canary_on && site) {
+                    size_t inner = fb_canary_request(addr);
+                    if (inner)
+                        request = inner;       /* the program's size */
+                }
                 struct block *b = site ? vec_push(&blocks) : NULL;
                 if (b)
                     *b = (struct block){addr, usable, request, site, 0};
@@ -1108,6 +1119,27 @@ long fb_leak_check(int at_exit, const struct fb_leak_caller *caller)
     if (at_exit && leaked && fb_opt.leak_exitcode)
         _exit((int)fb_opt.leak_exitcode);
     return leaked;
+}
+
+/* Calls fn for every tracked live block (address, usable size, site);
+ * fn runs without our locks held but with the recursion guard set. */
+void fb_leak_for_each_live(void (*fn)(void *ctx, uintptr_t addr, size_t usable,
+                                      uint32_t site),
+                           void *ctx)
+{
+    if (!fb_track_on)
+        return;
+    pthread_mutex_lock(&check_lock);
+    uint8_t was = fb_t.busy;
+    fb_t.busy = 1;
+    collect();
+    for (size_t i = 0; i < blocks.n; i++) {
+        const struct block *b = blk(i);
+        fn(ctx, b->addr, b->usable, b->site);
+    }
+    vec_free(&blocks);
+    fb_t.busy = was;
+    pthread_mutex_unlock(&check_lock);
 }
 
 /*

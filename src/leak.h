@@ -6,6 +6,7 @@
 #define FB_LEAK_H
 
 #include <setjmp.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* Where an on-demand check was called from: the caller's stack pointer
@@ -30,6 +31,11 @@ int fb_leak_snapshot(int fd);
 void fb_leak_install_snapshot_signal(void);
 extern _Atomic int fb_leak_snapshot_pending;
 void fb_leak_snapshot_pending_run(void);
+
+/* Calls fn for every tracked live block. */
+void fb_leak_for_each_live(void (*fn)(void *ctx, uintptr_t addr, size_t usable,
+                                      uint32_t site),
+                           void *ctx);
 
 /* Start-up work that must not happen during a check. */
 void fb_leak_init(void);

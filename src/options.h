@@ -85,6 +85,10 @@ enum fb_opt_type {
       "Check every free: double frees, frees of pointers never returned "   \
       "or inside a block, realloc of freed blocks, reported with the "      \
       "stacks of the bad call, the first free and the allocation.")         \
+    X(CANARY, canary, FB_OT_ENUM, "0", 0, 0, 0, "0|1",                       \
+      "Guard bytes before and after every block, checked at free, realloc " \
+      "and exit; an overrun is reported with its length, the block's size " \
+      "and its allocation stack.")                                          \
     X(TRACE, trace, FB_OT_PATH, "none", 0, 0, FB_OF_FILE, NULL,              \
       "Allocation log: every operation, in a compact binary format, to "    \
       "this file (%p = pid); read it with scripts/fbmalloc-trace.")         \

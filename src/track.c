@@ -587,7 +587,8 @@ static int find_own(struct dl_phdr_info *info, size_t size, void *arg)
 
 int fb_track_init(void)
 {
-    if (fb_opt.leaks == FB_LEAKS_OFF && !fb_trace_on && !fb_opt.check)
+    if (fb_opt.leaks == FB_LEAKS_OFF && !fb_trace_on && !fb_opt.check &&
+        !fb_opt.canary)
         return 0;
     fb_track_depth = (unsigned)fb_opt.stack_depth;
     cache_stride = sizeof(struct cache_entry) + fb_track_depth * sizeof(uintptr_t);

@@ -1,0 +1,263 @@
+/*
+ * Guard bytes around blocks; see canary.h for the layout.
+ */
+#include "canary.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+#include "epoch.h"
+#include "fmt.h"
+#include "leak.h"
+#include "options.h"
+#include "report.h"
+#include "stats.h"
+#include "symbolize.h"
+#include "track.h"
+
+int fb_canary_on;
+
+#define FB_CANARY_MAGIC 0xFBCA4A21u       /* header, right before p */
+#define FB_CANARY_FRONT 0xFBF407A1u       /* front pad of aligned blocks */
+#define FB_GUARD_BYTE 0xFB
+#define FB_TAIL 16
+
+struct header {
+    uint64_t size;            /* the program's request */
+    uint32_t pad;             /* bytes from the block's start to p */
+    uint32_t magic;
+};
+
+int fb_canary_init(void)
+{
+    fb_canary_on = fb_opt.canary != 0;
+    return fb_canary_on;
+}
+
+static struct header *header_of(const void *p)
+{
+    return (struct header *)((uintptr_t)p - sizeof(struct header));
+}
+
+void *fb_canary_alloc(size_t align, size_t n, int zero)
+{
+    size_t pad = align <= FB_ALIGN ? sizeof(struct header) : align;
+    size_t inner;
+    if (__builtin_add_overflow(n, pad + FB_TAIL, &inner) || inner > FB_MAX_REQUEST) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    char *base;
+    if (pad == sizeof(struct header)) {
+        base = fb_epoch_malloc_raw(inner);
+    } else {
+        base = fb_je_memalign(align, inner);
+        if (base && fb_observe)
+            fb_epoch_observe_big(base, inner);
+    }
+    if (!base) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    char *p = base + pad;
+    if (pad > sizeof(struct header)) {
+        memset(base, FB_GUARD_BYTE, pad - sizeof(struct header));
+        /* Where the header is, for the exit check that starts at base. */
+        ((uint64_t *)base)[0] = pad;
+        ((uint32_t *)base)[3] = FB_CANARY_FRONT;
+    }
+    *header_of(p) = (struct header){n, (uint32_t)pad, FB_CANARY_MAGIC};
+    memset(p + n, FB_GUARD_BYTE, FB_TAIL);
+    if (zero)
+        memset(p, 0, n);
+    return p;
+}
+
+/* ---- checking --------------------------------------------------------- */
+
+enum damage { FB_INTACT, FB_OVERRUN, FB_UNDERRUN };
+
+/* How many bytes past the end were written (the furthest changed guard
+ * byte), 0 if the tail is intact. */
+static size_t overrun_bytes(const char *p, size_t n)
+{
+    for (size_t i = FB_TAIL; i-- > 0;)
+        if ((unsigned char)p[n + i] != FB_GUARD_BYTE)
+            return i + 1;
+    return 0;
+}
+
+static int front_intact(const char *p, const struct header *h)
+{
+    if (h->pad <= sizeof(struct header))
+        return 1;
+    const unsigned char *base = (const unsigned char *)p - h->pad;
+    for (size_t i = 16; i < h->pad - sizeof(struct header); i++)
+        if (base[i] != FB_GUARD_BYTE)
+            return 0;
+    return ((const uint32_t *)base)[3] == FB_CANARY_FRONT;
+}
+
+/* The allocation site of the inner block that starts at base. */
+static uint32_t alloc_site(uintptr_t base)
+{
+    size_t request, size;
+    uint32_t site = 0;
+    if (fb_epoch_owns((void *)base)) {
+        size_t usable = fb_epoch_usable((void *)base);
+        return usable ? fb_track_buffer_site((void *)base, usable, &request) : 0;
+    }
+    fb_track_big_containing(base + 1, &size, &site);
+    return site;
+}
+
+static FB_COLD void report(const char *p, const struct header *h, enum damage d,
+                           size_t past, const char *when, int stack_now)
+{
+    int saved = errno;
+    uint8_t was = fb_t.busy;
+    fb_t.busy = 1;
+    fb_stats_event(&fb_stats_g.bad_frees);
+    fb_sym_open();
+    char mem[4096];
+    struct fb_buf out;
+    fb_fmt_buf_init(&out, mem, sizeof mem, 2);
+    if (d == FB_OVERRUN)
+        fb_fmt_append(&out, "fbmalloc: heap overrun: %lu %s written past the end of "
+                            "a %'lu-byte block at %p (found %s)\n",
+                      (unsigned long)past, past == 1 ? "byte" : "bytes",
+                      (unsigned long)h->size, (const void *)p, when);
+    else
+        fb_fmt_append(&out, "fbmalloc: heap underrun: the guard before the block at %p "
+                            "was overwritten (found %s)\n",
+                      (const void *)p, when);
+    const struct fb_track_site *s;
+    if (stack_now && (s = fb_track_site(fb_track_capture()))) {
+        fb_fmt_puts(&out, "  detected at:\n");
+        fb_report_stack(&out, s);
+    }
+    if (d == FB_OVERRUN && (s = fb_track_site(alloc_site((uintptr_t)p - h->pad)))) {
+        fb_fmt_puts(&out, "  allocated at:\n");
+        fb_report_stack(&out, s);
+    }
+    if (fb_opt.on_bad_free == FB_BAD_FREE_ABORT)
+        fb_fmt_puts(&out, "fbmalloc: aborting (FBMALLOC_ON_BAD_FREE=ignore "
+                          "reports and goes on)\n");
+    fb_fmt_flush(&out);
+    fb_sym_close();
+    if (fb_opt.on_bad_free == FB_BAD_FREE_ABORT)
+        abort();
+    fb_t.busy = was;
+    errno = saved;
+}
+
+/* Checks p's guards; reports damage.  Returns 0 if p is not a guarded
+ * block at all (allocated before the option took effect). */
+static int check(const char *p, const char *when, int stack_now)
+{
+    const struct header *h = header_of(p);
+    if (h->magic != FB_CANARY_MAGIC || h->pad < sizeof(struct header)) {
+        /* Either a block without guards, or its header was overwritten:
+         * it is ours if the block the header would belong to exists. */
+        const void *base = p - sizeof(struct header);
+        if (fb_epoch_usable(base) || fb_track_big_present((uintptr_t)base)) {
+            struct header fake = {0, sizeof(struct header), 0};
+            report(p, &fake, FB_UNDERRUN, 0, when, stack_now);
+            return 1;
+        }
+        return 0;
+    }
+    size_t past = overrun_bytes(p, h->size);
+    if (past)
+        report(p, h, FB_OVERRUN, past, when, stack_now);
+    else if (!front_intact(p, h))
+        report(p, h, FB_UNDERRUN, 0, when, stack_now);
+    return 1;
+}
+
+void fb_canary_free(void *p)
+{
+    if (!check(p, "at free", 1)) {
+        fb_epoch_free_raw(p);
+        return;
+    }
+    struct header *h = header_of(p);
+    size_t pad = h->pad >= sizeof(struct header) ? h->pad : sizeof(struct header);
+    h->magic = 0;                     /* a second free is no longer "guarded" */
+    fb_epoch_free_raw((char *)p - pad);
+}
+
+void *fb_canary_realloc(void *p, size_t n)
+{
+    if (!p)
+        return fb_canary_alloc(FB_ALIGN, n, 0);
+    if (n == 0) {
+        fb_canary_free(p);
+        return NULL;
+    }
+    if (!check(p, "at realloc", 1)) {
+        /* An unguarded block: move it into a guarded one. */
+        size_t old = fb_epoch_owns(p) ? fb_epoch_usable(p) : fb_je_usable(p);
+        void *q = fb_canary_alloc(FB_ALIGN, n, 0);
+        if (q) {
+            memcpy(q, p, old < n ? old : n);
+            fb_epoch_free_raw(p);
+        }
+        return q;
+    }
+    const struct header *h = header_of(p);
+    size_t align = h->pad > sizeof(struct header) ? h->pad : FB_ALIGN;
+    void *q = fb_canary_alloc(align, n, 0);
+    if (!q)
+        return NULL;                  /* errno set; p untouched */
+    memcpy(q, p, h->size < n ? h->size : n);
+    fb_canary_free(p);
+    return q;
+}
+
+size_t fb_canary_usable(const void *p)
+{
+    if (!p)
+        return 0;
+    const struct header *h = header_of(p);
+    if (h->magic == FB_CANARY_MAGIC)
+        return h->size;
+    return fb_epoch_owns(p) ? fb_epoch_usable(p) : fb_je_usable(p);
+}
+
+size_t fb_canary_request(uintptr_t base)
+{
+    const uint32_t *w = (const uint32_t *)base;
+    uintptr_t p;
+    if (w[3] == FB_CANARY_MAGIC)
+        p = base + sizeof(struct header);
+    else if (w[3] == FB_CANARY_FRONT)
+        p = base + *(const uint64_t *)base;
+    else
+        return 0;
+    const struct header *h = header_of((const void *)p);
+    return h->magic == FB_CANARY_MAGIC ? h->size : 0;
+}
+
+static void check_block(void *ctx, uintptr_t base, size_t usable, uint32_t site)
+{
+    (void)ctx;
+    (void)usable;
+    (void)site;
+    const uint32_t *w = (const uint32_t *)base;
+    uintptr_t p;
+    if (w[3] == FB_CANARY_MAGIC)
+        p = base + sizeof(struct header);
+    else if (w[3] == FB_CANARY_FRONT)
+        p = base + *(const uint64_t *)base;
+    else
+        return;                        /* not guarded, or front overwritten */
+    check((const char *)p, "at exit", 0);
+}
+
+void fb_canary_check_all(void)
+{
+    fb_leak_for_each_live(check_block, NULL);
+}

@@ -1,0 +1,37 @@
+/*
+ * FBMALLOC_CANARY: guard bytes before and after every block (Zig's
+ * validating allocator, for any binary).
+ *
+ * A block of n bytes becomes [front][header][n bytes][16-byte tail guard]:
+ * the header (16 bytes, right before the program's pointer) holds n and a
+ * magic value and is itself the front guard; an aligned block has a front
+ * pad before it so the program's pointer keeps its alignment.  Guards are
+ * checked at free, at realloc and, for every live block, at exit; an
+ * overrun is reported with how many bytes past the end were written, the
+ * block's size and its allocation stack (canaries turn call-site tracking
+ * on).  malloc_usable_size returns n exactly: a program that grows into
+ * it never touches a guard.
+ */
+#ifndef FB_CANARY_H
+#define FB_CANARY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fb.h"
+
+extern FB_HIDDEN int fb_canary_on;
+
+int fb_canary_init(void);
+/* align: a power of two; zero: clear the program's bytes. */
+void *fb_canary_alloc(size_t align, size_t n, int zero);
+void fb_canary_free(void *p);
+void *fb_canary_realloc(void *p, size_t n);
+size_t fb_canary_usable(const void *p);
+/* At exit: checks every live tracked block. */
+void fb_canary_check_all(void);
+/* For the leak report: the program's size of the guarded block starting
+ * at base (usable bytes of the inner block), or 0 if it has no guards. */
+size_t fb_canary_request(uintptr_t base);
+
+#endif
