@@ -73,6 +73,15 @@ long fbmalloc_leak_check(void);
  * in FBMALLOC_REPORT_FORMAT.  Returns 0, or -1 if tracking is off. */
 int fbmalloc_snapshot(int fd);
 
+/* Scoped leak checks (Zig's testing.allocator idea), with tracking on:
+ * fbmalloc_scope_end() reports, to FBMALLOC_OUTPUT, the blocks this
+ * thread allocated since the matching fbmalloc_scope_begin() that are
+ * still live, grouped by call site, and returns their number (0: the
+ * scope cleaned up after itself).  Scopes nest (up to 32).  Both return
+ * -1 when tracking is off (FBMALLOC_LEAKS unset). */
+int fbmalloc_scope_begin(void);
+long fbmalloc_scope_end(void);
+
 #ifdef __cplusplus
 }
 #endif

@@ -464,7 +464,11 @@ void *fb_epoch_malloc_raw(size_t n)
         if (p) {
             if (fb_stats_on)
                 fb_stats_malloc(&t->slot->stats, n, sz, FB_ST_FAST);
-            uint32_t site = fb_track_on ? fb_track_buffer(p, n) : 0;
+            uint32_t site = 0;
+            if (fb_track_on) {
+                site = fb_track_buffer(p, n);
+                fb_leak_scope_note(p);
+            }
             if (fb_trace_on)
                 fb_trace_event(FB_TR_MALLOC, p, n, site);
             return p;
@@ -486,7 +490,11 @@ void fb_epoch_observe_big(void *p, size_t n)
     if (fb_stats_on)
         fb_stats_malloc(fb_epoch_stats_block(), n, fb_je_usable(p),
                         FB_ST_BACKEND);
-    uint32_t site = fb_track_on ? fb_track_big(p, n) : 0;
+    uint32_t site = 0;
+    if (fb_track_on) {
+        site = fb_track_big(p, n);
+        fb_leak_scope_note(p);
+    }
     if (fb_trace_on)
         fb_trace_event(FB_TR_MALLOC, p, n, site);
 }

@@ -398,6 +398,16 @@ FB_EXPORT int fbmalloc_stats_print(int fd)
     return fb_stats_write(fd, 0);
 }
 
+FB_EXPORT int fbmalloc_scope_begin(void)
+{
+    return fb_leak_scope_begin();
+}
+
+FB_EXPORT long fbmalloc_scope_end(void)
+{
+    return fb_leak_scope_end();
+}
+
 FB_EXPORT int fbmalloc_snapshot(int fd)
 {
     return fb_leak_snapshot(fd < 0 ? -1 : fd);

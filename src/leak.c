@@ -948,7 +948,7 @@ struct totals {
     uint64_t reach_bytes, reach_blocks, supp_bytes, supp_blocks;
 };
 
-enum report_mode { FB_REPORT_LEAKS, FB_REPORT_SNAPSHOT };
+enum report_mode { FB_REPORT_LEAKS, FB_REPORT_SNAPSHOT, FB_REPORT_SCOPE };
 
 static void write_report(int fd, const struct totals *t, enum report_mode mode)
 {
@@ -956,19 +956,23 @@ static void write_report(int fd, const struct totals *t, enum report_mode mode)
     struct fb_buf b;
     int json = fb_opt.report_format == FB_FORMAT_JSON;
     int folded = fb_opt.report_format == FB_FORMAT_FOLDED;
-    int all = fb_opt.leaks == FB_LEAKS_ALL || mode == FB_REPORT_SNAPSHOT;
-    int snap = mode == FB_REPORT_SNAPSHOT;
+    int all = fb_opt.leaks == FB_LEAKS_ALL || mode != FB_REPORT_LEAKS;
+    int snap = mode != FB_REPORT_LEAKS;
+    int scope = mode == FB_REPORT_SCOPE;
     fb_fmt_buf_init(&b, mem, sizeof mem, fd);
     const char *prog = program_invocation_name ? program_invocation_name : "";
     if (json) {
         fb_fmt_append(&b, "{\"%s\":{\"pid\":%d,\"program\":",
-                      snap ? "fbmalloc_heap_snapshot" : "fbmalloc_leak_report",
+                      scope  ? "fbmalloc_scope_check"
+                      : snap ? "fbmalloc_heap_snapshot"
+                             : "fbmalloc_leak_report",
                       (int)getpid());
         json_str(&b, prog);
         fb_fmt_puts(&b, snap ? ",\"live\":[" : ",\"leaks\":[");
     } else if (!folded) {
         fb_fmt_append(&b, "fbmalloc: %s for pid %d (%s)\n",
-                      snap ? "heap snapshot" : "leak report", (int)getpid(), prog);
+                      scope ? "scope check" : snap ? "heap snapshot" : "leak report",
+                      (int)getpid(), prog);
     }
     int first = 1;
     for (size_t i = 0; i < groups.n; i++) {
@@ -987,7 +991,8 @@ static void write_report(int fd, const struct totals *t, enum report_mode mode)
         } else {
             const char *unit = g->blocks == 1 ? "block" : "blocks";
             if (g->kind == ST_LIVE)
-                fb_fmt_append(&b, "fbmalloc: live: %'lu bytes in %'lu %s, allocated from:\n",
+                fb_fmt_append(&b, "fbmalloc: %s: %'lu bytes in %'lu %s, allocated from:\n",
+                              scope ? "still live at scope end" : "live",
                               (unsigned long)g->bytes, (unsigned long)g->blocks, unit);
             else if (g->kind == ST_REACHABLE)
                 fb_fmt_append(&b, "fbmalloc: still reachable: %'lu bytes in %'lu %s, "
@@ -1008,6 +1013,11 @@ static void write_report(int fd, const struct totals *t, enum report_mode mode)
         fb_fmt_append(&b, "],\"summary\":{\"sites\":%lu,\"bytes\":%lu,\"blocks\":%lu}}}\n",
                       (unsigned long)t->groups, (unsigned long)t->bytes,
                       (unsigned long)t->blocks);
+    } else if (scope) {
+        fb_fmt_append(&b, "fbmalloc: scope end: %'lu %s (%'lu bytes) allocated in the "
+                          "scope %s still live\n",
+                      (unsigned long)t->blocks, t->blocks == 1 ? "block" : "blocks",
+                      (unsigned long)t->bytes, t->blocks == 1 ? "is" : "are");
     } else if (snap) {
         fb_fmt_append(&b, "fbmalloc: %'lu bytes live in %'lu %s from %'lu call %s\n",
                       (unsigned long)t->bytes, (unsigned long)t->blocks,
@@ -1212,4 +1222,132 @@ void fb_leak_install_snapshot_signal(void)
     sa.sa_flags = SA_RESTART;
     sigemptyset(&sa.sa_mask);
     sigaction(sig, &sa, NULL);
+}
+
+/*
+ * Scoped leak checks (fbmalloc_scope_begin/end): while a scope is open on
+ * a thread, each block that thread allocates is noted; at the end, the
+ * noted blocks still live are reported, grouped by call site.  Scopes
+ * nest.  The list lives in mmap'd memory of the thread's own.
+ */
+#define FB_SCOPE_DEPTH 32
+
+struct scope_state {
+    uintptr_t *v;
+    size_t n, cap;
+    unsigned depth;
+    size_t marks[FB_SCOPE_DEPTH];
+};
+
+static __thread struct scope_state *fb_scope __attribute__((tls_model("initial-exec")));
+
+void fb_leak_scope_note(const void *p)
+{
+    struct scope_state *s = fb_scope;
+    if (fb_likely(!s || !s->depth))
+        return;
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 4096;
+        void *v = s->v ? mremap(s->v, s->cap * sizeof *s->v, cap * sizeof *s->v, MREMAP_MAYMOVE)
+                       : mmap(NULL, cap * sizeof *s->v, PROT_READ | PROT_WRITE,
+                              MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (v == MAP_FAILED)
+            return;
+        s->v = v;
+        s->cap = cap;
+    }
+    s->v[s->n++] = (uintptr_t)p;
+}
+
+int fb_leak_scope_begin(void)
+{
+    if (!fb_track_on)
+        return -1;
+    struct scope_state *s = fb_scope;
+    if (!s) {
+        s = mmap(NULL, sizeof *s, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (s == MAP_FAILED)
+            return -1;
+        fb_scope = s;
+    }
+    if (s->depth == FB_SCOPE_DEPTH)
+        return -1;
+    s->marks[s->depth++] = s->n;
+    return (int)s->depth;
+}
+
+static int cmp_uintptr(const void *a, const void *b)
+{
+    uintptr_t x = *(const uintptr_t *)a, y = *(const uintptr_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+long fb_leak_scope_end(void)
+{
+    struct scope_state *s = fb_scope;
+    if (!fb_track_on || !s || !s->depth)
+        return -1;
+    size_t from = s->marks[--s->depth];
+    pthread_mutex_lock(&check_lock);
+    uint8_t was = fb_t.busy;
+    fb_t.busy = 1;
+    int saved = errno;
+    /* One entry per address (a block freed and another allocated at the
+     * same place inside the scope was noted twice). */
+    uintptr_t *v = s->v + from;
+    size_t n = s->n - from;
+    qsort(v, n, sizeof *v, cmp_uintptr);
+    blocks.n = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (i && v[i] == v[i - 1])
+            continue;
+        void *p = (void *)v[i];
+        size_t usable, request = 0;
+        uint32_t site;
+        if (fb_epoch_owns(p)) {
+            usable = fb_epoch_usable(p);
+            if (!usable)
+                continue;
+            site = fb_track_buffer_site(p, usable, &request);
+        } else if (!fb_track_big_present(v[i]) ||
+                   !fb_track_big_containing(v[i] + 1, &request, &site)) {
+            continue;
+        } else {
+            usable = request;
+        }
+        /* ld.so's bookkeeping (a thread's DTV) is not the scope's. */
+        if (from_dynamic_linker(site))
+            continue;
+        if (fb_canary_on) {
+            size_t inner = fb_canary_request(v[i]);
+            if (inner)
+                request = inner;
+        }
+        struct block *b = vec_push(&blocks);
+        if (b)
+            *b = (struct block){v[i], usable, request, site, ST_LIVE};
+    }
+    s->n = from;
+    build_groups();
+    struct totals t;
+    memset(&t, 0, sizeof t);
+    for (size_t i = 0; i < groups.n; i++) {
+        const struct group *g = (const struct group *)groups.p + i;
+        t.groups++;
+        t.bytes += g->bytes;
+        t.blocks += g->blocks;
+    }
+    if (groups.n) {
+        fb_sym_open();
+        int out = fb_plat_output_fd();
+        write_report(out, &t, FB_REPORT_SCOPE);
+        fb_plat_output_done();
+        fb_sym_close();
+    }
+    vec_free(&blocks);
+    vec_free(&groups);
+    errno = saved;
+    fb_t.busy = was;
+    pthread_mutex_unlock(&check_lock);
+    return (long)t.blocks;
 }

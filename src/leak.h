@@ -32,6 +32,11 @@ void fb_leak_install_snapshot_signal(void);
 extern _Atomic int fb_leak_snapshot_pending;
 void fb_leak_snapshot_pending_run(void);
 
+/* Scoped checks: see fbmalloc.h.  note: a block this thread allocated. */
+int fb_leak_scope_begin(void);
+long fb_leak_scope_end(void);
+void fb_leak_scope_note(const void *p);
+
 /* Calls fn for every tracked live block. */
 void fb_leak_for_each_live(void (*fn)(void *ctx, uintptr_t addr, size_t usable,
                                       uint32_t site),
