@@ -44,7 +44,9 @@ struct fbmalloc_stats {
     uint64_t bad_frees;
     /* Allocations made to fail on purpose (FBMALLOC_FAIL_*). */
     uint64_t injected_failures;
-    uint64_t live_bytes;          /* requested bytes currently allocated */
+    uint64_t live_bytes;          /* usable bytes currently allocated */
+    /* Highest live_bytes seen; threads add to it every 64 KiB of change,
+     * so it may be low by up to 64 KiB per thread. */
     uint64_t peak_live_bytes;
     uint64_t size_hist[FBMALLOC_HIST_BUCKETS];
     /* Non-zero when per-call counters are maintained (FBMALLOC_STATS set).

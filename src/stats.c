@@ -36,18 +36,31 @@ static inline void add(struct fb_stats_block *b, uint64_t *field, uint64_t v)
 
 #define FIELD(b, f) ((b) ? &(b)->f : &fb_stats_shared.f)
 
-static void live_add(int64_t d)
+static void live_flush(int64_t d)
 {
     int64_t now = atomic_fetch_add_explicit(&fb_stats_g.live_bytes, d,
                                             memory_order_relaxed) + d;
-    if (d > 0) {
-        uint64_t peak = atomic_load_explicit(&fb_stats_g.peak_live_bytes,
-                                             memory_order_relaxed);
-        while ((uint64_t)now > peak &&
-               !atomic_compare_exchange_weak_explicit(
-                   &fb_stats_g.peak_live_bytes, &peak, (uint64_t)now,
-                   memory_order_relaxed, memory_order_relaxed))
-            ;
+    uint64_t peak = atomic_load_explicit(&fb_stats_g.peak_live_bytes,
+                                         memory_order_relaxed);
+    while (now > 0 && (uint64_t)now > peak &&
+           !atomic_compare_exchange_weak_explicit(&fb_stats_g.peak_live_bytes, &peak,
+                                                  (uint64_t)now, memory_order_relaxed,
+                                                  memory_order_relaxed))
+        ;
+}
+
+#define FB_LIVE_FLUSH (64 << 10)
+
+static void live_add(struct fb_stats_block *b, int64_t d)
+{
+    if (!b) {
+        live_flush(d);
+        return;
+    }
+    b->live_pending += d;
+    if (b->live_pending > FB_LIVE_FLUSH || b->live_pending < -FB_LIVE_FLUSH) {
+        live_flush(b->live_pending);
+        b->live_pending = 0;
     }
 }
 
@@ -62,7 +75,7 @@ void fb_stats_malloc(struct fb_stats_block *b, size_t request, size_t usable,
         add(b, FIELD(b, backend_bytes), request);
     }
     add(b, FIELD(b, hist[bucket(request)]), 1);
-    live_add((int64_t)usable);
+    live_add(b, (int64_t)usable);
 }
 
 void fb_stats_free(struct fb_stats_block *b, size_t usable,
@@ -80,7 +93,7 @@ void fb_stats_free(struct fb_stats_block *b, size_t usable,
         add(b, FIELD(b, backend_frees), 1);
         break;
     }
-    live_add(-(int64_t)usable);
+    live_add(b, -(int64_t)usable);
 }
 
 void fb_stats_collect(struct fbmalloc_stats *st)
@@ -107,7 +120,8 @@ void fb_stats_collect(struct fbmalloc_stats *st)
     st->threads = atomic_load(&fb_stats_g.threads);
     st->bad_frees = atomic_load(&fb_stats_g.bad_frees);
     st->injected_failures = fb_fail_count();
-    int64_t live = atomic_load(&fb_stats_g.live_bytes);
+    /* sum includes every slot's pending live bytes */
+    int64_t live = atomic_load(&fb_stats_g.live_bytes) + sum.live_pending;
     st->live_bytes = live > 0 ? (uint64_t)live : 0;
     st->peak_live_bytes = atomic_load(&fb_stats_g.peak_live_bytes);
     st->epochs_pinned = fb_epoch_count_pinned();

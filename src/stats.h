@@ -25,6 +25,10 @@ struct fb_stats_block {
      * here made every buffer-full fallback a contended cache line). */
     uint64_t epochs_reset, buffer_full;
     uint64_t hist[FBMALLOC_HIST_BUCKETS];
+    /* Live bytes not yet added to the global count: flushed every 64 KiB
+     * of change, so threads do not fight over one counter on every call
+     * (the peak is then exact to 64 KiB per thread). */
+    int64_t live_pending;
 };
 
 struct fb_stats_global {

@@ -439,6 +439,42 @@ def main():
                      f"{fmt_int(t['remote_frees'])} | {fmt_int(t['epochs_reset'])} | "
                      f"{fmt_int(t['threads'])} |")
 
+    modes = load_runs(os.path.join(res, "modes.tsv"))
+    if modes:
+        names = ["fbmalloc", "stats", "leaks", "check", "canary", "trace",
+                 "memcheck", "heaptrack"]
+        what = {
+            "fbmalloc": "fbmalloc, no option",
+            "stats": "FBMALLOC_STATS=json (count every call)",
+            "leaks": "FBMALLOC_LEAKS=1 (stack per allocation, report at exit)",
+            "check": "FBMALLOC_CHECK=1 (bad frees with stacks, quarantine)",
+            "canary": "FBMALLOC_CANARY=1 (guard bytes)",
+            "trace": "FBMALLOC_TRACE=file (allocation log)",
+            "memcheck": "valgrind --leak-check=full (no fbmalloc)",
+            "heaptrack": "heaptrack (no fbmalloc)",
+        }
+        base = Cell(modes.get(("fbmalloc", "mode"), [])).wall
+        L.append("## Debugging modes")
+        L.append("")
+        L.append("The 2-thread request churn (`tests/bench/request`) under each of "
+                 "fbmalloc's debugging modes and, for comparison, under the tools that do "
+                 "the same jobs without recompiling; modes interleaved within each round, "
+                 "medians. LeakSanitizer needs a recompile and is not measured here.")
+        L.append("")
+        L.append("| mode | median s | slowdown vs fbmalloc | peak RSS MiB |")
+        L.append("|---|---:|---:|---:|")
+        for m in names:
+            rs = modes.get((m, "mode"))
+            if not rs:
+                continue
+            c = Cell(rs)
+            if c.wall is None:
+                L.append(f"| {what[m]} | FAIL ({c.reason}) | | |")
+                continue
+            ratio = f"{c.wall / base:.2f}x" if base else "-"
+            L.append(f"| {what[m]} | {c.wall:.3f} | {ratio} | {c.rss:.1f} |")
+        L.append("")
+
     if cg_numbers:
         L.append("")
         L.append("## Instruction counts (callgrind)")
