@@ -116,41 +116,22 @@ static uint32_t alloc_site(uintptr_t base)
 static FB_COLD void report(const char *p, const struct header *h, enum damage d,
                            size_t past, const char *when, int stack_now)
 {
-    int saved = errno;
-    uint8_t was = fb_t.busy;
-    fb_t.busy = 1;
-    fb_stats_event(&fb_stats_g.bad_frees);
-    fb_sym_open();
-    char mem[4096];
-    struct fb_buf out;
-    fb_fmt_buf_init(&out, mem, sizeof mem, 2);
+    struct fb_report_ctx r;
+    fb_report_begin(&r);
     if (d == FB_OVERRUN)
-        fb_fmt_append(&out, "fbmalloc: heap overrun: %lu %s written past the end of "
-                            "a %'lu-byte block at %p (found %s)\n",
+        fb_fmt_append(&r.out, "fbmalloc: heap overrun: %lu %s written past the end of "
+                              "a %'lu-byte block at %p (found %s)\n",
                       (unsigned long)past, past == 1 ? "byte" : "bytes",
                       (unsigned long)h->size, (const void *)p, when);
     else
-        fb_fmt_append(&out, "fbmalloc: heap underrun: the guard before the block at %p "
-                            "was overwritten (found %s)\n",
+        fb_fmt_append(&r.out, "fbmalloc: heap underrun: the guard before the block at "
+                              "%p was overwritten (found %s)\n",
                       (const void *)p, when);
-    const struct fb_track_site *s;
-    if (stack_now && (s = fb_track_site(fb_track_capture()))) {
-        fb_fmt_puts(&out, "  detected at:\n");
-        fb_report_stack(&out, s);
-    }
-    if (d == FB_OVERRUN && (s = fb_track_site(alloc_site((uintptr_t)p - h->pad)))) {
-        fb_fmt_puts(&out, "  allocated at:\n");
-        fb_report_stack(&out, s);
-    }
-    if (fb_opt.on_bad_free == FB_BAD_FREE_ABORT)
-        fb_fmt_puts(&out, "fbmalloc: aborting (FBMALLOC_ON_BAD_FREE=ignore "
-                          "reports and goes on)\n");
-    fb_fmt_flush(&out);
-    fb_sym_close();
-    if (fb_opt.on_bad_free == FB_BAD_FREE_ABORT)
-        abort();
-    fb_t.busy = was;
-    errno = saved;
+    if (stack_now)
+        fb_report_section(&r, "detected at", fb_track_capture());
+    if (d == FB_OVERRUN)
+        fb_report_section(&r, "allocated at", alloc_site((uintptr_t)p - h->pad));
+    fb_report_end(&r);
 }
 
 /* Checks p's guards; reports damage.  Returns 0 if p is not a guarded
@@ -227,18 +208,23 @@ size_t fb_canary_usable(const void *p)
     return fb_epoch_owns(p) ? fb_epoch_usable(p) : fb_je_usable(p);
 }
 
-size_t fb_canary_request(uintptr_t base)
+/* The program's pointer of the guarded block that starts at base, or 0
+ * (no guards, or a front overwritten beyond recognition). */
+static uintptr_t guarded_ptr(uintptr_t base)
 {
     const uint32_t *w = (const uint32_t *)base;
-    uintptr_t p;
     if (w[3] == FB_CANARY_MAGIC)
-        p = base + sizeof(struct header);
-    else if (w[3] == FB_CANARY_FRONT)
-        p = base + *(const uint64_t *)base;
-    else
-        return 0;
-    const struct header *h = header_of((const void *)p);
-    return h->magic == FB_CANARY_MAGIC ? h->size : 0;
+        return base + sizeof(struct header);
+    if (w[3] == FB_CANARY_FRONT)
+        return base + *(const uint64_t *)base;
+    return 0;
+}
+
+size_t fb_canary_request(uintptr_t base)
+{
+    uintptr_t p = guarded_ptr(base);
+    const struct header *h = p ? header_of((const void *)p) : NULL;
+    return h && h->magic == FB_CANARY_MAGIC ? h->size : 0;
 }
 
 static void check_block(void *ctx, uintptr_t base, size_t usable, uint32_t site)
@@ -246,15 +232,9 @@ static void check_block(void *ctx, uintptr_t base, size_t usable, uint32_t site)
     (void)ctx;
     (void)usable;
     (void)site;
-    const uint32_t *w = (const uint32_t *)base;
-    uintptr_t p;
-    if (w[3] == FB_CANARY_MAGIC)
-        p = base + sizeof(struct header);
-    else if (w[3] == FB_CANARY_FRONT)
-        p = base + *(const uint64_t *)base;
-    else
-        return;                        /* not guarded, or front overwritten */
-    check((const char *)p, "at exit", 0);
+    uintptr_t p = guarded_ptr(base);
+    if (p)
+        check((const char *)p, "at exit", 0);
 }
 
 void fb_canary_check_all(void)

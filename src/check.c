@@ -109,44 +109,22 @@ struct bad {
 
 static FB_COLD void report(const struct bad *b)
 {
-    int saved = errno;
-    uint8_t was = fb_t.busy;
-    fb_t.busy = 1;
-    fb_stats_event(&fb_stats_g.bad_frees);
-    fb_sym_open();
-    char mem[4096];
-    struct fb_buf out;
-    fb_fmt_buf_init(&out, mem, sizeof mem, 2);
-    fb_fmt_append(&out, "fbmalloc: %s: %p passed to %s()", b->what, b->ptr, b->op);
+    struct fb_report_ctx r;
+    fb_report_begin(&r);
+    fb_fmt_append(&r.out, "fbmalloc: %s: %p passed to %s()", b->what, b->ptr, b->op);
     if (b->block && b->block != b->ptr)
-        fb_fmt_append(&out, " is %lu bytes inside a %'lu-byte block at %p",
+        fb_fmt_append(&r.out, " is %lu bytes inside a %'lu-byte block at %p",
                       (unsigned long)((uintptr_t)b->ptr - (uintptr_t)b->block),
                       (unsigned long)b->size, b->block);
     else if (b->size)
-        fb_fmt_append(&out, " (a %'lu-byte block)", (unsigned long)b->size);
-    fb_fmt_puts(&out, "\n");
-    const struct fb_track_site *s;
-    if ((s = fb_track_site(b->now_site))) {
-        fb_fmt_append(&out, "  %s called at:\n", b->op);
-        fb_report_stack(&out, s);
-    }
-    if ((s = fb_track_site(b->free_site))) {
-        fb_fmt_puts(&out, "  first freed at:\n");
-        fb_report_stack(&out, s);
-    }
-    if ((s = fb_track_site(b->alloc_site))) {
-        fb_fmt_puts(&out, "  allocated at:\n");
-        fb_report_stack(&out, s);
-    }
-    if (fb_opt.on_bad_free == FB_BAD_FREE_ABORT)
-        fb_fmt_puts(&out, "fbmalloc: aborting (FBMALLOC_ON_BAD_FREE=ignore "
-                          "reports and goes on)\n");
-    fb_fmt_flush(&out);
-    fb_sym_close();
-    if (fb_opt.on_bad_free == FB_BAD_FREE_ABORT)
-        abort();
-    fb_t.busy = was;
-    errno = saved;
+        fb_fmt_append(&r.out, " (a %'lu-byte block)", (unsigned long)b->size);
+    fb_fmt_puts(&r.out, "\n");
+    char title[32];
+    fb_fmt_snprintf(title, sizeof title, "%s called at", b->op);
+    fb_report_section(&r, title, b->now_site);
+    fb_report_section(&r, "first freed at", b->free_site);
+    fb_report_section(&r, "allocated at", b->alloc_site);
+    fb_report_end(&r);
 }
 
 /* Is p inside a loaded object (a string literal, a global)? */

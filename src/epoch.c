@@ -448,10 +448,8 @@ void *fb_epoch_malloc_raw(size_t n)
     struct fb_tls *t = &fb_t;
     if (fb_unlikely(fb_leak_snapshot_pending) && !t->busy)
         fb_leak_snapshot_pending_run();
-    if (fb_fail_on && fb_fail_now(n)) {
-        errno = ENOMEM;
+    if (fb_fail_reject(n))
         return NULL;
-    }
     if (fb_unlikely(t->state == FB_T_NEW) && !t->busy) {
         t->busy = 1;
         thread_start(t);

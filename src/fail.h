@@ -10,6 +10,7 @@
 #ifndef FB_FAIL_H
 #define FB_FAIL_H
 
+#include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -22,5 +23,16 @@ int fb_fail_init(void);
 /* Should this allocation of n bytes fail?  Counts calls and failures. */
 int fb_fail_now(size_t n);
 uint64_t fb_fail_count(void);
+
+/* The check at each allocation entry point: 1 (errno = ENOMEM) if this
+ * request of n bytes is to fail; the caller returns NULL, leaving any
+ * block it was given (realloc) valid, as on a real out-of-memory. */
+FB_INLINE int fb_fail_reject(size_t n)
+{
+    if (fb_likely(!fb_fail_on) || !fb_fail_now(n))
+        return 0;
+    errno = ENOMEM;
+    return 1;
+}
 
 #endif

@@ -62,10 +62,8 @@ FB_EXPORT void *calloc(size_t count, size_t size)
     }
     if (fb_unlikely(fb_canary_on))
         return fb_canary_alloc(FB_ALIGN, n, 1);
-    if (fb_unlikely(fb_fail_on) && fb_fail_now(n)) {
-        errno = ENOMEM;
+    if (fb_fail_reject(n))
         return NULL;
-    }
     void *p = fb_je_calloc(n);
     if (fb_unlikely(!p)) {
         errno = ENOMEM;
@@ -92,10 +90,8 @@ FB_EXPORT void *realloc(void *p, size_t n)
         errno = EINVAL;
         return NULL;
     }
-    if (fb_unlikely(fb_fail_on) && fb_fail_now(n)) {
-        errno = ENOMEM;                  /* p stays valid, as on real OOM */
+    if (fb_fail_reject(n))
         return NULL;
-    }
     /* jemalloc may move the block: account the old one as freed and the
      * result as a new allocation. */
     if (fb_observe)
@@ -129,10 +125,8 @@ static inline void *aligned(size_t align, size_t n)
         return fb_epoch_malloc(n);
     if (fb_unlikely(fb_canary_on))
         return fb_canary_alloc(align, n, 0);
-    if (fb_unlikely(fb_fail_on) && fb_fail_now(n)) {
-        errno = ENOMEM;
+    if (fb_fail_reject(n))
         return NULL;
-    }
     void *p = fb_je_memalign(align, n);
     if (fb_unlikely(!p)) {
         errno = ENOMEM;

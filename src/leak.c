@@ -289,36 +289,19 @@ static void collect(void)
     fb_track_big_each(add_big, NULL);
 }
 
-/* Heapsort by address: no malloc, O(n log n) worst case. */
-static void sift(struct block *a, size_t root, size_t n)
+static int by_addr(const void *x, const void *y)
 {
-    for (;;) {
-        size_t c = 2 * root + 1;
-        if (c >= n)
-            return;
-        if (c + 1 < n && a[c + 1].addr > a[c].addr)
-            c++;
-        if (a[root].addr >= a[c].addr)
-            return;
-        struct block t = a[root];
-        a[root] = a[c];
-        a[c] = t;
-        root = c;
-    }
+    const struct block *a = x, *b = y;
+    return a->addr < b->addr ? -1 : a->addr > b->addr;
 }
 
+/* Sorting runs with the recursion guard set and no thread stopped, so
+ * qsort's temporary buffer may come from malloc (jemalloc, untracked). */
 static void sort_blocks(void)
 {
     struct block *a = (struct block *)blocks.p;
     size_t n = blocks.n;
-    for (size_t i = n / 2; i-- > 0;)
-        sift(a, i, n);
-    for (size_t i = n; i-- > 1;) {
-        struct block t = a[0];
-        a[0] = a[i];
-        a[i] = t;
-        sift(a, 0, i);
-    }
+    qsort(a, n, sizeof *a, by_addr);
     blocks_lo = n ? a[0].addr : 1;
     blocks_hi = n ? a[n - 1].addr + a[n - 1].usable : 0;
 }
@@ -799,26 +782,12 @@ struct group {
 static struct vec groups = {.elem = sizeof(struct group)};
 
 /* Orders blocks by (kind, site) to aggregate them. */
-static int before_ks(const struct block *a, const struct block *b)
+static int by_kind_site(const void *x, const void *y)
 {
-    return a->state != b->state ? a->state < b->state : a->site < b->site;
-}
-
-static void sift_ks(struct block *a, size_t root, size_t n)
-{
-    for (;;) {
-        size_t c = 2 * root + 1;
-        if (c >= n)
-            return;
-        if (c + 1 < n && before_ks(&a[c], &a[c + 1]))
-            c++;
-        if (!before_ks(&a[root], &a[c]))
-            return;
-        struct block t = a[root];
-        a[root] = a[c];
-        a[c] = t;
-        root = c;
-    }
+    const struct block *a = x, *b = y;
+    if (a->state != b->state)
+        return a->state < b->state ? -1 : 1;
+    return a->site < b->site ? -1 : a->site > b->site;
 }
 
 static void build_groups(void)
@@ -826,14 +795,7 @@ static void build_groups(void)
     struct block *a = (struct block *)blocks.p;
     size_t n = blocks.n;
     /* Blocks are no longer needed in address order: regroup in place. */
-    for (size_t i = n / 2; i-- > 0;)
-        sift_ks(a, i, n);
-    for (size_t i = n; i-- > 1;) {
-        struct block t = a[0];
-        a[0] = a[i];
-        a[i] = t;
-        sift_ks(a, 0, i);
-    }
+    qsort(a, n, sizeof *a, by_kind_site);
     groups.n = 0;
     for (size_t i = 0; i < n; i++) {
         if (a[i].state == ST_GONE)

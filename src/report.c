@@ -13,32 +13,62 @@
 #include "options.h"
 #include "stats.h"
 
+void fb_report_begin(struct fb_report_ctx *r)
+{
+    r->saved_errno = errno;
+    r->was_busy = fb_t.busy;
+    r->sym_open = 0;
+    fb_t.busy = 1;
+    fb_stats_event(&fb_stats_g.bad_frees);
+    fb_fmt_buf_init(&r->out, r->mem, sizeof r->mem, 2);
+}
+
+void fb_report_section(struct fb_report_ctx *r, const char *title, uint32_t site)
+{
+    const struct fb_track_site *s = fb_track_site(site);
+    if (!s)
+        return;
+    if (!r->sym_open) {
+        fb_sym_open();
+        r->sym_open = 1;
+    }
+    fb_fmt_append(&r->out, "  %s:\n", title);
+    fb_report_stack(&r->out, s);
+}
+
+void fb_report_end(struct fb_report_ctx *r)
+{
+    int fatal = fb_opt.on_bad_free == FB_BAD_FREE_ABORT;
+    if (fatal)
+        fb_fmt_puts(&r->out, "fbmalloc: aborting (FBMALLOC_ON_BAD_FREE=ignore "
+                             "reports and goes on)\n");
+    fb_fmt_flush(&r->out);
+    if (r->sym_open)
+        fb_sym_close();
+    if (fatal)
+        abort();
+    fb_t.busy = r->was_busy;
+    errno = r->saved_errno;
+}
+
 FB_COLD void fb_report_bad_free(const void *ptr, enum fb_bad_kind kind,
                                 const char *op)
 {
-    int saved = errno;
-    fb_stats_event(&fb_stats_g.bad_frees);
+    struct fb_report_ctx r;
+    fb_report_begin(&r);
     if (kind == FB_BAD_DOUBLE && strcmp(op, "free") != 0)
-        fb_fmt_dprintf(2,
-                       "fbmalloc: use of a freed block: %p passed to %s() "
-                       "was already freed\n",
-                       ptr, op);
+        fb_fmt_append(&r.out, "fbmalloc: use of a freed block: %p passed to %s() "
+                              "was already freed\n",
+                      ptr, op);
     else if (kind == FB_BAD_DOUBLE)
-        fb_fmt_dprintf(2,
-                       "fbmalloc: double free of %p in %s(): a block that "
-                       "started there was already freed\n",
-                       ptr, op);
+        fb_fmt_append(&r.out, "fbmalloc: double free of %p in %s(): a block that "
+                              "started there was already freed\n",
+                      ptr, op);
     else
-        fb_fmt_dprintf(2,
-                       "fbmalloc: invalid pointer %p passed to %s(): not the "
-                       "start of a live block\n",
-                       ptr, op);
-    if (fb_opt.on_bad_free == FB_BAD_FREE_ABORT) {
-        fb_fmt_dprintf(2, "fbmalloc: aborting (FBMALLOC_ON_BAD_FREE=ignore "
-                          "reports and goes on)\n");
-        abort();
-    }
-    errno = saved;
+        fb_fmt_append(&r.out, "fbmalloc: invalid pointer %p passed to %s(): not the "
+                              "start of a live block\n",
+                      ptr, op);
+    fb_report_end(&r);
 }
 
 void fb_report_frame(const struct fb_track_site *s, unsigned i,

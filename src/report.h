@@ -30,6 +30,23 @@ void fb_report_frame(const struct fb_track_site *s, unsigned i,
 void fb_report_stack(struct fb_buf *b, const struct fb_track_site *s);
 const char *fb_report_base_name(const char *path);
 
+/*
+ * A report of a memory error on stderr, in three steps: begin (recursion
+ * guard, errno saved, counted as a bad free), the message and sections
+ * (each a title and a recorded stack, symbolised on first use), end (the
+ * abort policy of FBMALLOC_ON_BAD_FREE: abort, or restore and go on).
+ */
+struct fb_report_ctx {
+    struct fb_buf out;
+    char mem[4096];
+    int saved_errno;
+    uint8_t was_busy;
+    uint8_t sym_open;
+};
+void fb_report_begin(struct fb_report_ctx *r);
+void fb_report_section(struct fb_report_ctx *r, const char *title, uint32_t site);
+void fb_report_end(struct fb_report_ctx *r);
+
 /* One informational line on stderr: "fbmalloc: <msg>". */
 void fb_report_note(const char *msg);
 

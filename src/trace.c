@@ -60,9 +60,11 @@
  *     24 u32 thread   28 u32 0
  *   END (op 0x2f; value = events dropped (no file, failed write))
  *      0 u64 w0   8 u64 time ns   16 u64 pid   24 u32 threads seen
- *     28 u32 call sites
+ *     28 u32 SITE records written
  *
- * Variable records (value = total length in bytes, a multiple of 8):
+ * Variable records (value = total length in bytes, a multiple of 8), after
+ * the events; SITE records only for the sites this process's events name,
+ * FRAME records for their frames:
  *   MODULE (op 0x20)  8 u32 id  12 u32 0  16 u64 load bias
  *                    24 char[] path, NUL-terminated, zero-padded
  *   FRAME (op 0x21)   8 u32 id  12 u32 module id (0 = unknown)
@@ -158,6 +160,12 @@ static _Atomic uint64_t tr_dropped;
 static uint64_t tr_base_ns, tr_real_base_ns;
 static pid_t tr_pid, tr_ppid;
 static uint32_t tr_flags;
+
+/* Sites named by this process's events (one byte per site id, written
+ * with plain stores of 1): only those go into the site table, so a forked
+ * child does not symbolise every site it inherited. */
+#define TR_SEEN_CAP ((size_t)1 << 22)
+static uint8_t *tr_seen;
 
 static _Atomic int tr_fd = -1;
 static _Atomic int tr_failed;               /* open or write failed: say once */
@@ -407,10 +415,14 @@ void fb_trace_event(enum fb_trace_op op, const void *ptr, size_t size,
     if (fb_unlikely(!s || atomic_load_explicit(&tr_closed, memory_order_relaxed))) {
         if (atomic_load_explicit(&tr_closed, memory_order_relaxed))
             return;                  /* after the exit flush: teardown */
+        if (site < TR_SEEN_CAP && tr_seen)
+            tr_seen[site] = 1;
         struct tr_rec r = { w0, now_ns(), (uintptr_t)ptr, 0, site };
         event_slow(t, &r);
         return;
     }
+    if (site < TR_SEEN_CAP && tr_seen)
+        tr_seen[site] = 1;
     uint32_t n = atomic_load_explicit(&s->n, memory_order_relaxed);
     struct tr_rec *r = &s->rec[n];
     r->w0 = w0;
@@ -434,6 +446,9 @@ int fb_trace_init(void)
     tr_real_base_ns = clock_ns(CLOCK_REALTIME);
     tr_pid = getpid();
     tr_ppid = getppid();
+    void *seen = mmap(NULL, TR_SEEN_CAP, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    tr_seen = seen == MAP_FAILED ? NULL : seen;  /* NULL: every site */
     fb_trace_on = 1;
     return 1;
 }
@@ -485,6 +500,10 @@ void fb_trace_fork_child(void)
         atomic_store(&s->n, 0);
         if (s != t->slot)
             atomic_store(&s->owned, 0);
+    }
+    if (tr_seen) {
+        size_t used = fb_track_site_count();
+        memset(tr_seen, 0, used < TR_SEEN_CAP ? used : TR_SEEN_CAP);
     }
     atomic_store(&tr_next_tid, 0);
     if (t->state != TR_T_NEW)
@@ -578,7 +597,14 @@ static void write_frame(struct out *o, uint32_t id, uintptr_t ra,
     o->len += len;
 }
 
-static void write_site_table(struct out *o)
+static int site_seen(uint32_t id)
+{
+    return !tr_seen || id >= TR_SEEN_CAP || tr_seen[id];
+}
+
+/* Every module, then the sites named by this process's events and their
+ * frames.  Returns the number of sites written. */
+static uint32_t write_site_table(struct out *o)
 {
     /* Modules. */
     for (uint32_t i = 1;; i++) {
@@ -598,15 +624,15 @@ static void write_site_table(struct out *o)
         o->len += len;
     }
 
-    uint32_t nsites = fb_track_site_count();
+    uint32_t nsites = fb_track_site_count(), written = 0;
     size_t total = 0;
     for (uint32_t id = 1; id < nsites; id++) {
         const struct fb_track_site *s = fb_track_site(id);
-        if (s)
+        if (s && site_seen(id))
             total += s->depth;
     }
     if (!total)
-        return;
+        return 0;
     size_t cap = 16;
     while (cap < total * 2)
         cap <<= 1;
@@ -615,7 +641,7 @@ static void write_site_table(struct out *o)
     char *tab = mmap(NULL, tab_bytes, PROT_READ | PROT_WRITE,
                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (tab == MAP_FAILED)
-        return;
+        return 0;
     ft.key = (uintptr_t *)tab;
     ft.id = (uint32_t *)(tab + cap * sizeof *ft.key);
     ft.mask = cap - 1;
@@ -624,7 +650,7 @@ static void write_site_table(struct out *o)
     fb_sym_open();
     for (uint32_t id = 1; id < nsites; id++) {
         const struct fb_track_site *s = fb_track_site(id);
-        if (!s)
+        if (!s || !site_seen(id))
             continue;
         unsigned depth = s->depth < FB_TRACK_MAX_DEPTH ? s->depth : FB_TRACK_MAX_DEPTH;
         uint32_t fids[FB_TRACK_MAX_DEPTH];
@@ -641,9 +667,11 @@ static void write_site_table(struct out *o)
         memcpy(r + 8, u, 8);
         memcpy(r + 16, fids, 4 * (size_t)depth);
         o->len += len;
+        written++;
     }
     fb_sym_close();
     munmap(tab, tab_bytes);
+    return written;
 }
 
 void fb_trace_at_exit(void)
@@ -670,14 +698,14 @@ void fb_trace_at_exit(void)
         o.p = mmap(NULL, o.cap, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (o.p != MAP_FAILED) {
-            write_site_table(&o);
+            uint32_t sites = write_site_table(&o);
             char *r = out_room(&o, 32);
             struct tr_rec end = {
                 .w0 = TR_END | atomic_load(&tr_dropped) << 8,
                 .time = now_ns(),
                 .ptr = (uint64_t)tr_pid,
                 .thread = atomic_load(&tr_next_tid),
-                .site = fb_track_site_count() ? fb_track_site_count() - 1 : 0,
+                .site = sites,
             };
             memcpy(r, &end, sizeof end);
             o.len += 32;

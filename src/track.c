@@ -454,21 +454,9 @@ uint32_t fb_track_big(void *p, size_t request)
 
 void fb_track_big_free(void *p)
 {
-    uintptr_t a = (uintptr_t)p;
-    struct shard *s = shard_of(a);
-    shard_lock(s);
-    if (s->cap) {
-        uint32_t j = (uint32_t)addr_hash(a) & (s->cap - 1);
-        while (s->e[j].addr != FB_EMPTY) {
-            if (s->e[j].addr == a) {
-                s->e[j].addr = FB_TOMB;
-                s->tombs++;
-                break;
-            }
-            j = (j + 1) & (s->cap - 1);
-        }
-    }
-    shard_unlock(s);
+    size_t size;
+    uint32_t site;
+    fb_track_big_take((uintptr_t)p, &size, &site);
 }
 
 /* Removes a's entry and returns its size and site; 0 if a is not a

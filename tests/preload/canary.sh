@@ -6,10 +6,7 @@
 # with FBMALLOC_CHECK) run silently with identical output.
 set -uo pipefail
 prog=$1
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-fail=0
-ok()  { echo "ok   $*"; }
-bad() { echo "FAIL $*"; fail=1; }
+. "$(dirname "$0")/lib.sh"
 
 cases=(
   "over-small|heap overrun: 3 bytes written past the end of a 40-byte block|found at free|allocated at:|make_block"

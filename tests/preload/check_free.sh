@@ -6,10 +6,7 @@
 # binaries (python3, sqlite3) run silently with identical output.
 set -uo pipefail
 prog=$1
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-fail=0
-ok()  { echo "ok   $*"; }
-bad() { echo "FAIL $*"; fail=1; }
+. "$(dirname "$0")/lib.sh"
 
 # mode | expected kind | functions that must appear, in order
 cases=(

@@ -6,10 +6,7 @@
 # reported in one line while the program runs on.
 set -uo pipefail
 churn=$1
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-fail=0
-ok()   { echo "ok   $*"; }
-bad()  { echo "FAIL $*"; fail=1; }
+. "$(dirname "$0")/lib.sh"
 json() { /usr/bin/python3 -c "import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])" "$@"; }
 
 want=$("$churn")

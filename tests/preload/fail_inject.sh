@@ -6,10 +6,7 @@
 # instead of crashing.
 set -uo pipefail
 prog=$1
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-fail=0
-ok()  { echo "ok   $*"; }
-bad() { echo "FAIL $*"; fail=1; }
+. "$(dirname "$0")/lib.sh"
 run() { env "$@" LD_PRELOAD="$FBMALLOC_LIB"; }
 
 out=$(FBMALLOC_FAIL_AFTER=5 LD_PRELOAD=$FBMALLOC_LIB "$prog" 12 100)

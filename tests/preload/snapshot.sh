@@ -5,10 +5,7 @@
 # signal keeps its default meaning and the API says -1.
 set -uo pipefail
 prog=$1
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-fail=0
-ok()  { echo "ok   $*"; }
-bad() { echo "FAIL $*"; fail=1; }
+. "$(dirname "$0")/lib.sh"
 
 out=$(FBMALLOC_LEAKS=1 LD_PRELOAD=$FBMALLOC_LIB "$prog" api 2>/dev/null)
 if grep -q "live: 100,000 bytes in 100 blocks" <<<"$out" && grep -q "#0 keep_many" <<<"$out" \
