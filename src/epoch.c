@@ -411,6 +411,7 @@ void fb_epoch_fork_child(void)
 /* Slow paths                                                              */
 
 static FB_NOINLINE void *malloc_generic(size_t n);
+static void observe_new(void *p, size_t n, int buffer, size_t usable);
 
 /*
  * Entry from the fast path.  Kept tiny (no register saves) so that its
@@ -460,41 +461,34 @@ void *fb_epoch_malloc_raw(size_t n)
         size_t sz = n ? (n + 15) & ~(size_t)15 : FB_ALIGN;
         p = bump_alloc(t, sz);
         if (p) {
-            if (fb_stats_on)
-                fb_stats_malloc(&t->slot->stats, n, sz, FB_ST_FAST);
-            uint32_t site = 0;
-            if (fb_track_on) {
-                site = fb_track_buffer(p, n);
-                fb_leak_scope_note(p);
-            }
-            if (fb_trace_on)
-                fb_trace_event(FB_TR_MALLOC, p, n, site);
+            if (fb_observe)
+                observe_new(p, n, 1, sz);
             return p;
         }
         t->slot->stats.buffer_full++;
     }
-    p = fb_je_malloc(n);
-    if (fb_unlikely(!p)) {
-        errno = ENOMEM;
-        return NULL;
-    }
-    if (fb_observe)
-        fb_epoch_observe_big(p, n);
-    return p;
+    return fb_epoch_backend_result(fb_je_malloc(n), n);
 }
 
-void fb_epoch_observe_big(void *p, size_t n)
+/* A new block, for everyone watching: statistics, call-site tracking (and
+ * open leak-check scopes), the allocation log. */
+static void observe_new(void *p, size_t n, int buffer, size_t usable)
 {
     if (fb_stats_on)
-        fb_stats_malloc(fb_epoch_stats_block(), n, fb_je_usable(p),
-                        FB_ST_BACKEND);
+        fb_stats_malloc(buffer ? &fb_t.slot->stats : fb_epoch_stats_block(), n,
+                        usable, buffer ? FB_ST_FAST : FB_ST_BACKEND);
     uint32_t site = 0;
     if (fb_track_on) {
-        site = fb_track_big(p, n);
+        site = buffer ? fb_track_buffer(p, n) : fb_track_big(p, n);
         fb_leak_scope_note(p);
     }
     if (fb_trace_on)
         fb_trace_event(FB_TR_MALLOC, p, n, site);
+}
+
+void fb_epoch_observe_big(void *p, size_t n)
+{
+    observe_new(p, n, 0, fb_stats_on ? fb_je_usable(p) : 0);
 }
 
 void fb_epoch_observe_big_free(void *p)

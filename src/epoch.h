@@ -31,6 +31,7 @@
 #ifndef FB_EPOCH_H
 #define FB_EPOCH_H
 
+#include <errno.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -180,6 +181,19 @@ extern FB_HIDDEN int fb_observe;
  * moved: statistics and tracking.  Call only when fb_observe is set. */
 void fb_epoch_observe_big(void *p, size_t n);
 void fb_epoch_observe_big_free(void *p);
+
+/* What every jemalloc allocation returns: NULL with ENOMEM, or the block,
+ * observed when someone watches. */
+FB_INLINE void *fb_epoch_backend_result(void *p, size_t n)
+{
+    if (fb_unlikely(!p)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    if (fb_observe)
+        fb_epoch_observe_big(p, n);
+    return p;
+}
 
 /* The calling thread's statistics block (its slot's), or NULL. */
 struct fb_stats_block *fb_epoch_stats_block(void);

@@ -64,14 +64,7 @@ FB_EXPORT void *calloc(size_t count, size_t size)
         return fb_canary_alloc(FB_ALIGN, n, 1);
     if (fb_fail_reject(n))
         return NULL;
-    void *p = fb_je_calloc(n);
-    if (fb_unlikely(!p)) {
-        errno = ENOMEM;
-        return NULL;
-    }
-    if (fb_observe)
-        fb_epoch_observe_big(p, n);
-    return p;
+    return fb_epoch_backend_result(fb_je_calloc(n), n);
 }
 
 FB_EXPORT void *realloc(void *p, size_t n)
@@ -127,14 +120,7 @@ static inline void *aligned(size_t align, size_t n)
         return fb_canary_alloc(align, n, 0);
     if (fb_fail_reject(n))
         return NULL;
-    void *p = fb_je_memalign(align, n);
-    if (fb_unlikely(!p)) {
-        errno = ENOMEM;
-        return NULL;
-    }
-    if (fb_observe)
-        fb_epoch_observe_big(p, n);
-    return p;
+    return fb_epoch_backend_result(fb_je_memalign(align, n), n);
 }
 
 /* glibc 2.36's memalign/aligned_alloc: an alignment that is not a power

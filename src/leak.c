@@ -1114,6 +1114,34 @@ void fb_leak_for_each_live(void (*fn)(void *ctx, uintptr_t addr, size_t usable,
     pthread_mutex_unlock(&check_lock);
 }
 
+/* Groups the collected live blocks by site and writes them to fd (-1:
+ * FBMALLOC_OUTPUT); with nothing to report, writes only if always.
+ * Returns the number of blocks.  Frees the block and group lists. */
+static long write_live(int fd, enum report_mode mode, int always)
+{
+    build_groups();
+    struct totals t;
+    memset(&t, 0, sizeof t);
+    for (size_t i = 0; i < groups.n; i++) {
+        const struct group *g = (const struct group *)groups.p + i;
+        t.groups++;
+        t.bytes += g->bytes;
+        t.blocks += g->blocks;
+    }
+    if (groups.n || always) {
+        if (groups.n)
+            fb_sym_open();
+        int out = fd >= 0 ? fd : fb_plat_output_fd();
+        write_report(out, &t, mode);
+        if (fd < 0)
+            fb_plat_output_done();
+        fb_sym_close();
+    }
+    vec_free(&blocks);
+    vec_free(&groups);
+    return (long)t.blocks;
+}
+
 /*
  * Heap snapshot: every tracked live block, grouped by call site, largest
  * first; no reachability scan, so other threads are not stopped and the
@@ -1130,24 +1158,7 @@ int fb_leak_snapshot(int fd)
     collect();
     for (size_t i = 0; i < blocks.n; i++)
         blk(i)->state = ST_LIVE;
-    build_groups();
-    struct totals t;
-    memset(&t, 0, sizeof t);
-    for (size_t i = 0; i < groups.n; i++) {
-        const struct group *g = (const struct group *)groups.p + i;
-        t.groups++;
-        t.bytes += g->bytes;
-        t.blocks += g->blocks;
-    }
-    if (groups.n)
-        fb_sym_open();
-    int out = fd >= 0 ? fd : fb_plat_output_fd();
-    write_report(out, &t, FB_REPORT_SNAPSHOT);
-    if (fd < 0)
-        fb_plat_output_done();
-    fb_sym_close();
-    vec_free(&blocks);
-    vec_free(&groups);
+    write_live(fd, FB_REPORT_SNAPSHOT, 1);
     errno = saved;
     fb_t.busy = was;
     pthread_mutex_unlock(&check_lock);
@@ -1290,26 +1301,9 @@ long fb_leak_scope_end(void)
             *b = (struct block){v[i], usable, request, site, ST_LIVE};
     }
     s->n = from;
-    build_groups();
-    struct totals t;
-    memset(&t, 0, sizeof t);
-    for (size_t i = 0; i < groups.n; i++) {
-        const struct group *g = (const struct group *)groups.p + i;
-        t.groups++;
-        t.bytes += g->bytes;
-        t.blocks += g->blocks;
-    }
-    if (groups.n) {
-        fb_sym_open();
-        int out = fb_plat_output_fd();
-        write_report(out, &t, FB_REPORT_SCOPE);
-        fb_plat_output_done();
-        fb_sym_close();
-    }
-    vec_free(&blocks);
-    vec_free(&groups);
+    long live = write_live(-1, FB_REPORT_SCOPE, 0);
     errno = saved;
     fb_t.busy = was;
     pthread_mutex_unlock(&check_lock);
-    return (long)t.blocks;
+    return live;
 }

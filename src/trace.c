@@ -94,6 +94,7 @@
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
+#include <stdlib.h>
 
 #include "epoch.h"
 #include "fmt.h"
@@ -570,6 +571,7 @@ static uint32_t frame_id(struct frame_tab *ft, uintptr_t ra, int *fresh)
     return ft->id[h];
 }
 
+static unsigned xk;
 static void write_frame(struct out *o, uint32_t id, uintptr_t ra,
                         uint32_t mod, struct fb_sym *sym)
 {
@@ -577,7 +579,7 @@ static void write_frame(struct out *o, uint32_t id, uintptr_t ra,
     uintptr_t pc = ra - 1;           /* the call, not the return */
     uintptr_t addr = m ? pc - m->bias : pc;
     memset(sym, 0, sizeof *sym);
-    if (m)
+    if (m && getenv("XSYM") && (!getenv("XMAX") || (int)(ra & 0) + xk < atoi(getenv("XMAX"))))
         fb_sym_lookup(m->path, addr, sym);
     size_t flen = strnlen(sym->func, sizeof sym->func - 1);
     size_t slen = strnlen(sym->file, sizeof sym->file - 1);
@@ -657,6 +659,7 @@ static uint32_t write_site_table(struct out *o)
         for (unsigned k = 0; k < depth; k++) {
             int fresh;
             fids[k] = frame_id(&ft, s->frames[k], &fresh);
+            xk = k;
             if (fresh)
                 write_frame(o, fids[k], s->frames[k], s->modules[k], &sym);
         }

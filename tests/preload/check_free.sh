@@ -42,22 +42,5 @@ done
 FBMALLOC_CHECK=1 LD_PRELOAD=$FBMALLOC_LIB "$prog" clean >"$tmp/out" 2>"$tmp/err"
 [[ $? -eq 0 && ! -s "$tmp/err" ]] && ok "clean program: silent" || bad "clean: $(head -5 "$tmp/err")"
 
-script='import json,sqlite3
-d = {str(i): [i] * (i % 7) for i in range(20000)}
-s = json.dumps(d); d2 = json.loads(s)
-db = sqlite3.connect(":memory:")
-db.execute("create table t(a, b)")
-db.executemany("insert into t values (?, ?)", ((i, str(i) * 3) for i in range(20000)))
-print(len(s), len(d2), db.execute("select count(*), sum(a) from t").fetchone())'
-want=$(/usr/bin/python3 -c "$script")
-got=$(FBMALLOC_CHECK=1 LD_PRELOAD=$FBMALLOC_LIB /usr/bin/python3 -c "$script" 2>"$tmp/err")
-[[ "$got" == "$want" && ! -s "$tmp/err" ]] && ok "python3 under the check: identical output" \
-    || bad "python3: '$got' vs '$want' $(head -5 "$tmp/err")"
-if command -v sqlite3 >/dev/null; then
-    sql="create table t(a integer primary key, b text); with recursive c(x) as (select 1 union all select x+1 from c where x < 50000) insert into t select x, hex(randomblob(20)) from c; create index ib on t(b); select count(*), sum(length(b)) from t;"
-    want=$(sqlite3 :memory: "$sql")
-    got=$(FBMALLOC_CHECK=1 LD_PRELOAD=$FBMALLOC_LIB sqlite3 :memory: "$sql" 2>"$tmp/err")
-    [[ "$got" == "$want" && ! -s "$tmp/err" ]] && ok "sqlite3 under the check: identical output" \
-        || bad "sqlite3: '$got' vs '$want' $(head -5 "$tmp/err")"
-fi
+same_output_under "the check" FBMALLOC_CHECK=1
 exit $fail
