@@ -3,10 +3,12 @@
  * fixed-size binary record, written through per-thread buffers.
  *
  * This runs inside malloc: nothing here calls malloc or stdio, and the
- * only lock taken (the file's, for the first open) covers open(2) and
- * write(2), which never allocate.  Our own allocations (made with the
+ * locks taken (the file's, for the first open; a buffer's, while it is
+ * written out; writes to a pipe) cover only open(2), fstat(2), readlink(2)
+ * and writev(2), which never allocate.  Our own allocations (made with the
  * recursion guard fb_t.busy set: start-up, stack capture, symbolisation)
- * are not logged.
+ * are not logged.  The fast path: a TLS load, clock_gettime (vDSO), five
+ * stores and a release store of the count.
  *
  * Buffers.  A thread's first event claims one of TR_MAX_BUFS slots (a
  * static table: the per-slot control words stay valid for the life of the
@@ -25,15 +27,21 @@
  *
  * The file.  FBMALLOC_TRACE, "%p" replaced by the pid, opened on the
  * first write of this process (O_WRONLY|O_CREAT|O_APPEND|O_CLOEXEC, 0644)
- * and started with a header.  A forked child drops the events it
- * inherited unwritten (they are the parent's), renumbers its threads from
- * 1 and opens its own file.  At exit (our destructor, after the program's
- * own), every buffer still held is written, then the call-site table
- * (modules, symbolised frames, sites) and an END record; later events
+ * and started with a header.  A pipe works for one process (its writes are
+ * then serialised: O_APPEND keeps only regular-file writes whole; several
+ * processes sharing one pipe may interleave).  A forked child drops the
+ * events it inherited unwritten (they are the parent's), renumbers its
+ * threads from 1 and opens its own file.  At exit (our destructor, after
+ * the program's own), every buffer still held is written, then the
+ * call-site table (modules, symbolised frames, sites) and an END record
+ * (symbolising costs tens to hundreds of milliseconds per process, most
+ * of it libdw reading debug information); later events
  * (other libraries' destructors, threads still running) are not logged:
  * they would name sites missing from the table, and they include frees of
  * what the symboliser allocated.  A process that ends without running
- * destructors (_exit, a fatal signal, exec) loses what its buffers held.
+ * destructors (_exit, a fatal signal, exec) loses what its buffers held;
+ * after exec the new image starts again with its own header in the same
+ * file (same pid).
  *
  * ---- File format (version 1), all integers little-endian ----
  *
@@ -77,7 +85,7 @@
  *                       (innermost first), zero-padded
  *
  * Events of one thread are in time order; across threads they are not
- * (the decoder sorts by time).  A free and a malloc that reuses the same
+ * (the decoder merges the threads' streams by time).  A free and a malloc that reuses the same
  * address on another thread at almost the same instant may be stamped in
  * the wrong order (the hooks run after the operation).
  */
@@ -91,10 +99,10 @@
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
-#include <stdlib.h>
 
 #include "epoch.h"
 #include "fmt.h"
@@ -171,6 +179,10 @@ static uint8_t *tr_seen;
 static _Atomic int tr_fd = -1;
 static _Atomic int tr_failed;               /* open or write failed: say once */
 static pthread_mutex_t tr_open_lock = PTHREAD_MUTEX_INITIALIZER;
+/* A pipe or other non-regular file: O_APPEND does not keep writes larger
+ * than PIPE_BUF whole, so writes are serialised by this lock. */
+static int tr_serial;
+static pthread_mutex_t tr_write_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static uint64_t clock_ns(clockid_t c)
 {
@@ -208,7 +220,7 @@ static void fail_once(const char *what, const char *path, int err)
                        what, path, err);
 }
 
-static int write_all_iov(int fd, struct iovec *iov, int cnt)
+static int write_iov(int fd, struct iovec *iov, int cnt)
 {
     while (cnt > 0) {
         ssize_t w = writev(fd, iov, cnt);
@@ -229,6 +241,16 @@ static int write_all_iov(int fd, struct iovec *iov, int cnt)
         }
     }
     return 0;
+}
+
+static int write_all_iov(int fd, struct iovec *iov, int cnt)
+{
+    if (!tr_serial)
+        return write_iov(fd, iov, cnt);
+    pthread_mutex_lock(&tr_write_lock);
+    int r = write_iov(fd, iov, cnt);
+    pthread_mutex_unlock(&tr_write_lock);
+    return r;
 }
 
 static void expand_path(char *path, size_t cap)
@@ -289,6 +311,9 @@ static int trace_fd(void)
         char path[FB_OPT_PATH_MAX + 32];
         expand_path(path, sizeof path);
         fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        struct stat st;
+        if (fd >= 0)
+            tr_serial = fstat(fd, &st) != 0 || !S_ISREG(st.st_mode);
         if (fd < 0) {
             fail_once("open", path, errno);
         } else if (write_header(fd) != 0) {
@@ -468,18 +493,22 @@ void fb_trace_thread_exit(void)
 
 void fb_trace_fork_prepare(void)
 {
-    /* No thread may be opening the file (and holding its lock) at fork. */
+    /* No thread may hold our locks (opening the file, writing to a pipe)
+     * at fork. */
     pthread_mutex_lock(&tr_open_lock);
+    pthread_mutex_lock(&tr_write_lock);
 }
 
 void fb_trace_fork_parent(void)
 {
+    pthread_mutex_unlock(&tr_write_lock);
     pthread_mutex_unlock(&tr_open_lock);
 }
 
 void fb_trace_fork_child(void)
 {
     pthread_mutex_init(&tr_open_lock, NULL);
+    pthread_mutex_init(&tr_write_lock, NULL);
     int fd = atomic_exchange(&tr_fd, -1);
     if (fd >= 0)
         close(fd);                   /* the parent's file */
@@ -571,7 +600,6 @@ static uint32_t frame_id(struct frame_tab *ft, uintptr_t ra, int *fresh)
     return ft->id[h];
 }
 
-static unsigned xk;
 static void write_frame(struct out *o, uint32_t id, uintptr_t ra,
                         uint32_t mod, struct fb_sym *sym)
 {
@@ -579,7 +607,7 @@ static void write_frame(struct out *o, uint32_t id, uintptr_t ra,
     uintptr_t pc = ra - 1;           /* the call, not the return */
     uintptr_t addr = m ? pc - m->bias : pc;
     memset(sym, 0, sizeof *sym);
-    if (m && getenv("XSYM") && (!getenv("XMAX") || (int)(ra & 0) + xk < atoi(getenv("XMAX"))))
+    if (m)
         fb_sym_lookup(m->path, addr, sym);
     size_t flen = strnlen(sym->func, sizeof sym->func - 1);
     size_t slen = strnlen(sym->file, sizeof sym->file - 1);
@@ -659,7 +687,6 @@ static uint32_t write_site_table(struct out *o)
         for (unsigned k = 0; k < depth; k++) {
             int fresh;
             fids[k] = frame_id(&ft, s->frames[k], &fresh);
-            xk = k;
             if (fresh)
                 write_frame(o, fids[k], s->frames[k], s->modules[k], &sym);
         }
