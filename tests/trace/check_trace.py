@@ -22,7 +22,8 @@ Groups (each registered as one meson test, trace-<group>):
            pid; concatenated files; a truncated file (cut inside a record,
            inside the header) is decoded up to the cut with a warning and
            no traceback; a process that calls exec is two images under one
-           pid (the first incomplete: exec runs no destructors)
+           pid (the first incomplete: exec runs no destructors); 1100
+           threads alive at once (more than the 1024 buffers)
 
 Environment: FBMALLOC_LIB (libfbmalloc.so; default
 $FBMALLOC_BUILD/libfbmalloc.so), FBMALLOC_BUILD, FBMALLOC_SRC.  Prints
@@ -415,6 +416,23 @@ def group_decoder(tmp, prog):
               sum(x['frees'] for x in mine) == procs[pid]['free'],
               'sites of the exec\'d image %s, program %s'
               % ([(x['allocs'], x['frees']) for x in mine], procs[pid]))
+
+    # More threads alive at once than the log has buffers.
+    mn = os.path.join(d, 'many')
+    os.mkdir(mn)
+    r = run([prog, 'many', '1100'], traced_env(os.path.join(mn, 't.%p')))
+    files = glob.glob(os.path.join(mn, 't.*'))
+    procs, _, _ = parse_prog_output(r.stdout)
+    if check('decoder-many-threads-runs', r.returncode == 0 and r.stderr == '' and
+             len(files) == 1 and len(procs) == 1,
+             'exit %d, files %s, stderr %r' % (r.returncode, files, r.stderr[-500:])):
+        want = list(procs.values())[0]
+        s = decode_json('summary', '--json', files[0])[0]
+        mine = own_sites(decode_json('sites', '--json', files[0]))
+        got = (sum(x['allocs'] for x in mine), sum(x['frees'] for x in mine))
+        check('decoder-many-threads', s['complete'] and s['threads'] >= 1101 and
+              got == (want['malloc'], want['free']) == (3301, 3301),
+              'threads %d, log %s, program %s' % (s['threads'], got, want))
 
     # Garbage is refused without a traceback.
     junk = os.path.join(d, 'junk')

@@ -28,6 +28,7 @@
  *
  * usage: trace_prog [THREADS=4] [ROUNDS=3000]
  *        trace_prog exec     (see exec_mode)
+ *        trace_prog many N   (see many_mode)
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -323,8 +324,46 @@ static int execd_mode(void)
     return 0;
 }
 
+/* "many N": N threads alive at once, more than the log has buffers
+ * (1024): the last ones write each event directly. */
+static pthread_barrier_t many_barrier;
+
+static void *many_thread(void *arg)
+{
+    (void)arg;
+    void *p[3];
+    for (int i = 0; i < 3; i++)
+        p[i] = worker_alloc(100 + (size_t)i * 1000);
+    pthread_barrier_wait(&many_barrier);
+    for (int i = 0; i < 3; i++)
+        release(p[i]);
+    return NULL;
+}
+
+static int many_mode(int n)
+{
+    pthread_t *t = calloc((size_t)n, sizeof *t);
+    n_malloc++;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 64 * 1024);
+    pthread_barrier_init(&many_barrier, NULL, (unsigned)n);
+    for (int i = 0; i < n; i++)
+        if (pthread_create(&t[i], &attr, many_thread, NULL) != 0) {
+            fprintf(stderr, "trace_prog: pthread_create %d failed\n", i);
+            return 1;
+        }
+    for (int i = 0; i < n; i++)
+        pthread_join(t[i], NULL);
+    release(t);
+    print_counts();
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc > 2 && strcmp(argv[1], "many") == 0)
+        return many_mode(atoi(argv[2]));
     if (argc > 1 && strcmp(argv[1], "exec") == 0)
         return exec_mode(argv);
     if (argc > 1 && strcmp(argv[1], "execd") == 0)
