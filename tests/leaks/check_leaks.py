@@ -597,9 +597,9 @@ class Failed(Exception):
 class Ctx:
     """One case: its temp dir, its problems, the report to quote."""
 
-    def __init__(self, drv, name):
+    def __init__(self, drv, name, tmp=None):
         self.drv, self.name = drv, name
-        self.tmp = tempfile.mkdtemp(prefix='fbleaks-%s.' % name)
+        self.tmp = tmp or tempfile.mkdtemp(prefix='fbleaks-%s.' % name)
         self.probs = []
         self.excerpt = None
         self.notes = []
@@ -787,9 +787,10 @@ class Driver:
 
     def group_corpus_c(self):
         for prog in ('plain', 'calloc', 'realloc', 'strdup', 'indirect',
-                     'cycle', 'thread', 'many', 'aligned', 'big', 'stale',
+                     'cycle', 'thread', 'many', 'aligned', 'stale',
                      'ctor', 'callbacks'):
             self.corpus(prog, prog)
+        self.case('big-100MB-30-runs', self.big_case)
         self.corpus('dlopen-dlclose', 'dl_main',
                     args=[self.module('libleakdl.so')],
                     extra_sources=['dl_lib.c'], after=self.after_dl)
@@ -814,6 +815,31 @@ class Driver:
         for n in (4, 1):
             self.corpus('stack-depth-%d' % n, 'depth', after=depth(n),
                         extra_env={'FBMALLOC_STACK_DEPTH': str(n)})
+
+    def big_case(self, ctx, runs=30):
+        """big.c, 30 times (ASLR moves the block): every run must report
+        it as a direct leak."""
+        spec = self.spec('big')
+        exe = self.exe('big')
+        bad = []
+        for i in range(runs):
+            sub = Ctx(self, ctx.name, tmp=ctx.tmp)
+            try:
+                res = run([exe], sub.fb_env())
+                sub.check_rc(res, 0)
+                rep = sub.one_report(res)
+                sub.expect(rep, spec)
+            except Failed:
+                pass
+            if sub.probs:
+                if not bad:
+                    ctx.quote(sub.excerpt)
+                bad.append((i + 1, sub.probs[0]))
+        if bad:
+            ctx.fail('%d of %d runs wrong; run %d: %s'
+                     % (len(bad), runs, bad[0][0], bad[0][1]))
+        else:
+            ctx.notes.append('%d of %d runs right' % (runs, runs))
 
     def after_dl(self, ctx, rep, res):
         for g in rep['leaks']:
