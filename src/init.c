@@ -12,6 +12,7 @@
  */
 #include <pthread.h>
 #include <stdatomic.h>
+#include <unistd.h>
 
 #include "backend.h"
 #include "canary.h"
@@ -148,11 +149,15 @@ __attribute__((destructor)) static void fb_dtor(void)
 {
     if (atomic_load(&fb_init_state) != FB_INIT_DONE)
         return;
+    long leaked = 0;
     if (fb_canary_on)
         fb_canary_check_all();
     if (fb_track_on && fb_opt.leaks != FB_LEAKS_OFF)
-        fb_leak_check(1, NULL);
+        leaked = fb_leak_check(1, NULL);
     fb_stats_at_exit();
     if (fb_trace_on)
         fb_trace_at_exit();
+    /* Last: every report is written before the exit status is changed. */
+    if (leaked > 0 && fb_opt.leak_exitcode)
+        _exit((int)fb_opt.leak_exitcode);
 }

@@ -60,7 +60,7 @@ FB_EXPORT void *calloc(size_t count, size_t size)
         void *p = fb_epoch_malloc(n);
         return p ? memset(p, 0, n) : NULL;
     }
-    if (fb_unlikely(fb_canary_on))
+    if (fb_unlikely(fb_canary_on) && !fb_t.busy)
         return fb_canary_alloc(FB_ALIGN, n, 1);
     if (fb_fail_reject(n))
         return NULL;
@@ -69,7 +69,7 @@ FB_EXPORT void *calloc(size_t count, size_t size)
 
 FB_EXPORT void *realloc(void *p, size_t n)
 {
-    if (fb_unlikely(fb_canary_on))
+    if (fb_unlikely(fb_canary_on) && !fb_t.busy)
         return fb_canary_realloc(p, n);
     if (!p)
         return fb_epoch_malloc(n);
@@ -116,7 +116,7 @@ static inline void *aligned(size_t align, size_t n)
 {
     if (align <= FB_ALIGN)
         return fb_epoch_malloc(n);
-    if (fb_unlikely(fb_canary_on))
+    if (fb_unlikely(fb_canary_on) && !fb_t.busy)
         return fb_canary_alloc(align, n, 0);
     if (fb_fail_reject(n))
         return NULL;
@@ -182,7 +182,7 @@ FB_EXPORT size_t malloc_usable_size(void *p)
 {
     if (!p)
         return 0;
-    if (fb_unlikely(fb_canary_on))
+    if (fb_unlikely(fb_canary_on) && !fb_t.busy)
         return fb_canary_usable(p);
     if (fb_epoch_owns(p))
         return fb_epoch_usable(p);

@@ -357,7 +357,6 @@ static void drain(uint8_t to, long self)
 /* Scans [lo, hi) for roots, restricted to readable memory. */
 static void scan_root(uintptr_t lo, uintptr_t hi)
 {
-    
     const struct range *r = (const struct range *)readable.p;
     for (size_t i = 0; i < readable.n; i++) {
         uintptr_t a = lo > r[i].lo ? lo : r[i].lo;
@@ -392,6 +391,9 @@ static int list_segments(struct dl_phdr_info *info, size_t size, void *arg)
     return 0;
 }
 
+static intptr_t je_tls_off;
+static size_t je_tls_len;
+
 /* Scans [lo, hi) of a thread's stack or TLS, except our own per-thread
  * record (fb_t), which points into the buffers (slot base, bump) and is
  * not the program's.  It sits at the same offset from every thread's
@@ -399,25 +401,61 @@ static int list_segments(struct dl_phdr_info *info, size_t size, void *arg)
  * block. */
 static void scan_thread_area(uintptr_t lo, uintptr_t hi, uintptr_t tp)
 {
-    uintptr_t own = tp + ((uintptr_t)&fb_t - thread_pointer());
-    uintptr_t own_end = own + sizeof fb_t;
-    if (own >= hi || own_end <= lo) {
-        scan_root(lo, hi);
-        return;
+    /* Allocator state in static TLS, at fixed offsets from the thread
+     * pointer: ours (fb_t) and jemalloc's (its thread cache and counters,
+     * where a stray word landing inside a big block hid a real leak).
+     * Sorted by offset; scanned around. */
+    struct span {
+        intptr_t off;
+        size_t len;
+    } skip[2] = {
+        {(intptr_t)((uintptr_t)&fb_t - thread_pointer()), sizeof fb_t},
+        {je_tls_off, je_tls_len},
+    };
+    if (skip[1].len && skip[1].off < skip[0].off) {
+        struct span t = skip[0];
+        skip[0] = skip[1];
+        skip[1] = t;
     }
-    if (lo < own)
-        scan_root(lo, own);
-    if (own_end < hi)
-        scan_root(own_end, hi);
+    uintptr_t at = lo;
+    for (int i = 0; i < 2; i++) {
+        if (!skip[i].len)
+            continue;
+        uintptr_t a = tp + (uintptr_t)skip[i].off, b = a + skip[i].len;
+        if (b <= at || a >= hi)
+            continue;
+        if (a > at)
+            scan_root(at, a);
+        at = b;
+    }
+    if (at < hi)
+        scan_root(at, hi);
 }
 
 static void (*tls_info)(size_t *, size_t *);
+
+/* Where jemalloc's static TLS block sits relative to the thread pointer. */
+static int find_je_tls(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    (void)size;
+    (void)arg;
+    if (!info->dlpi_name || !strstr(info->dlpi_name, "libjemalloc") || !info->dlpi_tls_data)
+        return 0;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        if (info->dlpi_phdr[i].p_type == PT_TLS) {
+            je_tls_off = (intptr_t)((uintptr_t)info->dlpi_tls_data - thread_pointer());
+            je_tls_len = info->dlpi_phdr[i].p_memsz;
+        }
+    }
+    return 1;
+}
 
 /* Looked up once at start-up: any dlsym() during a check would run
  * glibc's _dlerror_run, which frees the program's pending dlerror()
  * message, i.e. change the heap being checked. */
 void fb_leak_init(void)
 {
+    dl_iterate_phdr(find_je_tls, NULL);
     tls_info = (void (*)(size_t *, size_t *))dlsym(RTLD_DEFAULT,
                                                     "_dl_get_tls_static_info");
 }
@@ -1088,8 +1126,6 @@ long fb_leak_check(int at_exit, const struct fb_leak_caller *caller)
     errno = saved;
     fb_t.busy = was;
     pthread_mutex_unlock(&check_lock);
-    if (at_exit && leaked && fb_opt.leak_exitcode)
-        _exit((int)fb_opt.leak_exitcode);
     return leaked;
 }
 

@@ -18,9 +18,10 @@ struct fb_leak_caller {
 
 /* Runs a check and writes the report to FBMALLOC_OUTPUT.  Returns the
  * number of leaked blocks (direct + indirect, not suppressed), or -1 when
- * tracking is off.  at_exit: the process is exiting (the exit code option
- * applies; the live stack is found above exit()).  caller: for checks on
- * demand, NULL at exit. */
+ * tracking is off.  at_exit: the process is exiting (the live stack is
+ * found above exit(); the caller applies the exit-code option once the
+ * other exit reports are written).  caller: for checks on demand, NULL at
+ * exit. */
 long fb_leak_check(int at_exit, const struct fb_leak_caller *caller);
 
 /* Writes the live heap grouped by call site to fd (-1: FBMALLOC_OUTPUT).
