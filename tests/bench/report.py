@@ -441,7 +441,7 @@ def main():
 
     modes = load_runs(os.path.join(res, "modes.tsv"))
     if modes:
-        names = ["fbmalloc", "stats", "leaks", "check", "canary", "trace",
+        names = ["fbmalloc", "stats", "leaks", "check", "canary", "fail", "trace",
                  "memcheck", "heaptrack"]
         what = {
             "fbmalloc": "fbmalloc, no option",
@@ -449,6 +449,7 @@ def main():
             "leaks": "FBMALLOC_LEAKS=1 (stack per allocation, report at exit)",
             "check": "FBMALLOC_CHECK=1 (bad frees with stacks, quarantine)",
             "canary": "FBMALLOC_CANARY=1 (guard bytes)",
+            "fail": "FBMALLOC_FAIL_AFTER=10^12 (failure injection on, never reached)",
             "trace": "FBMALLOC_TRACE=file (allocation log)",
             "memcheck": "valgrind --leak-check=full (no fbmalloc)",
             "heaptrack": "heaptrack (no fbmalloc)",
