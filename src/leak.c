@@ -1051,14 +1051,34 @@ static void write_report(int fd, const struct totals *t, enum report_mode mode)
 
 static pthread_mutex_t check_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/* Every check, snapshot or walk runs alone, with the recursion guard set
+ * (its own allocations go to jemalloc untracked) and errno kept. */
+struct guard {
+    uint8_t was_busy;
+    int saved_errno;
+};
+
+static void enter(struct guard *g)
+{
+    pthread_mutex_lock(&check_lock);
+    g->was_busy = fb_t.busy;
+    fb_t.busy = 1;
+    g->saved_errno = errno;
+}
+
+static void leave(const struct guard *g)
+{
+    errno = g->saved_errno;
+    fb_t.busy = g->was_busy;
+    pthread_mutex_unlock(&check_lock);
+}
+
 long fb_leak_check(int at_exit, const struct fb_leak_caller *caller)
 {
     if (!fb_track_on)
         return -1;
-    pthread_mutex_lock(&check_lock);
-    uint8_t was = fb_t.busy;
-    fb_t.busy = 1;
-    int saved = errno;
+    struct guard g;
+    enter(&g);
 
     /* The thread registry may not change while stacks are scanned: a
      * thread that unregisters could otherwise free its stack under us. */
@@ -1123,31 +1143,27 @@ long fb_leak_check(int at_exit, const struct fb_leak_caller *caller)
     vec_free(&work);
     vec_free(&groups);
     long leaked = (long)t.blocks;
-    errno = saved;
-    fb_t.busy = was;
-    pthread_mutex_unlock(&check_lock);
+    leave(&g);
     return leaked;
 }
 
 /* Calls fn for every tracked live block (address, usable size, site);
- * fn runs without our locks held but with the recursion guard set. */
+ * fn runs with the check lock held and the recursion guard set. */
 void fb_leak_for_each_live(void (*fn)(void *ctx, uintptr_t addr, size_t usable,
                                       uint32_t site),
                            void *ctx)
 {
     if (!fb_track_on)
         return;
-    pthread_mutex_lock(&check_lock);
-    uint8_t was = fb_t.busy;
-    fb_t.busy = 1;
+    struct guard g;
+    enter(&g);
     collect();
     for (size_t i = 0; i < blocks.n; i++) {
         const struct block *b = blk(i);
         fn(ctx, b->addr, b->usable, b->site);
     }
     vec_free(&blocks);
-    fb_t.busy = was;
-    pthread_mutex_unlock(&check_lock);
+    leave(&g);
 }
 
 /* Groups the collected live blocks by site and writes them to fd (-1:
@@ -1187,17 +1203,13 @@ int fb_leak_snapshot(int fd)
 {
     if (!fb_track_on)
         return -1;
-    pthread_mutex_lock(&check_lock);
-    uint8_t was = fb_t.busy;
-    fb_t.busy = 1;
-    int saved = errno;
+    struct guard g;
+    enter(&g);
     collect();
     for (size_t i = 0; i < blocks.n; i++)
         blk(i)->state = ST_LIVE;
     write_live(fd, FB_REPORT_SNAPSHOT, 1);
-    errno = saved;
-    fb_t.busy = was;
-    pthread_mutex_unlock(&check_lock);
+    leave(&g);
     return 0;
 }
 
@@ -1297,10 +1309,8 @@ long fb_leak_scope_end(void)
     if (!fb_track_on || !s || !s->depth)
         return -1;
     size_t from = s->marks[--s->depth];
-    pthread_mutex_lock(&check_lock);
-    uint8_t was = fb_t.busy;
-    fb_t.busy = 1;
-    int saved = errno;
+    struct guard g;
+    enter(&g);
     /* One entry per address (a block freed and another allocated at the
      * same place inside the scope was noted twice). */
     uintptr_t *v = s->v + from;
@@ -1338,8 +1348,6 @@ long fb_leak_scope_end(void)
     }
     s->n = from;
     long live = write_live(-1, FB_REPORT_SCOPE, 0);
-    errno = saved;
-    fb_t.busy = was;
-    pthread_mutex_unlock(&check_lock);
+    leave(&g);
     return live;
 }
