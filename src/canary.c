@@ -109,7 +109,7 @@ static uint32_t alloc_site(uintptr_t base)
         size_t usable = fb_epoch_usable((void *)base);
         return usable ? fb_track_buffer_site((void *)base, usable, &request) : 0;
     }
-    fb_track_big_containing(base + 1, &size, &site);
+    fb_track_big_lookup(base, &size, &site);
     return site;
 }
 
@@ -143,7 +143,7 @@ static int check(const char *p, const char *when, int stack_now)
         /* Either a block without guards, or its header was overwritten:
          * it is ours if the block the header would belong to exists. */
         const void *base = p - sizeof(struct header);
-        if (fb_epoch_usable(base) || fb_track_big_present((uintptr_t)base)) {
+        if (fb_epoch_usable(base) || fb_track_big_lookup((uintptr_t)base, NULL, NULL)) {
             struct header fake = {0, sizeof(struct header), 0};
             report(p, &fake, FB_UNDERRUN, 0, when, stack_now);
             return 1;
@@ -180,7 +180,7 @@ void *fb_canary_realloc(void *p, size_t n)
     }
     if (!check(p, "at realloc", 1)) {
         /* An unguarded block: move it into a guarded one. */
-        size_t old = fb_epoch_owns(p) ? fb_epoch_usable(p) : fb_je_usable(p);
+        size_t old = fb_epoch_usable_any(p);
         void *q = fb_canary_alloc(FB_ALIGN, n, 0);
         if (q) {
             memcpy(q, p, old < n ? old : n);
@@ -205,7 +205,7 @@ size_t fb_canary_usable(const void *p)
     const struct header *h = header_of(p);
     if (h->magic == FB_CANARY_MAGIC)
         return h->size;
-    return fb_epoch_owns(p) ? fb_epoch_usable(p) : fb_je_usable(p);
+    return fb_epoch_usable_any(p);
 }
 
 /* The program's pointer of the guarded block that starts at base, or 0

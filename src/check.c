@@ -226,7 +226,7 @@ void fb_check_free(void *ptr)
 
 int fb_check_realloc(void *ptr)
 {
-    if (fb_track_big_present((uintptr_t)ptr))
+    if (fb_track_big_lookup((uintptr_t)ptr, NULL, NULL))
         return 0;
     struct qent q;
     size_t usable;

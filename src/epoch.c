@@ -515,6 +515,14 @@ static uint8_t *map_entry(const void *p)
     return &fb_g.map[off >> FB_GRANULE_SHIFT];
 }
 
+/* The slot and epoch a region pointer belongs to. */
+static void epoch_of(const void *p, uint32_t *slot, uint32_t *epoch)
+{
+    uintptr_t off = (uintptr_t)p - fb_g.base;
+    *slot = (uint32_t)(off >> fb_g.slot_shift);
+    *epoch = (uint32_t)((off & (fb_g.slot_size - 1)) >> fb_g.epoch_shift);
+}
+
 static FB_NOINLINE void free_generic(void *ptr);
 
 /* Entry from the fast path, tiny for its common case: a jemalloc block
@@ -565,9 +573,8 @@ void fb_epoch_free_raw(void *ptr)
         fb_report_bad_free(ptr, FB_BAD_INVALID, "free");
         return;
     }
-    uintptr_t off = (uintptr_t)ptr - fb_g.base;
-    uint32_t idx = (uint32_t)(off >> fb_g.slot_shift);
-    uint32_t e = (uint32_t)((off & (fb_g.slot_size - 1)) >> fb_g.epoch_shift);
+    uint32_t idx, e;
+    epoch_of(ptr, &idx, &e);
     if (t->state == FB_T_ACTIVE && idx == t->slot_idx) {
         /* Our own object, reaching here because statistics are on or
          * because the fast check refused it (a bad free). */
@@ -587,22 +594,15 @@ void fb_epoch_free_raw(void *ptr)
         return;
     }
     /* Another thread's object (or a slot given back): mark it freed with
-     * a compare-and-swap on its own map byte, then count it. */
-    _Atomic uint8_t *am = (_Atomic uint8_t *)m;
-    uint8_t v = atomic_load_explicit(am, memory_order_relaxed);
-    do {
-        if ((unsigned)v - 1u >= FB_MAX_GRANULES) {
-            fb_report_bad_free(ptr, v == FB_FREED ? FB_BAD_DOUBLE : FB_BAD_INVALID,
-                               "free");
-            return;
-        }
-    } while (!atomic_compare_exchange_weak_explicit(
-        am, &v, (uint8_t)FB_FREED, memory_order_relaxed, memory_order_relaxed));
-    atomic_fetch_add_explicit(&slot_rfree(slot_at(idx))[e], 1,
-                              memory_order_release);
+     * a compare-and-swap on its own map byte, then count it remotely. */
+    long usable = fb_epoch_mark_freed(ptr);
+    if (usable <= 0) {
+        fb_report_bad_free(ptr, usable == 0 ? FB_BAD_DOUBLE : FB_BAD_INVALID, "free");
+        return;
+    }
+    fb_epoch_release_marked(ptr);
     if (fb_stats_on)
-        fb_stats_free(fb_epoch_stats_block(), (size_t)v << FB_GRANULE_SHIFT,
-                      FB_ST_REMOTE);
+        fb_stats_free(fb_epoch_stats_block(), (size_t)usable, FB_ST_REMOTE);
     if (fb_trace_on)
         fb_trace_event(FB_TR_FREE, ptr, 0, 0);
 }
@@ -629,9 +629,8 @@ long fb_epoch_mark_freed(void *p)
  * may do it, through the remote counter. */
 void fb_epoch_release_marked(void *p)
 {
-    uintptr_t off = (uintptr_t)p - fb_g.base;
-    uint32_t idx = (uint32_t)(off >> fb_g.slot_shift);
-    uint32_t e = (uint32_t)((off & (fb_g.slot_size - 1)) >> fb_g.epoch_shift);
+    uint32_t idx, e;
+    epoch_of(p, &idx, &e);
     atomic_fetch_add_explicit(&slot_rfree(slot_at(idx))[e], 1, memory_order_release);
 }
 
@@ -667,6 +666,11 @@ size_t fb_epoch_usable(const void *p)
         return 0;
     unsigned v = atomic_load_explicit((_Atomic uint8_t *)m, memory_order_relaxed);
     return v - 1u < FB_MAX_GRANULES ? (size_t)v << FB_GRANULE_SHIFT : 0;
+}
+
+size_t fb_epoch_usable_any(const void *p)
+{
+    return fb_epoch_owns(p) ? fb_epoch_usable(p) : fb_je_usable(p);
 }
 
 void *fb_epoch_realloc(void *p, size_t n)

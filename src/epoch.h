@@ -162,6 +162,9 @@ void *fb_epoch_block_containing(const void *p, size_t *usable);
 /* Usable size of a live buffer object, 0 if p is not one. */
 size_t fb_epoch_usable(const void *p);
 
+/* Usable size of any block we returned, under any canary layer. */
+size_t fb_epoch_usable_any(const void *p);
+
 /* realloc of a buffer object p (n > 0).  Returns the new pointer or NULL
  * with errno set; on NULL, p is untouched. */
 void *fb_epoch_realloc(void *p, size_t n);

@@ -127,8 +127,6 @@ static inline void *aligned(size_t align, size_t n)
  * of two is rounded up to the next one; absurd ones fail with EINVAL. */
 static void *memalign_glibc(size_t align, size_t n)
 {
-    if (align <= FB_ALIGN)
-        return fb_epoch_malloc(n);
     if (align > SIZE_MAX / 2 + 1) {
         errno = EINVAL;
         return NULL;
@@ -184,9 +182,7 @@ FB_EXPORT size_t malloc_usable_size(void *p)
         return 0;
     if (fb_unlikely(fb_canary_on) && !fb_t.busy)
         return fb_canary_usable(p);
-    if (fb_epoch_owns(p))
-        return fb_epoch_usable(p);
-    return fb_je_usable(p);
+    return fb_epoch_usable_any(p);
 }
 
 FB_EXPORT void cfree(void *p)

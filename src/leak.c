@@ -654,7 +654,10 @@ static int still_live(const struct block *b)
         unsigned v = fb_g.map[(b->addr - fb_g.base) >> FB_GRANULE_SHIFT];
         return v - 1u < FB_MAX_GRANULES && ((size_t)v << FB_GRANULE_SHIFT) == b->usable;
     }
-    return fb_track_big_present(b->addr);
+    /* With threads parked (one may hold a shard lock) read without it;
+     * otherwise take the lock (a running thread may grow the table). */
+    return paused_any ? fb_track_big_present_stopped(b->addr)
+                      : fb_track_big_lookup(b->addr, NULL, NULL);
 }
 
 static FB_NOINLINE void mark_roots(int at_exit, const struct fb_leak_caller *caller)
@@ -1328,11 +1331,10 @@ long fb_leak_scope_end(void)
             if (!usable)
                 continue;
             site = fb_track_buffer_site(p, usable, &request);
-        } else if (!fb_track_big_present(v[i]) ||
-                   !fb_track_big_containing(v[i] + 1, &request, &site)) {
-            continue;
-        } else {
+        } else if (fb_track_big_lookup(v[i], &request, &site)) {
             usable = request;
+        } else {
+            continue;
         }
         /* ld.so's bookkeeping (a thread's DTV) is not the scope's. */
         if (from_dynamic_linker(site))

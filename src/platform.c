@@ -54,6 +54,20 @@ size_t fb_plat_page_size(void)
     return page;
 }
 
+void fb_plat_expand_path(const char *spec, pid_t pid, char *out, size_t cap)
+{
+    size_t n = 0;
+    for (const char *s = spec; *s && n + 24 < cap; s++) {
+        if (s[0] == '%' && s[1] == 'p') {
+            n += fb_fmt_snprintf(out + n, cap - n, "%d", (int)pid);
+            s++;
+        } else {
+            out[n++] = *s;
+        }
+    }
+    out[n] = '\0';
+}
+
 static int out_fd = -1;
 static pid_t out_pid;
 
@@ -72,16 +86,7 @@ int fb_plat_output_fd(void)
      * Appending (never truncating) keeps processes that share a name
      * from erasing each other's reports. */
     char path[FB_OPT_PATH_MAX + 32];
-    size_t n = 0;
-    for (const char *s = spec; *s && n + 24 < sizeof path; s++) {
-        if (s[0] == '%' && s[1] == 'p') {
-            n += fb_fmt_snprintf(path + n, sizeof path - n, "%d", (int)pid);
-            s++;
-        } else {
-            path[n++] = *s;
-        }
-    }
-    path[n] = '\0';
+    fb_plat_expand_path(spec, pid, path, sizeof path);
     int saved = errno;
     int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (fd < 0) {

@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /* Reserves size bytes of address space aligned to align (PROT_NONE,
  * MAP_NORESERVE: no memory is committed).  NULL on failure. */
@@ -15,6 +16,10 @@ void *fb_plat_reserve(size_t size, size_t align);
  * overcommit refused it). */
 int fb_plat_commit(void *p, size_t size);
 void fb_plat_release(void *p, size_t size);
+
+/* Copies an FBMALLOC_* path option to out with "%p" replaced by pid, so
+ * that the processes of a make or a shell pipeline each get their file. */
+void fb_plat_expand_path(const char *spec, pid_t pid, char *out, size_t cap);
 
 /* The file descriptor reports go to (FBMALLOC_OUTPUT, "%p" = pid), opened
  * on first use in this process (a forked child opens its own).  Returns 2

@@ -107,6 +107,7 @@
 #include "epoch.h"
 #include "fmt.h"
 #include "options.h"
+#include "platform.h"
 #include "symbolize.h"
 #include "track.h"
 
@@ -253,20 +254,6 @@ static int write_all_iov(int fd, struct iovec *iov, int cnt)
     return r;
 }
 
-static void expand_path(char *path, size_t cap)
-{
-    size_t n = 0;
-    for (const char *s = fb_opt.trace; *s && n + 24 < cap; s++) {
-        if (s[0] == '%' && s[1] == 'p') {
-            n += fb_fmt_snprintf(path + n, cap - n, "%d", (int)tr_pid);
-            s++;
-        } else {
-            path[n++] = *s;
-        }
-    }
-    path[n] = '\0';
-}
-
 /* The header, written by whoever opens the file, before anyone else can
  * write to it. */
 static int write_header(int fd)
@@ -309,7 +296,7 @@ static int trace_fd(void)
     fd = atomic_load_explicit(&tr_fd, memory_order_acquire);
     if (fd < 0 && !atomic_load_explicit(&tr_failed, memory_order_relaxed)) {
         char path[FB_OPT_PATH_MAX + 32];
-        expand_path(path, sizeof path);
+        fb_plat_expand_path(fb_opt.trace, tr_pid, path, sizeof path);
         fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
         struct stat st;
         if (fd >= 0)

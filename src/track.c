@@ -418,6 +418,21 @@ static int shard_grow(struct shard *s)
     return 0;
 }
 
+/* a's entry in a table of cap entries, or NULL. */
+static struct big_entry *probe(struct big_entry *e, uint32_t cap, uintptr_t a)
+{
+    if (!cap || !e)
+        return NULL;
+    for (uint32_t j = (uint32_t)addr_hash(a) & (cap - 1), k = 0; k < cap;
+         j = (j + 1) & (cap - 1), k++) {
+        if (e[j].addr == a)
+            return &e[j];
+        if (e[j].addr == FB_EMPTY)
+            return NULL;
+    }
+    return NULL;
+}
+
 uint32_t fb_track_big(void *p, size_t request)
 {
     if (fb_t.busy || !p)
@@ -459,29 +474,35 @@ void fb_track_big_free(void *p)
     fb_track_big_take((uintptr_t)p, &size, &site);
 }
 
-/* Removes a's entry and returns its size and site; 0 if a is not a
- * tracked block start. */
-int fb_track_big_take(uintptr_t a, size_t *size, uint32_t *site)
+/* Looks a up (size and site may be NULL); with take, removes it.  Returns
+ * 0 if a is not a tracked block start. */
+static int lookup(uintptr_t a, size_t *size, uint32_t *site, int take)
 {
     struct shard *s = shard_of(a);
-    int found = 0;
     shard_lock(s);
-    if (s->cap) {
-        uint32_t j = (uint32_t)addr_hash(a) & (s->cap - 1);
-        while (s->e[j].addr != FB_EMPTY) {
-            if (s->e[j].addr == a) {
-                *size = s->e[j].size;
-                *site = s->e[j].site;
-                s->e[j].addr = FB_TOMB;
-                s->tombs++;
-                found = 1;
-                break;
-            }
-            j = (j + 1) & (s->cap - 1);
+    struct big_entry *e = probe(s->e, s->cap, a);
+    if (e) {
+        if (size)
+            *size = e->size;
+        if (site)
+            *site = e->site;
+        if (take) {
+            e->addr = FB_TOMB;
+            s->tombs++;
         }
     }
     shard_unlock(s);
-    return found;
+    return e != NULL;
+}
+
+int fb_track_big_take(uintptr_t a, size_t *size, uint32_t *site)
+{
+    return lookup(a, size, site, 1);
+}
+
+int fb_track_big_lookup(uintptr_t a, size_t *size, uint32_t *site)
+{
+    return lookup(a, size, site, 0);
 }
 
 /* The tracked block containing a (a inside, not at its start): a scan of
@@ -511,24 +532,14 @@ uint32_t fb_track_capture(void)
     return capture_guarded();
 }
 
-/* Without the shard lock: used while other threads are stopped (one may
- * be stopped holding it).  A stopped writer leaves at worst a stale
- * answer for one block. */
-int fb_track_big_present(uintptr_t a)
+/* Without the shard lock, for the exit check while every other thread is
+ * stopped (one may be stopped holding it; none can grow a table under
+ * us).  Anywhere else use fb_track_big_lookup: a growing table is
+ * unmapped. */
+int fb_track_big_present_stopped(uintptr_t a)
 {
     struct shard *s = shard_of(a);
-    uint32_t cap = s->cap;
-    const struct big_entry *e = s->e;
-    if (!cap || !e)
-        return 0;
-    for (uint32_t j = (uint32_t)addr_hash(a) & (cap - 1), k = 0; k < cap;
-         j = (j + 1) & (cap - 1), k++) {
-        if (e[j].addr == a)
-            return 1;
-        if (e[j].addr == FB_EMPTY)
-            return 0;
-    }
-    return 0;
+    return probe(s->e, s->cap, a) != NULL;
 }
 
 void fb_track_big_each(void (*fn)(void *ctx, uintptr_t addr, size_t size,

@@ -60,11 +60,13 @@ uint32_t fb_track_buffer_site(const void *p, size_t usable, size_t *request);
 /* Checking: remove a tracked jemalloc block (its size and site), find
  * the block an interior pointer falls in, capture the current stack. */
 int fb_track_big_take(uintptr_t a, size_t *size, uint32_t *site);
+/* Is a a tracked block start (its size and site, either may be NULL)? */
+int fb_track_big_lookup(uintptr_t a, size_t *size, uint32_t *site);
 uintptr_t fb_track_big_containing(uintptr_t a, size_t *size, uint32_t *site);
 uint32_t fb_track_capture(void);
 
-/* Is a at the start of a tracked jemalloc object?  Lock-free. */
-int fb_track_big_present(uintptr_t a);
+/* The same, lock-free: only while every other thread is stopped. */
+int fb_track_big_present_stopped(uintptr_t a);
 /* Calls fn for every tracked jemalloc object. */
 void fb_track_big_each(void (*fn)(void *ctx, uintptr_t addr, size_t size,
                                   uint32_t site),
