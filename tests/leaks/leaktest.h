@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -58,6 +59,18 @@ static LT_NOINLINE void lt_scrub_stack(void)
  * every run under LD_PRELOAD), exits with status 97 unless libfbmalloc is
  * really loaded: a test must never pass because the preload silently failed.
  */
+/* Tells the main thread (a byte on ready_fd) that this thread is set up,
+ * then blocks until the process exits (nobody writes block_fd).  The
+ * caller's locals stay live in its frame meanwhile. */
+static LT_NOINLINE void lt_park(int ready_fd, int block_fd)
+{
+    char c = 1;
+    if (write(ready_fd, &c, 1) != 1)
+        return;
+    if (read(block_fd, &c, 1) < 0)
+        return;
+}
+
 static inline void lt_init(void)
 {
     const char *req = getenv("LT_REQUIRE_FBMALLOC");

@@ -22,11 +22,7 @@ static void *holder(void *arg)
     char *volatile held = malloc(64); /* LEAK: held */
     memset(held, 0, 64);
     lt_scrub_stack();
-    char c = 1;
-    if (write(ready_pipe[1], &c, 1) != 1)
-        return NULL;
-    if (read(block_pipe[0], &c, 1) < 0)   /* blocks until exit */
-        return NULL;
+    lt_park(ready_pipe[1], block_pipe[0]);   /* blocks until exit */
     return (void *)held;
 }
 

@@ -44,11 +44,7 @@ static void *blocked_thread(void *arg)
     (void)arg;
     thread_values();
     lt_scrub_stack();
-    char c = 1;
-    if (write(ready_pipe[1], &c, 1) != 1)
-        return NULL;
-    if (read(block_pipe[0], &c, 1) < 0)   /* blocks until exit */
-        return NULL;
+    lt_park(ready_pipe[1], block_pipe[0]);   /* blocks until exit */
     return NULL;
 }
 
