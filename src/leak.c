@@ -502,13 +502,62 @@ static void scan_word(uintptr_t w)
  * caller of exit() holds only dead frames whose stale pointers would hide
  * real leaks; valgrind checks once the process is gone and sees neither.
  * So the root is the live part of the stack: from the frame that called
- * exit() up, plus that frame's callee-saved registers.  Returns 0 if no
- * exit() frame was found.
+ * exit() up, plus that frame's callee-saved registers.
+ *
+ * The top is cut too: libc's start frames above main()
+ * (__libc_start_call_main, __libc_start_main, _start) hold no pointer of
+ * the program's, but their uninitialised slots (a jmp_buf for thread
+ * cancellation) keep words written by ld.so's start-up before main, e.g.
+ * the address of the first buffer block, freed since and handed out again
+ * to a block that then leaks.  So the scan stops at the first frame, at
+ * or above main's caller, that belongs to libc and sits just below
+ * __libc_start_main.  Returns 0 if no exit() frame was found.
  */
 struct exit_frame {
-    uintptr_t sp;
+    uintptr_t sp, top; /* live stack [sp, top); top 0 = up to its end */
     uintptr_t regs[6];
 };
+
+static int same_module(uintptr_t a, uintptr_t b)
+{
+    Dl_info ia, ib;
+    return dladdr((void *)a, &ia) && dladdr((void *)b, &ib) && ia.dli_fbase == ib.dli_fbase;
+}
+
+/* Walks up from cur to __libc_start_main; returns the stack pointer where
+ * libc's start frames begin (0 if not found: another thread, a static
+ * program). */
+static uintptr_t start_frames_bottom(unw_cursor_t *cur)
+{
+    uintptr_t start_main = (uintptr_t)dlsym(RTLD_DEFAULT, "__libc_start_main");
+    unw_word_t v;
+    unw_get_reg(cur, UNW_REG_SP, &v);
+    uintptr_t prev_sp = v;
+    unw_get_reg(cur, UNW_REG_IP, &v);
+    uintptr_t prev_ip = v;
+    for (int up = 0; start_main && up < 256 && unw_step(cur) > 0; up++) {
+        unw_proc_info_t pi;
+        if (unw_get_proc_info(cur, &pi) != 0)
+            continue;
+        unw_get_reg(cur, UNW_REG_SP, &v);
+        if (pi.start_ip == start_main)
+            return same_module(prev_ip, start_main) ? prev_sp : v;
+        prev_sp = v;
+        unw_get_reg(cur, UNW_REG_IP, &v);
+        prev_ip = v;
+    }
+    return 0;
+}
+
+/* On demand, from the calling thread: where libc's start frames begin. */
+static uintptr_t caller_top(void)
+{
+    unw_context_t uc;
+    unw_cursor_t cur;
+    if (unw_getcontext(&uc) != 0 || unw_init_local(&cur, &uc) != 0)
+        return 0;
+    return start_frames_bottom(&cur);
+}
 
 static int find_exit_frame(struct exit_frame *ef)
 {
@@ -526,11 +575,13 @@ static int find_exit_frame(struct exit_frame *ef)
         unw_word_t v;
         unw_get_reg(&cur, UNW_REG_SP, &v);
         ef->sp = v;
+        ef->top = 0;
         static const int saved[] = {UNW_X86_64_RBX, UNW_X86_64_RBP,
                                     UNW_X86_64_R12, UNW_X86_64_R13,
                                     UNW_X86_64_R14, UNW_X86_64_R15};
         for (size_t i = 0; i < 6; i++)
             ef->regs[i] = unw_get_reg(&cur, saved[i], &v) == 0 ? v : 0;
+        ef->top = start_frames_bottom(&cur);
         return 1;
     }
     return 0;
@@ -664,14 +715,17 @@ static FB_NOINLINE void mark_roots(int at_exit, const struct fb_leak_caller *cal
 {
     uintptr_t me_tp = thread_pointer();
     pthread_t me = pthread_self();
-    struct exit_frame ef = {0, {0}};
+    struct exit_frame ef = {0, 0, {0}};
     int have_exit_frame = 0;
+    uintptr_t top = 0;
 
     /* Everything that takes a lock comes first. */
     segs.n = 0;
     dl_iterate_phdr(list_segments, NULL);
     if (at_exit && !caller)
         have_exit_frame = find_exit_frame(&ef);
+    else if (caller)
+        top = caller_top();
     for (size_t i = 0; threads && i < nthreads_hw; i++) {
         struct thread_rec *t = &threads[i];
         if (t->used && !pthread_equal(t->id, me))
@@ -686,11 +740,11 @@ static FB_NOINLINE void mark_roots(int at_exit, const struct fb_leak_caller *cal
          * our own frames, whose uninitialised slots hold stale pointers. */
         scan_root((uintptr_t)caller->regs,
                   (uintptr_t)caller->regs + sizeof caller->regs[0].__jmpbuf);
-        scan_thread_area(caller->sp, stack_end_of(caller->sp), me_tp);
+        scan_thread_area(caller->sp, top > caller->sp ? top : stack_end_of(caller->sp), me_tp);
     } else if (have_exit_frame) {
         for (size_t i = 0; i < 6; i++)
             scan_word(ef.regs[i]);
-        scan_thread_area(ef.sp, stack_end_of(ef.sp), me_tp);
+        scan_thread_area(ef.sp, ef.top ? ef.top : stack_end_of(ef.sp), me_tp);
     } else {
         /* Exit without an exit() frame: the whole live stack, with our
          * registers spilled into a jmp_buf on it. */
