@@ -10,14 +10,13 @@
 #include "backend.h"
 #include "epoch.h"
 #include "fmt.h"
-#include "leak.h"
 #include "options.h"
 #include "report.h"
-#include "stats.h"
-#include "symbolize.h"
 #include "track.h"
 
 int fb_canary_on;
+static int wanted;
+static const struct fb_layer_below *below;
 
 #define FB_CANARY_MAGIC 0xFBCA4A21u       /* header, right before p */
 #define FB_CANARY_FRONT 0xFBF407A1u       /* front pad of aligned blocks */
@@ -32,8 +31,14 @@ struct header {
 
 int fb_canary_init(void)
 {
-    fb_canary_on = fb_opt.canary != 0;
-    return fb_canary_on;
+    wanted = fb_opt.canary != 0;
+    return wanted;
+}
+
+void fb_canary_attach(const struct fb_layer_below *b)
+{
+    below = b;
+    fb_canary_on = wanted;
 }
 
 static struct header *header_of(const void *p)
@@ -50,13 +55,10 @@ void *fb_canary_alloc(size_t align, size_t n, int zero)
         return NULL;
     }
     char *base;
-    if (pad == sizeof(struct header)) {
-        base = fb_epoch_malloc_raw(inner);
-    } else {
-        base = fb_je_memalign(align, inner);
-        if (base && fb_observe)
-            fb_epoch_observe_big(base, inner);
-    }
+    if (pad == sizeof(struct header))
+        base = below->malloc(inner);
+    else
+        base = below->memalign(align, inner);
     if (!base) {
         errno = ENOMEM;
         return NULL;
@@ -161,13 +163,13 @@ static int check(const char *p, const char *when, int stack_now)
 void fb_canary_free(void *p)
 {
     if (!check(p, "at free", 1)) {
-        fb_epoch_free_raw(p);
+        below->free(p);
         return;
     }
     struct header *h = header_of(p);
     size_t pad = h->pad >= sizeof(struct header) ? h->pad : sizeof(struct header);
     h->magic = 0;                     /* a second free is no longer "guarded" */
-    fb_epoch_free_raw((char *)p - pad);
+    below->free((char *)p - pad);
 }
 
 void *fb_canary_realloc(void *p, size_t n)
@@ -180,11 +182,11 @@ void *fb_canary_realloc(void *p, size_t n)
     }
     if (!check(p, "at realloc", 1)) {
         /* An unguarded block: move it into a guarded one. */
-        size_t old = fb_epoch_usable_any(p);
+        size_t old = below->usable(p);
         void *q = fb_canary_alloc(FB_ALIGN, n, 0);
         if (q) {
             memcpy(q, p, old < n ? old : n);
-            fb_epoch_free_raw(p);
+            below->free(p);
         }
         return q;
     }
@@ -205,7 +207,7 @@ size_t fb_canary_usable(const void *p)
     const struct header *h = header_of(p);
     if (h->magic == FB_CANARY_MAGIC)
         return h->size;
-    return fb_epoch_usable_any(p);
+    return below->usable(p);
 }
 
 /* The program's pointer of the guarded block that starts at base, or 0
@@ -227,7 +229,7 @@ size_t fb_canary_request(uintptr_t base)
     return h && h->magic == FB_CANARY_MAGIC ? h->size : 0;
 }
 
-static void check_block(void *ctx, uintptr_t base, size_t usable, uint32_t site)
+void fb_canary_check_block(void *ctx, uintptr_t base, size_t usable, uint32_t site)
 {
     (void)ctx;
     (void)usable;
@@ -235,9 +237,4 @@ static void check_block(void *ctx, uintptr_t base, size_t usable, uint32_t site)
     uintptr_t p = guarded_ptr(base);
     if (p)
         check((const char *)p, "at exit", 0);
-}
-
-void fb_canary_check_all(void)
-{
-    fb_leak_for_each_live(check_block, NULL);
 }

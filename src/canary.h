@@ -20,16 +20,23 @@
 
 #include "fb.h"
 
+#include "layer.h"
+
+/* On once attached (below): never before the layer below is known. */
 extern FB_HIDDEN int fb_canary_on;
 
+/* Reads the option; returns 1 if canaries are wanted. */
 int fb_canary_init(void);
+/* Switches the layer on (if wanted) over the allocator below it. */
+void fb_canary_attach(const struct fb_layer_below *below);
 /* align: a power of two; zero: clear the program's bytes. */
 void *fb_canary_alloc(size_t align, size_t n, int zero);
 void fb_canary_free(void *p);
 void *fb_canary_realloc(void *p, size_t n);
 size_t fb_canary_usable(const void *p);
-/* At exit: checks every live tracked block. */
-void fb_canary_check_all(void);
+/* At exit, for every live tracked block (the walk is leak.c's, called by
+ * init.c): checks the guards of the block that starts at base. */
+void fb_canary_check_block(void *ctx, uintptr_t base, size_t usable, uint32_t site);
 /* For the leak report: the program's size of the guarded block starting
  * at base (usable bytes of the inner block), or 0 if it has no guards. */
 size_t fb_canary_request(uintptr_t base);

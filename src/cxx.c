@@ -10,8 +10,7 @@
 #include <errno.h>
 #include <stdlib.h>
 
-#include "backend.h"
-#include "epoch.h"
+#include "alloc.h"
 #include "fb.h"
 #include "fmt.h"
 
@@ -20,8 +19,8 @@ typedef void (*fb_handler_fn)(void);
 static void *retry(size_t n, size_t align)
 {
     if (align <= FB_ALIGN)
-        return fb_epoch_malloc(n);
-    return fb_je_memalign(align, n);
+        return fb_alloc_malloc(n);
+    return fb_alloc_aligned(align, n);
 }
 
 FB_COLD void *fb_cxx_new_fail(size_t n, size_t align, int nothrow)

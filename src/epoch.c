@@ -1,6 +1,7 @@
 /*
- * Per-thread fixed buffers recycled in epochs: slow paths, slot
- * ownership, thread exit and fork.  The fast paths are in epoch.h.
+ * Per-thread fixed buffers recycled in epochs: bump allocation with epoch
+ * turnover, frees, slot ownership, thread exit and fork.  The inlined
+ * fast paths over the same state are the dispatch layer's (alloc.h).
  *
  * Address space: one reservation, cut into equal slots (one per thread
  * that allocates), each cut into equal epochs.  Ownership of any pointer
@@ -19,23 +20,17 @@
 #include <pthread.h>
 #include <string.h>
 
-#include "backend.h"
-#include "canary.h"
-#include "check.h"
-#include "fail.h"
-#include "leak.h"
 #include "options.h"
 #include "platform.h"
-#include "report.h"
-#include "stats.h"
-#include "trace.h"
-#include "track.h"
 
 __thread struct fb_tls fb_t __attribute__((tls_model("initial-exec")));
 struct fb_geom fb_g;
 uintptr_t fb_map_bias;
 unsigned fb_epoch_gshift;
-int fb_observe;
+
+/* The dispatch's gates (fb_epoch_set_gates), and the layers' hooks. */
+static int gate_malloc, gate_free;
+static struct fb_epoch_hooks hooks;
 
 #define FB_NO_EPOCH UINT32_MAX
 
@@ -79,11 +74,6 @@ static inline uint32_t *slot_flags(struct fb_slot *s)
     return slot_live(s) + 2 * (size_t)fb_g.epochs;
 }
 
-struct fb_stats_block *fb_epoch_stats_block(void)
-{
-    return fb_t.state == FB_T_ACTIVE ? &fb_t.slot->stats : NULL;
-}
-
 static inline int epoch_empty(struct fb_slot *s, uint32_t e)
 {
     return slot_live(s)[e] ==
@@ -98,8 +88,10 @@ static unsigned log2_exact(uint64_t v)
     return (unsigned)__builtin_ctzll(v);
 }
 
-int fb_epoch_init(void)
+int fb_epoch_init(const struct fb_epoch_hooks *h)
 {
+    if (h)
+        hooks = *h;
     if (fb_opt.buffer_size == 0)
         return 0;                    /* fast path off by request */
     size_t slot_size = fb_opt.buffer_size;
@@ -146,9 +138,6 @@ int fb_epoch_init(void)
         fb_g.size = region;          /* last: publishes the region */
         return 1;
     }
-    if (fb_opt.verbose >= 1)
-        fb_report_note("could not reserve address space for the buffers; "
-                       "fast path off, everything goes to jemalloc");
     return 0;
 }
 
@@ -234,10 +223,11 @@ static FB_NOINLINE int epoch_next(struct fb_tls *t)
     return 0;
 }
 
-/* Bump allocation of sz bytes (a multiple of 16, <= max_small) with epoch
- * turnover.  NULL when the buffer is full. */
-static void *bump_alloc(struct fb_tls *t, size_t sz)
+void *fb_epoch_alloc(size_t sz)
 {
+    struct fb_tls *t = &fb_t;
+    if (t->state != FB_T_ACTIVE)
+        return NULL;
     for (;;) {
         uintptr_t p = t->bump, np = p + sz;
         if (np <= t->limit) {
@@ -247,41 +237,39 @@ static void *bump_alloc(struct fb_tls *t, size_t sz)
             (*t->cur_live)++;
             return (void *)p;
         }
-        if (!epoch_next(t))
+        if (!epoch_next(t)) {
+            t->stats->buffer_full++;
             return NULL;
+        }
     }
 }
 
 /* ---------------------------------------------------------------------- */
 /* Threads                                                                 */
 
+void fb_epoch_set_gates(int fast_malloc, int fast_free)
+{
+    gate_malloc = fast_malloc;
+    gate_free = fast_free;
+}
+
+/* A shut gate is a zero limit: the fast path's own compare fails and no
+ * flag is ever tested there. */
 static void set_gates(struct fb_tls *t)
 {
-    /* With statistics or tracking on, the malloc gate stays shut so every
-     * allocation is seen by the slow path, which does the same work.  The
-     * owner's free gate only needs shutting for statistics and the log:
-     * tracking reads the granule map's "freed" mark, which the fast free
-     * writes. */
     int active = t->state == FB_T_ACTIVE;
-    t->max_small = active && !fb_observe ? fb_g.max_small : 0;
-    t->slot_granules = active && !fb_stats_on && !fb_trace_on && !fb_check_on &&
-                               !fb_canary_on
-                           ? fb_g.slot_size >> FB_GRANULE_SHIFT
-                           : 0;
+    t->max_small = active && gate_malloc ? fb_g.max_small : 0;
+    t->slot_granules = active && gate_free ? fb_g.slot_size >> FB_GRANULE_SHIFT : 0;
 }
 
 /* Takes a slot for this thread: a given-back one if any, else a new one
  * (committed now).  Called with t->busy set. */
-static void thread_start(struct fb_tls *t)
+int fb_epoch_thread_start(void)
 {
-    extern int fb_init(void);
-    if (!fb_init())
-        return;                      /* too early or racing: stay NEW */
+    struct fb_tls *t = &fb_t;
     if (fb_g.size == 0) {
         t->state = FB_T_NOSLOT;
-        extern void fb_init_register_thread(void);
-        fb_init_register_thread();
-        return;
+        return 0;
     }
     uint32_t idx = UINT32_MAX;
     int fresh = 0;
@@ -311,7 +299,7 @@ static void thread_start(struct fb_tls *t)
         if (fb_plat_commit((void *)data, fb_g.slot_size) != 0 ||
             fb_plat_commit((void *)map_lo, map_hi - map_lo) != 0 ||
             fb_plat_commit((void *)tbl_lo, tbl_hi - tbl_lo) != 0 ||
-            fb_track_commit_slot(data, fb_g.slot_size) != 0) {
+            (hooks.commit_slot && hooks.commit_slot(data, fb_g.slot_size) != 0)) {
             idx = UINT32_MAX;        /* strict overcommit said no */
         } else {
             atomic_store_explicit(&fb_slots_used, idx + 1, memory_order_release);
@@ -321,18 +309,15 @@ static void thread_start(struct fb_tls *t)
         slot_at(idx)->state = FB_SLOT_OWNED;
     pthread_mutex_unlock(&fb_slot_lock);
 
-    extern void fb_init_register_thread(void);
     if (idx == UINT32_MAX) {
         t->state = FB_T_NOSLOT;
-        if (fb_opt.verbose >= 2)
-            fb_report_note("no buffer for a new thread: it uses jemalloc only");
-        fb_init_register_thread();
-        return;
+        return 0;
     }
     struct fb_slot *s = slot_at(idx);
     if (fresh)
         s->cur = FB_NO_EPOCH;
     t->slot = s;
+    t->stats = &s->stats;
     t->slot_idx = idx;
     t->slot_base = fb_g.base + ((uintptr_t)idx << fb_g.slot_shift);
     t->slot_map = fb_g.map + ((t->slot_base - fb_g.base) >> FB_GRANULE_SHIFT);
@@ -341,13 +326,9 @@ static void thread_start(struct fb_tls *t)
     t->bump = t->limit = 0;
     t->backoff = 0;
     t->state = FB_T_ACTIVE;
-    fb_stats_event(&fb_stats_g.threads);
     epoch_next(t);
     set_gates(t);
-
-    /* Ask for a call at thread exit (not for the main thread, which
-     * never runs key destructors).  May allocate: t->busy is set. */
-    fb_init_register_thread();
+    return 1;
 }
 
 void fb_epoch_thread_exit(void)
@@ -361,6 +342,7 @@ void fb_epoch_thread_exit(void)
     struct fb_slot *s = t->slot;
     uint32_t idx = t->slot_idx;
     t->slot = NULL;
+    t->stats = NULL;
     /* From now on this thread's frees of its old objects are remote frees,
      * and its allocations go to jemalloc (glibc frees and allocates a
      * little after key destructors have run). */
@@ -408,98 +390,7 @@ void fb_epoch_fork_child(void)
 }
 
 /* ---------------------------------------------------------------------- */
-/* Slow paths                                                              */
-
-static FB_NOINLINE void *malloc_generic(size_t n);
-static void observe_new(void *p, size_t n, int buffer, size_t usable);
-
-/*
- * Entry from the fast path.  Kept tiny (no register saves) so that its
- * common case, a large request from a thread past start-up with nobody
- * watching, is a tail call into jemalloc's own malloc (which sets errno).
- */
-void *fb_epoch_malloc_slow(size_t n)
-{
-    struct fb_tls *t = &fb_t;
-    if (fb_likely(t->state != FB_T_NEW && !fb_observe && fb_je.malloc != NULL)) {
-        if (n > fb_g.max_small)
-            return fb_je.malloc(fb_je_size(n));
-        /* Every epoch pinned, and not yet time to look again (see
-         * epoch_next): a small request goes to jemalloc just as cheaply. */
-        if (t->backoff && t->limit == 0) {
-            t->backoff--;
-            t->slot->stats.buffer_full++;
-            return fb_je.malloc(fb_je_size(n));
-        }
-    }
-    return malloc_generic(n);
-}
-
-static FB_NOINLINE void *malloc_generic(size_t n)
-{
-    if (fb_canary_on && !fb_t.busy)
-        return fb_canary_alloc(FB_ALIGN, n, 0);
-    return fb_epoch_malloc_raw(n);
-}
-
-/* The generic allocation, under any canary layer (canary.c calls it for
- * the block that carries the guards). */
-void *fb_epoch_malloc_raw(size_t n)
-{
-    struct fb_tls *t = &fb_t;
-    if (fb_unlikely(fb_leak_snapshot_pending) && !t->busy)
-        fb_leak_snapshot_pending_run();
-    if (fb_fail_reject(n))
-        return NULL;
-    if (fb_unlikely(t->state == FB_T_NEW) && !t->busy) {
-        t->busy = 1;
-        thread_start(t);
-        t->busy = 0;
-    }
-    void *p = NULL;
-    if (t->state == FB_T_ACTIVE && n <= fb_g.max_small && !t->busy) {
-        size_t sz = n ? (n + 15) & ~(size_t)15 : FB_ALIGN;
-        p = bump_alloc(t, sz);
-        if (p) {
-            if (fb_observe)
-                observe_new(p, n, 1, sz);
-            return p;
-        }
-        t->slot->stats.buffer_full++;
-    }
-    return fb_epoch_backend_result(fb_je_malloc(n), n);
-}
-
-/* A new block, for everyone watching: statistics, call-site tracking (and
- * open leak-check scopes), the allocation log. */
-static void observe_new(void *p, size_t n, int buffer, size_t usable)
-{
-    if (fb_stats_on)
-        fb_stats_malloc(buffer ? &fb_t.slot->stats : fb_epoch_stats_block(), n,
-                        usable, buffer ? FB_ST_FAST : FB_ST_BACKEND);
-    uint32_t site = 0;
-    if (fb_track_on) {
-        site = buffer ? fb_track_buffer(p, n) : fb_track_big(p, n);
-        fb_leak_scope_note(p);
-    }
-    if (fb_trace_on)
-        fb_trace_event(FB_TR_MALLOC, p, n, site);
-}
-
-void fb_epoch_observe_big(void *p, size_t n)
-{
-    observe_new(p, n, 0, fb_stats_on ? fb_je_usable(p) : 0);
-}
-
-void fb_epoch_observe_big_free(void *p)
-{
-    if (fb_stats_on)
-        fb_stats_free(fb_epoch_stats_block(), fb_je_usable(p), FB_ST_BACKEND);
-    if (fb_track_on)
-        fb_track_big_free(p);
-    if (fb_trace_on)
-        fb_trace_event(FB_TR_FREE, p, 0, 0);
-}
+/* Frees and lookups                                                       */
 
 /* Validates p as a live buffer object; returns its map byte's address or
  * NULL (reported) if p is not one.  Reading the map is safe only for
@@ -523,88 +414,33 @@ static void epoch_of(const void *p, uint32_t *slot, uint32_t *epoch)
     *epoch = (uint32_t)((off & (fb_g.slot_size - 1)) >> fb_g.epoch_shift);
 }
 
-static FB_NOINLINE void free_generic(void *ptr);
-
-/* Entry from the fast path, tiny for its common case: a jemalloc block
- * with nobody watching.  free keeps errno (glibc guarantees it; jemalloc's
- * rare slow paths may make system calls). */
-void fb_epoch_free_slow(void *ptr)
-{
-    if (fb_likely(!fb_epoch_owns(ptr) && !fb_observe)) {
-        if (ptr) {
-            int *err = &errno, saved = *err;
-            fb_je_free(ptr);
-            *err = saved;
-        }
-        return;
-    }
-    free_generic(ptr);
-}
-
-static FB_NOINLINE void free_generic(void *ptr)
-{
-    if (fb_canary_on && ptr && !fb_t.busy) {
-        fb_canary_free(ptr);
-        return;
-    }
-    fb_epoch_free_raw(ptr);
-}
-
-/* The generic free, under any canary layer. */
-void fb_epoch_free_raw(void *ptr)
+enum fb_epoch_freed fb_epoch_free_block(void *ptr, size_t *usable)
 {
     struct fb_tls *t = &fb_t;
-    if (!ptr)
-        return;
-    if (fb_check_on && !t->busy) {
-        fb_check_free(ptr);
-        return;
-    }
-    if (!fb_epoch_owns(ptr)) {
-        if (fb_observe)
-            fb_epoch_observe_big_free(ptr);
-        int saved = errno;
-        fb_je_free(ptr);
-        errno = saved;
-        return;
-    }
     uint8_t *m = map_entry(ptr);
-    if (!m) {
-        fb_report_bad_free(ptr, FB_BAD_INVALID, "free");
-        return;
-    }
+    if (!m)
+        return FB_EF_INVALID;
     uint32_t idx, e;
     epoch_of(ptr, &idx, &e);
     if (t->state == FB_T_ACTIVE && idx == t->slot_idx) {
-        /* Our own object, reaching here because statistics are on or
-         * because the fast check refused it (a bad free). */
+        /* Our own object, reaching here because the fast free's gate is
+         * shut or because the fast check refused it (a bad free). */
         unsigned v = *m;
-        if (v - 1u >= FB_MAX_GRANULES) {
-            fb_report_bad_free(ptr, v == FB_FREED ? FB_BAD_DOUBLE : FB_BAD_INVALID,
-                               "free");
-            return;
-        }
+        if (v - 1u >= FB_MAX_GRANULES)
+            return v == FB_FREED ? FB_EF_DOUBLE : FB_EF_INVALID;
         *m = FB_FREED;
         t->slot_live[e]--;
-        if (fb_stats_on)
-            fb_stats_free(&t->slot->stats, (size_t)v << FB_GRANULE_SHIFT,
-                          FB_ST_FAST);
-        if (fb_trace_on)
-            fb_trace_event(FB_TR_FREE, ptr, 0, 0);
-        return;
+        *usable = (size_t)v << FB_GRANULE_SHIFT;
+        return FB_EF_OWN;
     }
     /* Another thread's object (or a slot given back): mark it freed with
      * a compare-and-swap on its own map byte, then count it remotely. */
-    long usable = fb_epoch_mark_freed(ptr);
-    if (usable <= 0) {
-        fb_report_bad_free(ptr, usable == 0 ? FB_BAD_DOUBLE : FB_BAD_INVALID, "free");
-        return;
-    }
+    long u = fb_epoch_mark_freed(ptr);
+    if (u <= 0)
+        return u == 0 ? FB_EF_DOUBLE : FB_EF_INVALID;
     fb_epoch_release_marked(ptr);
-    if (fb_stats_on)
-        fb_stats_free(fb_epoch_stats_block(), (size_t)usable, FB_ST_REMOTE);
-    if (fb_trace_on)
-        fb_trace_event(FB_TR_FREE, ptr, 0, 0);
+    *usable = (size_t)u;
+    return FB_EF_REMOTE;
 }
 
 /* For checking (check.c): marks the live buffer block p freed in the map
@@ -668,58 +504,41 @@ size_t fb_epoch_usable(const void *p)
     return v - 1u < FB_MAX_GRANULES ? (size_t)v << FB_GRANULE_SHIFT : 0;
 }
 
-size_t fb_epoch_usable_any(const void *p)
+int fb_epoch_is_freed(const void *p)
 {
-    return fb_epoch_owns(p) ? fb_epoch_usable(p) : fb_je_usable(p);
+    uint8_t *m = map_entry(p);
+    return m && *m == FB_FREED;
 }
 
-void *fb_epoch_realloc(void *p, size_t n)
+/*
+ * In place: a shrink moves the block's end down (the granules after it
+ * stay unused until the epoch resets), so its usable size stays within a
+ * granule of the request, as for any new block.  Growth is only for the
+ * last object of the current epoch, and only if p lies in that epoch: a
+ * block that ends exactly where an epoch starts (the bump pointer at the
+ * start of a fresh epoch) belongs to the epoch before, and growing it
+ * would put bytes in an epoch that does not count it, to be handed out
+ * again when that epoch resets.
+ */
+int fb_epoch_resize(void *p, size_t usable, size_t n)
 {
     struct fb_tls *t = &fb_t;
-    size_t usable = fb_epoch_usable(p);
-    if (!usable) {
-        uint8_t *m = map_entry(p);
-        int is_double = m && *m == FB_FREED;
-        if (fb_check_on)
-            fb_check_report(p, is_double, "realloc");
-        else
-            fb_report_bad_free(p, is_double ? FB_BAD_DOUBLE : FB_BAD_INVALID, "realloc");
-        errno = EINVAL;
-        return NULL;
-    }
+    size_t sz = (n + 15) & ~(size_t)15;
+    uint8_t *m = &fb_g.map[((uintptr_t)p - fb_g.base) >> FB_GRANULE_SHIFT];
     if (n <= usable) {
-        /* Shrink in place; the block's end moves down (the granules after
-         * it stay unused until the epoch resets), so its usable size stays
-         * within a granule of the request, as for any new block. */
-        size_t sz = (n + 15) & ~(size_t)15;
         if (sz < usable)
-            fb_g.map[((uintptr_t)p - fb_g.base) >> FB_GRANULE_SHIFT] =
-                (uint8_t)(sz >> FB_GRANULE_SHIFT);
-        uint32_t site = fb_track_on ? fb_track_buffer(p, n) : 0;
-        if (fb_trace_on)
-            fb_trace_event(FB_TR_REALLOC, p, n, site);
-        return p;
+            *m = (uint8_t)(sz >> FB_GRANULE_SHIFT);
+        return 1;
     }
-    /* The last object of our current epoch grows in place. */
-    if ((uintptr_t)p + usable == t->bump && n <= fb_g.max_small &&
-        t->state == FB_T_ACTIVE) {
-        size_t sz = (n + 15) & ~(size_t)15;
-        if ((uintptr_t)p + sz <= t->limit) {
-            t->bump = (uintptr_t)p + sz;
-            t->slot_map[((uintptr_t)p - t->slot_base) >> FB_GRANULE_SHIFT] =
-                (uint8_t)(sz >> FB_GRANULE_SHIFT);
-            uint32_t site = fb_track_on ? fb_track_buffer(p, n) : 0;
-            if (fb_trace_on)
-                fb_trace_event(FB_TR_REALLOC, p, n, site);
-            return p;
-        }
+    uintptr_t a = (uintptr_t)p;
+    if (t->state == FB_T_ACTIVE && t->limit && a + usable == t->bump &&
+        a >= t->limit - fb_g.epoch_size && n <= fb_g.max_small &&
+        a + sz <= t->limit) {
+        t->bump = a + sz;
+        *m = (uint8_t)(sz >> FB_GRANULE_SHIFT);
+        return 1;
     }
-    void *q = fb_epoch_malloc(n);
-    if (!q)
-        return NULL;                 /* errno set; p untouched */
-    memcpy(q, p, usable);
-    fb_epoch_free(p);
-    return q;
+    return 0;
 }
 
 uint32_t fb_epoch_slots_used(void)

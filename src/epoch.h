@@ -1,5 +1,9 @@
 /*
- * Per-thread fixed buffers recycled in epochs: the fast path.
+ * Per-thread fixed buffers recycled in epochs: slots, epochs, bump, the
+ * granule map, ownership, thread and fork life cycle, and nothing else.
+ * The inlined fast paths that bump and free here are the dispatch
+ * layer's (alloc.h); which modes are on is not known here: the dispatch
+ * opens or shuts this module's gates (fb_epoch_set_gates).
  *
  * Layout (all reserved once at start-up, see epoch.c):
  *
@@ -36,6 +40,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "counters.h"
 #include "fb.h"
 
 #define FB_FREED 255u
@@ -58,6 +63,7 @@ struct fb_tls {
     uint32_t *slot_live;     /* live[] of the slot's epochs */
     /* -- slow paths -- */
     struct fb_slot *slot;
+    struct fb_stats_block *stats; /* the slot's counters (NULL: no slot) */
     uint32_t slot_idx;
     uint8_t state;           /* enum fb_thread_state */
     uint8_t busy;            /* inside our own slow code: no recursion */
@@ -94,114 +100,81 @@ extern FB_HIDDEN struct fb_geom fb_g;
 extern FB_HIDDEN uintptr_t fb_map_bias;
 extern FB_HIDDEN unsigned fb_epoch_gshift;
 
-/* Slow paths (epoch.c). */
-void *fb_epoch_malloc_slow(size_t n);
-void fb_epoch_free_slow(void *p);
-
-/*
- * malloc: bump in the current epoch.  One compare rejects sizes 0 and
- * above max_small (and overflow), one compare checks room.  The bump is
- * stored before the bookkeeping, so a signal handler that allocates after
- * that store gets different bytes.
- */
-FB_INLINE void *fb_epoch_malloc(size_t n)
-{
-    struct fb_tls *t = &fb_t;
-    size_t sz = (n + 15) & ~(size_t)15;
-    if (fb_likely(sz - 1 < t->max_small)) {
-        uintptr_t p = t->bump;
-        uintptr_t np = p + sz;
-        if (fb_likely(np <= t->limit)) {
-            t->bump = np;
-            *(uint8_t *)(fb_map_bias + (p >> FB_GRANULE_SHIFT)) =
-                (uint8_t)(sz >> FB_GRANULE_SHIFT);
-            (*t->cur_live)++;
-            return (void *)p;
-        }
-    }
-    return fb_epoch_malloc_slow(n);
-}
-
-/*
- * free by the owner thread.  Rotating the offset right by 4 turns a
- * misaligned pointer into a huge index, so one compare checks "inside my
- * slot" and "16-byte aligned" together.
- */
-FB_INLINE void fb_epoch_free(void *ptr)
-{
-    struct fb_tls *t = &fb_t;
-    uintptr_t off = (uintptr_t)ptr - t->slot_base;
-    uintptr_t g = (off >> FB_GRANULE_SHIFT) | (off << (64 - FB_GRANULE_SHIFT));
-    if (fb_likely(g < t->slot_granules)) {
-        uint8_t *m = &t->slot_map[g];
-        unsigned v = *m;
-        if (fb_likely(v - 1u < FB_MAX_GRANULES)) {
-            *m = FB_FREED;
-            t->slot_live[g >> fb_epoch_gshift]--;
-            return;
-        }
-    }
-    fb_epoch_free_slow(ptr);
-}
-
 /* Is p inside the buffer region (any thread's slot)? */
 FB_INLINE int fb_epoch_owns(const void *p)
 {
     return (uintptr_t)p - fb_g.base < fb_g.size;
 }
 
-/* The generic slow paths without the canary layer (canary.c). */
-void *fb_epoch_malloc_raw(size_t n);
-void fb_epoch_free_raw(void *ptr);
+/* Start-up: reserves the region (0 if the fast path is off).  hooks: work
+ * of the layers above that must happen at a fixed point here (NULL
+ * members are skipped). */
+struct fb_epoch_hooks {
+    /* A slot is committed for the first time, before any other thread can
+     * see it (tracking commits its parallel site map); non-zero refuses. */
+    int (*commit_slot)(uintptr_t slot_base, size_t slot_size);
+};
+int fb_epoch_init(const struct fb_epoch_hooks *hooks);
+
+/* Which fast paths may serve, decided by the dispatch from the modes on:
+ * malloc (bump) and the owner's free.  Applies to threads that take a slot
+ * from now on: call before any thread allocates. */
+void fb_epoch_set_gates(int fast_malloc, int fast_free);
+
+/* Takes a slot for the calling thread (state NEW -> ACTIVE, or NOSLOT when
+ * the region is off or full).  Returns 1 if it owns a slot. */
+int fb_epoch_thread_start(void);
+void fb_epoch_thread_exit(void);
+void fb_epoch_fork_prepare(void);
+void fb_epoch_fork_parent(void);
+void fb_epoch_fork_child(void);
+
+/* Every epoch pinned, and not yet time to look again (see epoch_next): a
+ * small request is counted as a full-buffer fallback and goes elsewhere
+ * just as cheaply as a large one. */
+FB_INLINE int fb_epoch_full_skip(struct fb_tls *t)
+{
+    if (t->backoff && t->limit == 0) {
+        t->backoff--;
+        t->stats->buffer_full++;
+        return 1;
+    }
+    return 0;
+}
+
+/* A block of sz bytes (a multiple of 16, at most max_small) from the
+ * calling thread's buffer, turning epochs over; NULL when the thread owns
+ * no slot or every epoch is pinned (counted as a full-buffer fallback). */
+void *fb_epoch_alloc(size_t sz);
+
+/* Free of a buffer pointer p, by any thread. */
+enum fb_epoch_freed {
+    FB_EF_OWN,        /* the caller's own block, counted in its epoch */
+    FB_EF_REMOTE,     /* another slot's block: marked, counted remotely */
+    FB_EF_DOUBLE,     /* already freed: nothing changed */
+    FB_EF_INVALID,    /* no block starts at p: nothing changed */
+};
+enum fb_epoch_freed fb_epoch_free_block(void *p, size_t *usable);
 
 /* For FBMALLOC_CHECK (check.c): mark freed now, count later. */
 long fb_epoch_mark_freed(void *p);
 void fb_epoch_release_marked(void *p);
 void *fb_epoch_block_containing(const void *p, size_t *usable);
 
-/* Usable size of a live buffer object, 0 if p is not one. */
+/* Usable size of a live buffer object, 0 if p is not one; is_freed: p is
+ * a block start already freed. */
 size_t fb_epoch_usable(const void *p);
+int fb_epoch_is_freed(const void *p);
 
-/* Usable size of any block we returned, under any canary layer. */
-size_t fb_epoch_usable_any(const void *p);
+/* realloc in place of the live buffer object p (usable bytes) to n bytes:
+ * a shrink, or the growth of the last object of the caller's current
+ * epoch.  Returns 1 if done; 0 if the block must move. */
+int fb_epoch_resize(void *p, size_t usable, size_t n);
 
-/* realloc of a buffer object p (n > 0).  Returns the new pointer or NULL
- * with errno set; on NULL, p is untouched. */
-void *fb_epoch_realloc(void *p, size_t n);
-
-/* Thread and process lifecycle (called from init.c). */
-int fb_epoch_init(void);
-void fb_epoch_thread_exit(void);
-void fb_epoch_fork_prepare(void);
-void fb_epoch_fork_parent(void);
-void fb_epoch_fork_child(void);
-
-/* Non-zero when statistics or leak tracking watch every call (then the
- * fast-path gates are closed and the hooks below run). */
-extern FB_HIDDEN int fb_observe;
-
-/* A jemalloc block was allocated (p, request n) or is about to be freed /
- * moved: statistics and tracking.  Call only when fb_observe is set. */
-void fb_epoch_observe_big(void *p, size_t n);
-void fb_epoch_observe_big_free(void *p);
-
-/* What every jemalloc allocation returns: NULL with ENOMEM, or the block,
- * observed when someone watches. */
-FB_INLINE void *fb_epoch_backend_result(void *p, size_t n)
-{
-    if (fb_unlikely(!p)) {
-        errno = ENOMEM;
-        return NULL;
-    }
-    if (fb_observe)
-        fb_epoch_observe_big(p, n);
-    return p;
-}
-
-/* The calling thread's statistics block (its slot's), or NULL. */
-struct fb_stats_block *fb_epoch_stats_block(void);
-
-/* Statistics helpers: epochs holding live objects now. */
+/* Statistics helpers: slots in use, epochs holding live objects now, and
+ * the sum of every slot's counters. */
+uint32_t fb_epoch_slots_used(void);
 uint64_t fb_epoch_count_pinned(void);
+void fb_epoch_sum_stats(struct fb_stats_block *out);
 
 #endif

@@ -7,9 +7,10 @@
 
 #include "epoch.h"
 #include "options.h"
+#include "stats.h"
 
 int fb_fail_on;
-static _Atomic uint64_t fb_fail_calls, fb_fail_injected;
+static _Atomic uint64_t fb_fail_calls;
 
 int fb_fail_init(void)
 {
@@ -38,11 +39,6 @@ int fb_fail_now(size_t n)
     if (!fail && fb_opt.fail_rate)
         fail = (mix(fb_opt.fail_seed ^ mix(i)) >> 32) < fb_opt.fail_rate;
     if (fail)
-        atomic_fetch_add_explicit(&fb_fail_injected, 1, memory_order_relaxed);
+        fb_stats_event(&fb_stats_g.injected_failures);
     return fail;
-}
-
-uint64_t fb_fail_count(void)
-{
-    return atomic_load_explicit(&fb_fail_injected, memory_order_relaxed);
 }

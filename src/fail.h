@@ -22,7 +22,6 @@ extern FB_HIDDEN int fb_fail_on;
 int fb_fail_init(void);
 /* Should this allocation of n bytes fail?  Counts calls and failures. */
 int fb_fail_now(size_t n);
-uint64_t fb_fail_count(void);
 
 /* The check at each allocation entry point: 1 (errno = ENOMEM) if this
  * request of n bytes is to fail; the caller returns NULL, leaving any

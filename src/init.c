@@ -14,6 +14,8 @@
 #include <stdatomic.h>
 #include <unistd.h>
 
+#include "init.h"
+
 #include "backend.h"
 #include "canary.h"
 #include "check.h"
@@ -104,17 +106,19 @@ int fb_init(void)
     fb_je_resolve();
     fb_opt_init();
     fb_stats_on = fb_opt.stats != FB_STATS_OFF;
-    fb_epoch_init();
+    /* Tracking's per-granule site map is committed with each slot. */
+    struct fb_epoch_hooks hooks = {fb_track_commit_slot};
+    if (!fb_epoch_init(&hooks) && fb_opt.buffer_size && fb_opt.verbose >= 1)
+        fb_report_note("could not reserve address space for the buffers; "
+                       "fast path off, everything goes to jemalloc");
     fb_trace_init();
-    if (fb_track_init()) {
+    if (fb_track_init(fb_trace_on)) {
         fb_leak_init();
         fb_leak_install_snapshot_signal();
     }
     fb_fail_init();
     fb_check_init();
-    fb_canary_init();
-    fb_observe = fb_stats_on || fb_track_on || fb_fail_on || fb_trace_on ||
-                 fb_canary_on;
+    fb_canary_init();   /* switched on by the dispatch (alloc.c) */
     fb_key_ok = pthread_key_create(&fb_thread_key, thread_exit_cb) == 0;
     pthread_atfork(fork_prepare, fork_parent, fork_child);
     atomic_store_explicit(&fb_init_state, FB_INIT_DONE, memory_order_release);
@@ -123,8 +127,6 @@ int fb_init(void)
     return 1;
 }
 
-/* Gives the calling thread a destructor call at exit, and with tracking
- * on records its stack for leak checks.  Called with t->busy set. */
 void fb_init_register_thread(void)
 {
     if (fb_key_ok)
@@ -151,7 +153,7 @@ __attribute__((destructor)) static void fb_dtor(void)
         return;
     long leaked = 0;
     if (fb_canary_on)
-        fb_canary_check_all();
+        fb_leak_for_each_live(fb_canary_check_block, NULL);
     if (fb_track_on && fb_opt.leaks != FB_LEAKS_OFF)
         leaked = fb_leak_check(1, NULL);
     fb_stats_at_exit();

@@ -1,6 +1,7 @@
 /*
- * The exported malloc family.  This file only dispatches: buffer objects
- * (epoch.h) or jemalloc (backend.h).  Semantics follow glibc 2.36:
+ * The exported malloc family.  This file only dispatches, to the dispatch
+ * layer (alloc.h) and, for the control and public interfaces, to the
+ * modules that answer them.  Semantics follow glibc 2.36:
  *
  *  - every result is 16-byte aligned; malloc(0) is a unique pointer;
  *  - calloc/reallocarray overflow and requests above PTRDIFF_MAX give
@@ -22,14 +23,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "alloc.h"
 #include "backend.h"
-#include "canary.h"
-#include "check.h"
-#include "epoch.h"
-#include "fail.h"
 #include "fb.h"
 #include "fbmalloc.h"
-#include "fmt.h"
 #include "leak.h"
 #include "platform.h"
 #include "stats.h"
@@ -39,12 +36,12 @@
 
 FB_EXPORT void *malloc(size_t n)
 {
-    return fb_epoch_malloc(n);
+    return fb_alloc_malloc(n);
 }
 
 FB_EXPORT void free(void *p)
 {
-    fb_epoch_free(p);
+    fb_alloc_free(p);
 }
 
 FB_EXPORT void *calloc(size_t count, size_t size)
@@ -54,51 +51,12 @@ FB_EXPORT void *calloc(size_t count, size_t size)
         errno = ENOMEM;
         return NULL;
     }
-    /* Buffer memory is recycled, so small blocks are cleared here; large
-     * requests go to jemalloc, which knows when its pages are still zero. */
-    if (n <= fb_g.max_small) {
-        void *p = fb_epoch_malloc(n);
-        return p ? memset(p, 0, n) : NULL;
-    }
-    if (fb_unlikely(fb_canary_on) && !fb_t.busy)
-        return fb_canary_alloc(FB_ALIGN, n, 1);
-    if (fb_fail_reject(n))
-        return NULL;
-    return fb_epoch_backend_result(fb_je_calloc(n), n);
+    return fb_alloc_calloc(n);
 }
 
 FB_EXPORT void *realloc(void *p, size_t n)
 {
-    if (fb_unlikely(fb_canary_on) && !fb_t.busy)
-        return fb_canary_realloc(p, n);
-    if (!p)
-        return fb_epoch_malloc(n);
-    if (n == 0) {
-        fb_epoch_free(p);            /* glibc: realloc(p, 0) frees */
-        return NULL;
-    }
-    if (fb_epoch_owns(p))
-        return fb_epoch_realloc(p, n);
-    if (fb_unlikely(fb_check_on) && fb_check_realloc(p) != 0) {
-        errno = EINVAL;
-        return NULL;
-    }
-    if (fb_fail_reject(n))
-        return NULL;
-    /* jemalloc may move the block: account the old one as freed and the
-     * result as a new allocation. */
-    if (fb_observe)
-        fb_epoch_observe_big_free(p);
-    void *q = fb_je_realloc(p, n);
-    if (fb_unlikely(!q)) {
-        if (fb_observe)                  /* still there, unchanged */
-            fb_epoch_observe_big(p, fb_je_usable(p));
-        errno = ENOMEM;
-        return NULL;
-    }
-    if (fb_observe)
-        fb_epoch_observe_big(q, n);
-    return q;
+    return fb_alloc_realloc(p, n);
 }
 
 FB_EXPORT void *reallocarray(void *p, size_t count, size_t size)
@@ -111,18 +69,6 @@ FB_EXPORT void *reallocarray(void *p, size_t count, size_t size)
     return realloc(p, n);
 }
 
-/* Aligned allocation; align is a power of two. */
-static inline void *aligned(size_t align, size_t n)
-{
-    if (align <= FB_ALIGN)
-        return fb_epoch_malloc(n);
-    if (fb_unlikely(fb_canary_on) && !fb_t.busy)
-        return fb_canary_alloc(align, n, 0);
-    if (fb_fail_reject(n))
-        return NULL;
-    return fb_epoch_backend_result(fb_je_memalign(align, n), n);
-}
-
 /* glibc 2.36's memalign/aligned_alloc: an alignment that is not a power
  * of two is rounded up to the next one; absurd ones fail with EINVAL. */
 static void *memalign_glibc(size_t align, size_t n)
@@ -133,7 +79,7 @@ static void *memalign_glibc(size_t align, size_t n)
     }
     if (align & (align - 1))
         align = (size_t)1 << (64 - __builtin_clzl(align));
-    return aligned(align, n);
+    return fb_alloc_aligned(align, n);
 }
 
 FB_EXPORT int posix_memalign(void **out, size_t align, size_t n)
@@ -141,7 +87,7 @@ FB_EXPORT int posix_memalign(void **out, size_t align, size_t n)
     if (align % sizeof(void *) != 0 || (align & (align - 1)) || align == 0)
         return EINVAL;
     int saved = errno;
-    void *p = aligned(align, n);
+    void *p = fb_alloc_aligned(align, n);
     if (!p) {
         errno = saved;
         return ENOMEM;
@@ -162,7 +108,7 @@ FB_EXPORT void *memalign(size_t align, size_t n)
 
 FB_EXPORT void *valloc(size_t n)
 {
-    return aligned(fb_plat_page_size(), n);
+    return fb_alloc_aligned(fb_plat_page_size(), n);
 }
 
 FB_EXPORT void *pvalloc(size_t n)
@@ -173,21 +119,17 @@ FB_EXPORT void *pvalloc(size_t n)
         errno = ENOMEM;
         return NULL;
     }
-    return aligned(page, rounded ? rounded : page);
+    return fb_alloc_aligned(page, rounded ? rounded : page);
 }
 
 FB_EXPORT size_t malloc_usable_size(void *p)
 {
-    if (!p)
-        return 0;
-    if (fb_unlikely(fb_canary_on) && !fb_t.busy)
-        return fb_canary_usable(p);
-    return fb_epoch_usable_any(p);
+    return fb_alloc_usable(p);
 }
 
 FB_EXPORT void cfree(void *p)
 {
-    fb_epoch_free(p);
+    fb_alloc_free(p);
 }
 
 /* glibc's internal names, reached by some programs and by glibc itself. */
@@ -216,46 +158,46 @@ void *fb_cxx_new_fail(size_t n, size_t align, int nothrow);
 
 FB_NEW(_Znwm)
 {
-    void *p = fb_epoch_malloc(n);
+    void *p = fb_alloc_malloc(n);
     return fb_likely(p != NULL) ? p : fb_cxx_new_fail(n, 0, 0);
 }
 FB_NEW(_Znam)
 {
-    void *p = fb_epoch_malloc(n);
+    void *p = fb_alloc_malloc(n);
     return fb_likely(p != NULL) ? p : fb_cxx_new_fail(n, 0, 0);
 }
 FB_NEW(_ZnwmRKSt9nothrow_t, const void *tag)
 {
     FB_UNUSED(tag);
-    void *p = fb_epoch_malloc(n);
+    void *p = fb_alloc_malloc(n);
     return fb_likely(p != NULL) ? p : fb_cxx_new_fail(n, 0, 1);
 }
 FB_NEW(_ZnamRKSt9nothrow_t, const void *tag)
 {
     FB_UNUSED(tag);
-    void *p = fb_epoch_malloc(n);
+    void *p = fb_alloc_malloc(n);
     return fb_likely(p != NULL) ? p : fb_cxx_new_fail(n, 0, 1);
 }
 FB_NEW(_ZnwmSt11align_val_t, size_t al)
 {
-    void *p = aligned(al, n);
+    void *p = fb_alloc_aligned(al, n);
     return fb_likely(p != NULL) ? p : fb_cxx_new_fail(n, al, 0);
 }
 FB_NEW(_ZnamSt11align_val_t, size_t al)
 {
-    void *p = aligned(al, n);
+    void *p = fb_alloc_aligned(al, n);
     return fb_likely(p != NULL) ? p : fb_cxx_new_fail(n, al, 0);
 }
 FB_NEW(_ZnwmSt11align_val_tRKSt9nothrow_t, size_t al, const void *tag)
 {
     FB_UNUSED(tag);
-    void *p = aligned(al, n);
+    void *p = fb_alloc_aligned(al, n);
     return fb_likely(p != NULL) ? p : fb_cxx_new_fail(n, al, 1);
 }
 FB_NEW(_ZnamSt11align_val_tRKSt9nothrow_t, size_t al, const void *tag)
 {
     FB_UNUSED(tag);
-    void *p = aligned(al, n);
+    void *p = fb_alloc_aligned(al, n);
     return fb_likely(p != NULL) ? p : fb_cxx_new_fail(n, al, 1);
 }
 
@@ -266,7 +208,7 @@ FB_EXPORT void _ZdaPv(void *p) FB_ALIAS(free);
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wunused-parameter"
 #define FB_DELETE(name, ...)                                                 \
-    FB_EXPORT void name(void *p, __VA_ARGS__) { fb_epoch_free(p); }
+    FB_EXPORT void name(void *p, __VA_ARGS__) { fb_alloc_free(p); }
 FB_DELETE(_ZdlPvm, size_t n)
 FB_DELETE(_ZdaPvm, size_t n)
 FB_DELETE(_ZdlPvRKSt9nothrow_t, const void *tag)

@@ -53,7 +53,6 @@
 #include <libunwind.h>
 
 extern char *program_invocation_name;
-uint32_t fb_epoch_slots_used(void);
 
 /* ---------------------------------------------------------------------- */
 /* Growable arrays on mmap                                                 */

@@ -7,7 +7,6 @@
 #include <unistd.h>
 
 #include "epoch.h"
-#include "fail.h"
 #include "fb.h"
 #include "fmt.h"
 #include "options.h"
@@ -18,7 +17,6 @@ struct fb_stats_global fb_stats_g;
 /* Threads without a slot count here, atomically. */
 static struct fb_stats_block fb_stats_shared;
 
-void fb_epoch_sum_stats(struct fb_stats_block *out);
 
 static unsigned bucket(size_t n)
 {
@@ -119,7 +117,7 @@ void fb_stats_collect(struct fbmalloc_stats *st)
     st->buffer_full = sum.buffer_full;
     st->threads = atomic_load(&fb_stats_g.threads);
     st->bad_frees = atomic_load(&fb_stats_g.bad_frees);
-    st->injected_failures = fb_fail_count();
+    st->injected_failures = atomic_load(&fb_stats_g.injected_failures);
     /* sum includes every slot's pending live bytes */
     int64_t live = atomic_load(&fb_stats_g.live_bytes) + sum.live_pending;
     st->live_bytes = live > 0 ? (uint64_t)live : 0;

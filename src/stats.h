@@ -15,24 +15,12 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "counters.h"
 #include "fbmalloc.h"
 
-struct fb_stats_block {
-    uint64_t fast_mallocs, fast_bytes, fast_frees;
-    uint64_t backend_mallocs, backend_bytes, backend_frees;
-    uint64_t remote_frees;
-    /* Always counted, by the slot's owner (plain stores: a global atomic
-     * here made every buffer-full fallback a contended cache line). */
-    uint64_t epochs_reset, buffer_full;
-    uint64_t hist[FBMALLOC_HIST_BUCKETS];
-    /* Live bytes not yet added to the global count: flushed every 64 KiB
-     * of change, so threads do not fight over one counter on every call
-     * (the peak is then exact to 64 KiB per thread). */
-    int64_t live_pending;
-};
 
 struct fb_stats_global {
-    _Atomic uint64_t threads, bad_frees;
+    _Atomic uint64_t threads, bad_frees, injected_failures;
     _Atomic int64_t live_bytes;
     _Atomic uint64_t peak_live_bytes;
 };

@@ -36,7 +36,6 @@
 #include "epoch.h"
 #include "options.h"
 #include "platform.h"
-#include "trace.h"
 
 int fb_track_on;
 
@@ -584,9 +583,9 @@ static int find_own(struct dl_phdr_info *info, size_t size, void *arg)
     return 0;
 }
 
-int fb_track_init(void)
+int fb_track_init(int for_trace)
 {
-    if (fb_opt.leaks == FB_LEAKS_OFF && !fb_trace_on && !fb_opt.check &&
+    if (fb_opt.leaks == FB_LEAKS_OFF && !for_trace && !fb_opt.check &&
         !fb_opt.canary)
         return 0;
     fb_track_depth = (unsigned)fb_opt.stack_depth;

@@ -40,9 +40,10 @@ struct fb_track_site {
     uint32_t *modules;       /* module index per frame (0: unknown) */
 };
 
-/* Start-up (after options and geometry).  Tracking is on for leak reports
- * and for the allocation log (call sites).  Returns 0 if it is off. */
-int fb_track_init(void);
+/* Start-up (after options and geometry).  Tracking is on for leak reports,
+ * checks and canaries, and for the allocation log (for_trace: its call
+ * sites).  Returns 0 if it is off. */
+int fb_track_init(int for_trace);
 /* Called when a thread takes slot idx: commits its part of the site map. */
 int fb_track_commit_slot(uintptr_t slot_base, size_t slot_size);
 void fb_track_thread_exit(void);

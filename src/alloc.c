@@ -1,0 +1,369 @@
+/*
+ * The dispatch layer's generic paths: where a request that the inlined
+ * fast paths (alloc.h) did not serve goes, and who watches it.
+ *
+ * Order of the layers on the way down, for malloc:
+ *
+ *   canary (FBMALLOC_CANARY)   wraps the block in guards, through the
+ *        |                     fb_layer_below table below
+ *   failure injection          may refuse the request (ENOMEM)
+ *   buffers (epoch.c)          small requests of a thread that owns a slot
+ *   jemalloc (backend.h)       everything else
+ *   observers                  statistics, tracking, the log: every block
+ *                              that is handed out, once
+ *
+ * and for free: canary (checks and unwraps), check (FBMALLOC_CHECK:
+ * reports bad frees, quarantines good ones), the observers, then the
+ * buffers or jemalloc.  Nothing below this file knows which modes are on;
+ * the buffers only see their two gates.
+ */
+#include "alloc.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+
+#include "backend.h"
+#include "canary.h"
+#include "check.h"
+#include "fail.h"
+#include "init.h"
+#include "layer.h"
+#include "leak.h"
+#include "options.h"
+#include "report.h"
+#include "stats.h"
+#include "trace.h"
+#include "track.h"
+
+int fb_observe;
+
+static void *malloc_raw(size_t n);
+static void free_raw(void *ptr);
+static void *memalign_raw(size_t align, size_t n);
+static size_t usable_raw(const void *p);
+
+/* What the canary layer wraps: this file's paths without the canary. */
+static const struct fb_layer_below below_canary = {
+    malloc_raw, memalign_raw, free_raw, usable_raw,
+};
+
+/* Once per process, after the options are read and before any thread
+ * takes a slot: the modes decide the buffers' gates.  With statistics or
+ * tracking on, the malloc gate stays shut so every allocation is seen by
+ * the generic path, which does the same work.  The owner's free gate only
+ * needs shutting for statistics, the log, checks and canaries: tracking
+ * reads the granule map's "freed" mark, which the fast free writes. */
+static pthread_once_t modes_once = PTHREAD_ONCE_INIT;
+
+static void set_modes(void)
+{
+    fb_canary_attach(&below_canary);
+    fb_observe = fb_stats_on || fb_track_on || fb_fail_on || fb_trace_on ||
+                 fb_canary_on;
+    fb_epoch_set_gates(!fb_observe,
+                       !fb_stats_on && !fb_trace_on && !fb_check_on && !fb_canary_on);
+}
+
+/* A thread's first allocation: initialise the process if it can be,
+ * then take a slot.  If initialisation cannot run yet (too early in
+ * start-up, or another thread is at it) the thread stays NEW and is
+ * served by jemalloc until a later call. */
+static FB_COLD void thread_first(struct fb_tls *t)
+{
+    t->busy = 1;
+    if (fb_init()) {
+        pthread_once(&modes_once, set_modes);
+        if (fb_epoch_thread_start())
+            fb_stats_event(&fb_stats_g.threads);
+        else if (fb_g.size && fb_opt.verbose >= 2)
+            fb_report_note("no buffer for a new thread: it uses jemalloc only");
+        /* A call at thread exit; may allocate (t->busy is set). */
+        fb_init_register_thread();
+    }
+    t->busy = 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Observers                                                               */
+
+/* The calling thread's counters (its slot's), or NULL for the shared
+ * atomic block. */
+static struct fb_stats_block *my_stats(void)
+{
+    return fb_t.stats;
+}
+
+/* A new block, for everyone watching: statistics, call-site tracking (and
+ * open leak-check scopes), the allocation log. */
+static void observe_new(void *p, size_t n, int buffer, size_t usable)
+{
+    if (fb_stats_on)
+        fb_stats_malloc(my_stats(), n, usable, buffer ? FB_ST_FAST : FB_ST_BACKEND);
+    uint32_t site = 0;
+    if (fb_track_on) {
+        site = buffer ? fb_track_buffer(p, n) : fb_track_big(p, n);
+        fb_leak_scope_note(p);
+    }
+    if (fb_trace_on)
+        fb_trace_event(FB_TR_MALLOC, p, n, site);
+}
+
+static void observe_big(void *p, size_t n)
+{
+    observe_new(p, n, 0, fb_stats_on ? fb_je_usable(p) : 0);
+}
+
+static void observe_big_free(void *p)
+{
+    if (fb_stats_on)
+        fb_stats_free(my_stats(), fb_je_usable(p), FB_ST_BACKEND);
+    if (fb_track_on)
+        fb_track_big_free(p);
+    if (fb_trace_on)
+        fb_trace_event(FB_TR_FREE, p, 0, 0);
+}
+
+static void observe_buffer_free(void *p, size_t usable, enum fb_epoch_freed how)
+{
+    if (fb_stats_on)
+        fb_stats_free(my_stats(), usable,
+                      how == FB_EF_OWN ? FB_ST_FAST : FB_ST_REMOTE);
+    if (fb_trace_on)
+        fb_trace_event(FB_TR_FREE, p, 0, 0);
+}
+
+/* An in-place realloc: the block keeps its address, its request changes. */
+static void observe_resize(void *p, size_t n)
+{
+    uint32_t site = fb_track_on ? fb_track_buffer(p, n) : 0;
+    if (fb_trace_on)
+        fb_trace_event(FB_TR_REALLOC, p, n, site);
+}
+
+/* What every jemalloc allocation returns: NULL with ENOMEM, or the block,
+ * observed when someone watches. */
+static inline void *backend_result(void *p, size_t n)
+{
+    if (fb_unlikely(!p)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    if (fb_observe)
+        observe_big(p, n);
+    return p;
+}
+
+/* ---------------------------------------------------------------------- */
+/* malloc                                                                  */
+
+static FB_NOINLINE void *malloc_generic(size_t n);
+
+/*
+ * Entry from the fast path.  Kept tiny (no register saves) so that its
+ * common case, a large request from a thread past start-up with nobody
+ * watching, is a tail call into jemalloc's own malloc (which sets errno).
+ */
+void *fb_alloc_malloc_slow(size_t n)
+{
+    struct fb_tls *t = &fb_t;
+    if (fb_likely(t->state != FB_T_NEW && !fb_observe && fb_je.malloc != NULL)) {
+        if (n > fb_g.max_small || fb_epoch_full_skip(t))
+            return fb_je.malloc(fb_je_size(n));
+    }
+    return malloc_generic(n);
+}
+
+static FB_NOINLINE void *malloc_generic(size_t n)
+{
+    if (fb_canary_on && !fb_t.busy)
+        return fb_canary_alloc(FB_ALIGN, n, 0);
+    return malloc_raw(n);
+}
+
+/* The generic allocation, without the canary layer. */
+static void *malloc_raw(size_t n)
+{
+    struct fb_tls *t = &fb_t;
+    if (fb_unlikely(fb_leak_snapshot_pending) && !t->busy)
+        fb_leak_snapshot_pending_run();
+    if (fb_fail_reject(n))
+        return NULL;
+    if (fb_unlikely(t->state == FB_T_NEW) && !t->busy)
+        thread_first(t);
+    if (t->state == FB_T_ACTIVE && n <= fb_g.max_small && !t->busy) {
+        size_t sz = n ? (n + 15) & ~(size_t)15 : FB_ALIGN;
+        void *p = fb_epoch_alloc(sz);
+        if (p) {
+            if (fb_observe)
+                observe_new(p, n, 1, sz);
+            return p;
+        }
+    }
+    return backend_result(fb_je_malloc(n), n);
+}
+
+static void *memalign_raw(size_t align, size_t n)
+{
+    return backend_result(fb_je_memalign(align, n), n);
+}
+
+static size_t usable_raw(const void *p)
+{
+    return fb_epoch_owns(p) ? fb_epoch_usable(p) : fb_je_usable(p);
+}
+
+/* ---------------------------------------------------------------------- */
+/* free                                                                    */
+
+static FB_NOINLINE void free_generic(void *ptr);
+
+/* Entry from the fast path, tiny for its common case: a jemalloc block
+ * with nobody watching.  free keeps errno (glibc guarantees it; jemalloc's
+ * rare slow paths may make system calls). */
+void fb_alloc_free_slow(void *ptr)
+{
+    if (fb_likely(!fb_epoch_owns(ptr) && !fb_observe)) {
+        if (ptr) {
+            int *err = &errno, saved = *err;
+            fb_je_free(ptr);
+            *err = saved;
+        }
+        return;
+    }
+    free_generic(ptr);
+}
+
+static FB_NOINLINE void free_generic(void *ptr)
+{
+    if (fb_canary_on && ptr && !fb_t.busy) {
+        fb_canary_free(ptr);
+        return;
+    }
+    free_raw(ptr);
+}
+
+/* The generic free, without the canary layer. */
+static void free_raw(void *ptr)
+{
+    if (!ptr)
+        return;
+    if (fb_check_on && !fb_t.busy) {
+        fb_check_free(ptr);
+        return;
+    }
+    if (!fb_epoch_owns(ptr)) {
+        if (fb_observe)
+            observe_big_free(ptr);
+        int saved = errno;
+        fb_je_free(ptr);
+        errno = saved;
+        return;
+    }
+    size_t usable = 0;
+    enum fb_epoch_freed how = fb_epoch_free_block(ptr, &usable);
+    if (how == FB_EF_DOUBLE || how == FB_EF_INVALID) {
+        fb_report_bad_free(ptr, how == FB_EF_DOUBLE ? FB_BAD_DOUBLE : FB_BAD_INVALID,
+                           "free");
+        return;
+    }
+    observe_buffer_free(ptr, usable, how);
+}
+
+/* ---------------------------------------------------------------------- */
+/* The rest of the family                                                  */
+
+void *fb_alloc_calloc(size_t n)
+{
+    /* Buffer memory is recycled, so small blocks are cleared here; large
+     * requests go to jemalloc, which knows when its pages are still zero. */
+    if (n <= fb_g.max_small) {
+        void *p = fb_alloc_malloc(n);
+        return p ? memset(p, 0, n) : NULL;
+    }
+    if (fb_unlikely(fb_canary_on) && !fb_t.busy)
+        return fb_canary_alloc(FB_ALIGN, n, 1);
+    if (fb_fail_reject(n))
+        return NULL;
+    return backend_result(fb_je_calloc(n), n);
+}
+
+/* realloc of a buffer object p (n > 0).  On NULL, p is untouched. */
+static void *realloc_buffer(void *p, size_t n)
+{
+    size_t usable = fb_epoch_usable(p);
+    if (!usable) {
+        int is_double = fb_epoch_is_freed(p);
+        if (fb_check_on)
+            fb_check_report(p, is_double, "realloc");
+        else
+            fb_report_bad_free(p, is_double ? FB_BAD_DOUBLE : FB_BAD_INVALID, "realloc");
+        errno = EINVAL;
+        return NULL;
+    }
+    if (fb_epoch_resize(p, usable, n)) {
+        if (fb_track_on || fb_trace_on)
+            observe_resize(p, n);
+        return p;
+    }
+    void *q = fb_alloc_malloc(n);
+    if (!q)
+        return NULL;                 /* errno set; p untouched */
+    memcpy(q, p, usable);
+    fb_alloc_free(p);
+    return q;
+}
+
+void *fb_alloc_realloc(void *p, size_t n)
+{
+    if (fb_unlikely(fb_canary_on) && !fb_t.busy)
+        return fb_canary_realloc(p, n);
+    if (!p)
+        return fb_alloc_malloc(n);
+    if (n == 0) {
+        fb_alloc_free(p);            /* glibc: realloc(p, 0) frees */
+        return NULL;
+    }
+    if (fb_epoch_owns(p))
+        return realloc_buffer(p, n);
+    if (fb_unlikely(fb_check_on) && fb_check_realloc(p) != 0) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if (fb_fail_reject(n))
+        return NULL;
+    /* jemalloc may move the block: account the old one as freed and the
+     * result as a new allocation. */
+    if (fb_observe)
+        observe_big_free(p);
+    void *q = fb_je_realloc(p, n);
+    if (fb_unlikely(!q)) {
+        if (fb_observe)                  /* still there, unchanged */
+            observe_big(p, fb_je_usable(p));
+        errno = ENOMEM;
+        return NULL;
+    }
+    if (fb_observe)
+        observe_big(q, n);
+    return q;
+}
+
+void *fb_alloc_aligned(size_t align, size_t n)
+{
+    if (align <= FB_ALIGN)
+        return fb_alloc_malloc(n);
+    if (fb_unlikely(fb_canary_on) && !fb_t.busy)
+        return fb_canary_alloc(align, n, 0);
+    if (fb_fail_reject(n))
+        return NULL;
+    return memalign_raw(align, n);
+}
+
+size_t fb_alloc_usable(const void *p)
+{
+    if (!p)
+        return 0;
+    if (fb_unlikely(fb_canary_on) && !fb_t.busy)
+        return fb_canary_usable(p);
+    return usable_raw(p);
+}

@@ -1,0 +1,87 @@
+/*
+ * The dispatch layer: the inlined fast paths, and the one generic path
+ * that knows which modes are on.
+ *
+ *   interpose.c (exported names)
+ *        |
+ *   alloc.h  fb_alloc_malloc / fb_alloc_free: bump or mark in the calling
+ *        |   thread's buffer (epoch.h's state), nothing else
+ *   alloc.c  everything else: lazy initialisation, failure injection,
+ *            canaries and checks (debugging layers), statistics, tracking
+ *            and the log (observers), jemalloc (backend.h)
+ *
+ * It is the only module that calls the debugging layers and the
+ * observers; they never call it back but through the fb_layer_below
+ * table it hands them (layer.h).
+ */
+#ifndef FB_ALLOC_H
+#define FB_ALLOC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "epoch.h"
+#include "fb.h"
+
+/* Non-zero when statistics, tracking, the log, failure injection or
+ * canaries watch every call: then the fast-path gates are shut. */
+extern FB_HIDDEN int fb_observe;
+
+/* Generic paths (alloc.c). */
+void *fb_alloc_malloc_slow(size_t n);
+void fb_alloc_free_slow(void *p);
+
+/*
+ * malloc: bump in the current epoch.  One compare rejects sizes 0 and
+ * above max_small (and overflow), one compare checks room.  The bump is
+ * stored before the bookkeeping, so a signal handler that allocates after
+ * that store gets different bytes.
+ */
+FB_INLINE void *fb_alloc_malloc(size_t n)
+{
+    struct fb_tls *t = &fb_t;
+    size_t sz = (n + 15) & ~(size_t)15;
+    if (fb_likely(sz - 1 < t->max_small)) {
+        uintptr_t p = t->bump;
+        uintptr_t np = p + sz;
+        if (fb_likely(np <= t->limit)) {
+            t->bump = np;
+            *(uint8_t *)(fb_map_bias + (p >> FB_GRANULE_SHIFT)) =
+                (uint8_t)(sz >> FB_GRANULE_SHIFT);
+            (*t->cur_live)++;
+            return (void *)p;
+        }
+    }
+    return fb_alloc_malloc_slow(n);
+}
+
+/*
+ * free by the owner thread.  Rotating the offset right by 4 turns a
+ * misaligned pointer into a huge index, so one compare checks "inside my
+ * slot" and "16-byte aligned" together.
+ */
+FB_INLINE void fb_alloc_free(void *ptr)
+{
+    struct fb_tls *t = &fb_t;
+    uintptr_t off = (uintptr_t)ptr - t->slot_base;
+    uintptr_t g = (off >> FB_GRANULE_SHIFT) | (off << (64 - FB_GRANULE_SHIFT));
+    if (fb_likely(g < t->slot_granules)) {
+        uint8_t *m = &t->slot_map[g];
+        unsigned v = *m;
+        if (fb_likely(v - 1u < FB_MAX_GRANULES)) {
+            *m = FB_FREED;
+            t->slot_live[g >> fb_epoch_gshift]--;
+            return;
+        }
+    }
+    fb_alloc_free_slow(ptr);
+}
+
+/* The rest of the family, with glibc's semantics (see interpose.c). */
+void *fb_alloc_calloc(size_t n);
+void *fb_alloc_realloc(void *p, size_t n);
+/* align: a power of two. */
+void *fb_alloc_aligned(size_t align, size_t n);
+size_t fb_alloc_usable(const void *p);
+
+#endif
