@@ -53,6 +53,15 @@ struct fbmalloc_stats {
      * Without it, only the epoch, thread and bad-free counters are filled:
      * counting every call would cost the fast path. */
     int counting;
+    /* Lifetime routing (FBMALLOC_LIFETIME): small requests sent to
+     * jemalloc because their call site was learned long-lived; sites long
+     * now; verdicts learned and revised back to short; sampled epochs
+     * judged.  Appended last: the layout above is unchanged. */
+    uint64_t routed_long;
+    uint64_t sites_long;
+    uint64_t sites_learned;
+    uint64_t sites_forgotten;
+    uint64_t epochs_judged;
 };
 
 /* Library version, e.g. "0.1.0". */

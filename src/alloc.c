@@ -38,14 +38,15 @@
 
 int fb_observe;
 
-static void *malloc_raw(size_t n);
+static void *malloc_raw(size_t n, uintptr_t ra);
+static void *malloc_layer(size_t n);
 static void free_raw(void *ptr);
 static void *memalign_raw(size_t align, size_t n);
 static size_t usable_raw(const void *p);
 
 /* What the canary layer wraps: this file's paths without the canary. */
 static const struct fb_layer_below below_canary = {
-    malloc_raw, memalign_raw, free_raw, usable_raw,
+    malloc_layer, memalign_raw, free_raw, usable_raw,
 };
 
 /* Once per process, after the options are read and before any thread
@@ -157,32 +158,50 @@ static inline void *backend_result(void *p, size_t n)
 /* ---------------------------------------------------------------------- */
 /* malloc                                                                  */
 
-static FB_NOINLINE void *malloc_generic(size_t n);
+static FB_NOINLINE void *malloc_generic(size_t n, uintptr_t ra);
+
+/* A site learned long-lived goes to jemalloc, unless the thread is
+ * recording a probe epoch (route.h), where every site comes in. */
+static inline int routed_away(struct fb_tls *t, uintptr_t ra)
+{
+    if (fb_likely(!fb_route_long[fb_route_site(ra)]) || (t->sample_probe & 1))
+        return 0;
+    t->stats->routed_long++;
+    return 1;
+}
 
 /*
  * Entry from the fast path.  Kept tiny (no register saves) so that its
- * common case, a large request from a thread past start-up with nobody
- * watching, is a tail call into jemalloc's own malloc (which sets errno).
+ * common cases, a large request or a long-lived site's small one from a
+ * thread past start-up with nobody watching, are a tail call into
+ * jemalloc's own malloc (which sets errno).
  */
-void *fb_alloc_malloc_slow(size_t n)
+void *fb_alloc_malloc_slow(size_t n, uintptr_t ra)
 {
     struct fb_tls *t = &fb_t;
     if (fb_likely(t->state != FB_T_NEW && !fb_observe && fb_je.malloc != NULL)) {
-        if (n > fb_g.max_small || fb_epoch_full_skip(t))
+        if (n > fb_g.max_small || fb_epoch_full_skip(t) ||
+            (t->state == FB_T_ACTIVE && routed_away(t, ra)))
             return fb_je.malloc(fb_je_size(n));
     }
-    return malloc_generic(n);
+    return malloc_generic(n, ra);
 }
 
-static FB_NOINLINE void *malloc_generic(size_t n)
+static FB_NOINLINE void *malloc_generic(size_t n, uintptr_t ra)
 {
     if (fb_canary_on && !fb_t.busy)
         return fb_canary_alloc(FB_ALIGN, n, 0);
-    return malloc_raw(n);
+    return malloc_raw(n, ra);
+}
+
+/* The canary layer's inner blocks: no call site of the program's. */
+static void *malloc_layer(size_t n)
+{
+    return malloc_raw(n, 0);
 }
 
 /* The generic allocation, without the canary layer. */
-static void *malloc_raw(size_t n)
+static void *malloc_raw(size_t n, uintptr_t ra)
 {
     struct fb_tls *t = &fb_t;
     if (fb_unlikely(fb_leak_snapshot_pending) && !t->busy)
@@ -191,9 +210,10 @@ static void *malloc_raw(size_t n)
         return NULL;
     if (fb_unlikely(t->state == FB_T_NEW) && !t->busy)
         thread_first(t);
-    if (t->state == FB_T_ACTIVE && n <= fb_g.max_small && !t->busy) {
+    if (t->state == FB_T_ACTIVE && n <= fb_g.max_small && !t->busy &&
+        !routed_away(t, ra)) {
         size_t sz = n ? (n + 15) & ~(size_t)15 : FB_ALIGN;
-        void *p = fb_epoch_alloc(sz);
+        void *p = fb_epoch_alloc(sz, ra);
         if (p) {
             if (fb_observe)
                 observe_new(p, n, 1, sz);
@@ -273,12 +293,12 @@ static void free_raw(void *ptr)
 /* ---------------------------------------------------------------------- */
 /* The rest of the family                                                  */
 
-void *fb_alloc_calloc(size_t n)
+void *fb_alloc_calloc(size_t n, uintptr_t ra)
 {
     /* Buffer memory is recycled, so small blocks are cleared here; large
      * requests go to jemalloc, which knows when its pages are still zero. */
     if (n <= fb_g.max_small) {
-        void *p = fb_alloc_malloc(n);
+        void *p = fb_alloc_malloc(n, ra);
         return p ? memset(p, 0, n) : NULL;
     }
     if (fb_unlikely(fb_canary_on) && !fb_t.busy)
@@ -289,7 +309,7 @@ void *fb_alloc_calloc(size_t n)
 }
 
 /* realloc of a buffer object p (n > 0).  On NULL, p is untouched. */
-static void *realloc_buffer(void *p, size_t n)
+static void *realloc_buffer(void *p, size_t n, uintptr_t ra)
 {
     size_t usable = fb_epoch_usable(p);
     if (!usable) {
@@ -306,7 +326,7 @@ static void *realloc_buffer(void *p, size_t n)
             observe_resize(p, n);
         return p;
     }
-    void *q = fb_alloc_malloc(n);
+    void *q = fb_alloc_malloc(n, ra);
     if (!q)
         return NULL;                 /* errno set; p untouched */
     memcpy(q, p, usable);
@@ -314,18 +334,18 @@ static void *realloc_buffer(void *p, size_t n)
     return q;
 }
 
-void *fb_alloc_realloc(void *p, size_t n)
+void *fb_alloc_realloc(void *p, size_t n, uintptr_t ra)
 {
     if (fb_unlikely(fb_canary_on) && !fb_t.busy)
         return fb_canary_realloc(p, n);
     if (!p)
-        return fb_alloc_malloc(n);
+        return fb_alloc_malloc(n, ra);
     if (n == 0) {
         fb_alloc_free(p);            /* glibc: realloc(p, 0) frees */
         return NULL;
     }
     if (fb_epoch_owns(p))
-        return realloc_buffer(p, n);
+        return realloc_buffer(p, n, ra);
     if (fb_unlikely(fb_check_on) && fb_check_realloc(p) != 0) {
         errno = EINVAL;
         return NULL;
@@ -351,7 +371,7 @@ void *fb_alloc_realloc(void *p, size_t n)
 void *fb_alloc_aligned(size_t align, size_t n)
 {
     if (align <= FB_ALIGN)
-        return fb_alloc_malloc(n);
+        return fb_alloc_malloc(n, 0);
     if (fb_unlikely(fb_canary_on) && !fb_t.busy)
         return fb_canary_alloc(align, n, 0);
     if (fb_fail_reject(n))

@@ -27,21 +27,23 @@
  * canaries watch every call: then the fast-path gates are shut. */
 extern FB_HIDDEN int fb_observe;
 
-/* Generic paths (alloc.c). */
-void *fb_alloc_malloc_slow(size_t n);
+/* Generic paths (alloc.c).  ra: the program's call site (the return
+ * address of the exported entry), 0 where none is known. */
+void *fb_alloc_malloc_slow(size_t n, uintptr_t ra);
 void fb_alloc_free_slow(void *p);
 
 /*
  * malloc: bump in the current epoch.  One compare rejects sizes 0 and
- * above max_small (and overflow), one compare checks room.  The bump is
- * stored before the bookkeeping, so a signal handler that allocates after
- * that store gets different bytes.
+ * above max_small (and overflow), one byte load sends a call site learned
+ * long-lived (route.h) to the generic path, one compare checks room.  The
+ * bump is stored before the bookkeeping, so a signal handler that
+ * allocates after that store gets different bytes.
  */
-FB_INLINE void *fb_alloc_malloc(size_t n)
+FB_INLINE void *fb_alloc_malloc(size_t n, uintptr_t ra)
 {
     struct fb_tls *t = &fb_t;
     size_t sz = (n + 15) & ~(size_t)15;
-    if (fb_likely(sz - 1 < t->max_small)) {
+    if (fb_likely(sz - 1 < t->max_small) && fb_likely(!fb_route_long[fb_route_site(ra)])) {
         uintptr_t p = t->bump;
         uintptr_t np = p + sz;
         if (fb_likely(np <= t->limit)) {
@@ -52,7 +54,7 @@ FB_INLINE void *fb_alloc_malloc(size_t n)
             return (void *)p;
         }
     }
-    return fb_alloc_malloc_slow(n);
+    return fb_alloc_malloc_slow(n, ra);
 }
 
 /*
@@ -78,8 +80,8 @@ FB_INLINE void fb_alloc_free(void *ptr)
 }
 
 /* The rest of the family, with glibc's semantics (see interpose.c). */
-void *fb_alloc_calloc(size_t n);
-void *fb_alloc_realloc(void *p, size_t n);
+void *fb_alloc_calloc(size_t n, uintptr_t ra);
+void *fb_alloc_realloc(void *p, size_t n, uintptr_t ra);
 /* align: a power of two. */
 void *fb_alloc_aligned(size_t align, size_t n);
 size_t fb_alloc_usable(const void *p);

@@ -18,6 +18,7 @@ struct fb_stats_block {
     uint64_t remote_frees;
     /* Always counted, by the slot's owner. */
     uint64_t epochs_reset, buffer_full;
+    uint64_t routed_long;    /* small requests sent to jemalloc by verdict */
     uint64_t hist[FBMALLOC_HIST_BUCKETS];
     /* Live bytes not yet added to the global count: flushed every 64 KiB
      * of change, so threads do not fight over one counter on every call

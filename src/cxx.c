@@ -19,7 +19,7 @@ typedef void (*fb_handler_fn)(void);
 static void *retry(size_t n, size_t align)
 {
     if (align <= FB_ALIGN)
-        return fb_alloc_malloc(n);
+        return fb_alloc_malloc(n, 0);
     return fb_alloc_aligned(align, n);
 }
 

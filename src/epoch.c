@@ -43,7 +43,9 @@ enum { FB_EP_USED = 1, FB_EP_DIRTY = 2 };
 enum { FB_SLOT_UNUSED = 0, FB_SLOT_OWNED, FB_SLOT_FREE };
 
 /* The slot table entry.  Followed by three arrays of fb_g.epochs words:
- * live (owner only), rfree (atomic, other threads), flags (FB_EP_*). */
+ * live (owner only), rfree (atomic, other threads), flags (FB_EP_*), and
+ * with lifetime routing on, the sampled epoch's sites (a word per
+ * granule of one epoch). */
 struct fb_slot {
     uint32_t state;
     uint32_t next_free;      /* free stack link: index + 1, 0 = end */
@@ -73,6 +75,10 @@ static inline uint32_t *slot_flags(struct fb_slot *s)
 {
     return slot_live(s) + 2 * (size_t)fb_g.epochs;
 }
+static inline uint32_t *slot_sites(struct fb_slot *s)
+{
+    return slot_live(s) + 3 * (size_t)fb_g.epochs;
+}
 
 static inline int epoch_empty(struct fb_slot *s, uint32_t e)
 {
@@ -98,6 +104,8 @@ int fb_epoch_init(const struct fb_epoch_hooks *h)
     size_t epoch_size = fb_opt.epoch_size;
     uint32_t epochs = (uint32_t)(slot_size / epoch_size);
     size_t stride = sizeof(struct fb_slot) + 3 * sizeof(uint32_t) * epochs;
+    if (fb_route_on)
+        stride += sizeof(uint32_t) * (epoch_size >> FB_GRANULE_SHIFT);
     stride = (stride + 63) & ~(size_t)63;   /* a slot per cache line set */
 
     /* Try the configured region, halving on failure (ulimit -v, strict
@@ -152,9 +160,13 @@ int fb_epoch_init(const struct fb_epoch_hooks *h)
  * pointer fail (it reads as "already freed").  Only live-looking bytes
  * would be harmful, and only a fork() can leave those (FB_EP_DIRTY).
  */
+static void sample_judge(struct fb_tls *t, int all_died);
+
 static void epoch_reset(struct fb_tls *t, uint32_t e)
 {
     struct fb_slot *s = t->slot;
+    if (t->sample_state != FB_SAMPLE_IDLE && t->sample_e == e)
+        sample_judge(t, 1);          /* every object of it died */
     uintptr_t start = t->slot_base + ((uintptr_t)e << fb_g.epoch_shift);
     uint32_t flags = slot_flags(s)[e];
     if (flags & FB_EP_DIRTY)
@@ -186,6 +198,81 @@ static void epoch_leave(struct fb_tls *t)
     t->cur_live = &fb_dummy_live;
 }
 
+/* ---- lifetime sampling (see route.h) ---------------------------------- */
+
+static uint8_t *epoch_map(struct fb_tls *t, uint32_t e)
+{
+    return t->slot_map + (((uintptr_t)e << fb_g.epoch_shift) >> FB_GRANULE_SHIFT);
+}
+
+/* Judges the sampled epoch and goes back to waiting for the next one. */
+static void sample_judge(struct fb_tls *t, int all_died)
+{
+    fb_route_judge(t->sample_sites, epoch_map(t, t->sample_e),
+                   fb_g.epoch_size >> FB_GRANULE_SHIFT, all_died, t->sample_probe);
+    t->sample_state = FB_SAMPLE_IDLE;
+    t->sample_probe = 0;
+    if (t->sample_count < FB_ROUTE_EAGER)
+        t->sample_count++;
+    t->sample_wait = t->sample_count < FB_ROUTE_EAGER ? 0 : FB_ROUTE_SAMPLE;
+}
+
+static void set_gates(struct fb_tls *t);
+
+/* Turnovers between leaving a sampled epoch and judging it: a quarter of
+ * the buffer.  Objects that die sooner pin at most a quarter of the
+ * epochs at a time and the buffer keeps serving; those that live longer
+ * are what fills it.  The eager samples of a thread's start are judged
+ * after two: a buffer pinned for good at start-up never recovers, and a
+ * site wrongly called long costs only what it cost before routing. */
+static unsigned judge_delay(const struct fb_tls *t)
+{
+    unsigned d = t->sample_count < FB_ROUTE_EAGER ? 2 : fb_g.epochs / 4;
+    return d < 2 ? 2 : d > 0xffff ? 0xffff : d;
+}
+
+/* At every turnover of the thread's current epoch: end a recording
+ * (judged now if the epoch emptied, else judge_delay() turnovers later),
+ * count down to a judgement or to the next recording. */
+static void sample_turnover(struct fb_tls *t, uint32_t leaving, int empty)
+{
+    switch (t->sample_state) {
+    case FB_SAMPLE_RECORDING:
+        if (leaving != t->sample_e)
+            break;
+        t->sample_probe <<= 1;       /* long sites leave again */
+        t->sample_state = FB_SAMPLE_PENDING;
+        set_gates(t);                /* the fast path serves again */
+        if (empty)
+            sample_judge(t, 1);
+        else
+            t->sample_wait = (uint16_t)judge_delay(t);
+        break;
+    case FB_SAMPLE_PENDING:
+        if (--t->sample_wait == 0)
+            sample_judge(t, 0);
+        break;
+    default:
+        if (t->sample_wait)
+            t->sample_wait--;
+    }
+}
+
+/* The new current epoch becomes the sampled one when the wait is over:
+ * every allocation in it goes through fb_epoch_alloc (the malloc gate
+ * is shut), which tags its object starts with their sites. */
+static void sample_maybe_start(struct fb_tls *t)
+{
+    if (t->sample_state != FB_SAMPLE_IDLE || t->sample_wait || !t->sample_sites ||
+        t->slot->cur == FB_NO_EPOCH)
+        return;
+    t->sample_e = t->slot->cur;
+    memset(t->sample_sites, 0, sizeof(uint32_t) * (fb_g.epoch_size >> FB_GRANULE_SHIFT));
+    t->sample_state = FB_SAMPLE_RECORDING;
+    t->sample_probe = (uint8_t)fb_route_probe_due();
+    t->max_small = 0;
+}
+
 /*
  * The current epoch has no room: reuse it if it is empty (the hot cycle of
  * a program that frees what it allocates: no syscall, no metadata to
@@ -198,10 +285,13 @@ static FB_NOINLINE int epoch_next(struct fb_tls *t)
     uint32_t cur = s->cur;
     if (cur != FB_NO_EPOCH) {
         uintptr_t start = t->slot_base + ((uintptr_t)cur << fb_g.epoch_shift);
-        if (epoch_empty(s, cur)) {
+        int empty = epoch_empty(s, cur);
+        sample_turnover(t, cur, empty);
+        if (empty) {
             if (t->bump != start)
                 slot_flags(s)[cur] |= FB_EP_USED;
             epoch_reset(t, cur);
+            sample_maybe_start(t);
             return 1;
         }
         epoch_leave(t);
@@ -216,6 +306,7 @@ static FB_NOINLINE int epoch_next(struct fb_tls *t)
         if (e != cur && epoch_empty(s, e)) {
             epoch_reset(t, e);
             t->backoff = 0;
+            sample_maybe_start(t);
             return 1;
         }
     }
@@ -223,7 +314,7 @@ static FB_NOINLINE int epoch_next(struct fb_tls *t)
     return 0;
 }
 
-void *fb_epoch_alloc(size_t sz)
+void *fb_epoch_alloc(size_t sz, uintptr_t ra)
 {
     struct fb_tls *t = &fb_t;
     if (t->state != FB_T_ACTIVE)
@@ -232,9 +323,12 @@ void *fb_epoch_alloc(size_t sz)
         uintptr_t p = t->bump, np = p + sz;
         if (np <= t->limit) {
             t->bump = np;
-            t->slot_map[(p - t->slot_base) >> FB_GRANULE_SHIFT] =
-                (uint8_t)(sz >> FB_GRANULE_SHIFT);
+            uintptr_t g = (p - t->slot_base) >> FB_GRANULE_SHIFT;
+            t->slot_map[g] = (uint8_t)(sz >> FB_GRANULE_SHIFT);
             (*t->cur_live)++;
+            if (t->sample_state == FB_SAMPLE_RECORDING)
+                t->sample_sites[g & ((fb_g.epoch_size >> FB_GRANULE_SHIFT) - 1)] =
+                    FB_ROUTE_TAG | fb_route_site(ra);
             return (void *)p;
         }
         if (!epoch_next(t)) {
@@ -258,7 +352,10 @@ void fb_epoch_set_gates(int fast_malloc, int fast_free)
 static void set_gates(struct fb_tls *t)
 {
     int active = t->state == FB_T_ACTIVE;
-    t->max_small = active && gate_malloc ? fb_g.max_small : 0;
+    /* A sampled epoch is recorded by fb_epoch_alloc: the gate stays shut. */
+    t->max_small = active && gate_malloc && t->sample_state != FB_SAMPLE_RECORDING
+                       ? fb_g.max_small
+                       : 0;
     t->slot_granules = active && gate_free ? fb_g.slot_size >> FB_GRANULE_SHIFT : 0;
 }
 
@@ -325,6 +422,11 @@ int fb_epoch_thread_start(void)
     t->cur_live = &fb_dummy_live;
     t->bump = t->limit = 0;
     t->backoff = 0;
+    t->sample_sites = fb_route_on ? slot_sites(s) : NULL;
+    t->sample_state = FB_SAMPLE_IDLE;
+    t->sample_probe = 0;
+    t->sample_count = 0;
+    t->sample_wait = 0;              /* the first epoch is sampled */
     t->state = FB_T_ACTIVE;
     epoch_next(t);
     set_gates(t);

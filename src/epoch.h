@@ -42,6 +42,7 @@
 
 #include "counters.h"
 #include "fb.h"
+#include "route.h"
 
 #define FB_FREED 255u
 #define FB_MAX_GRANULES 254u   /* largest object: 254 * 16 = 4064 bytes */
@@ -68,7 +69,17 @@ struct fb_tls {
     uint8_t state;           /* enum fb_thread_state */
     uint8_t busy;            /* inside our own slow code: no recursion */
     uint32_t backoff;        /* slow calls before rescanning a full buffer */
+    /* -- lifetime sampling (route.h) -- */
+    uint32_t *sample_sites;  /* site per object start of the sampled epoch */
+    uint32_t sample_e;       /* the sampled epoch */
+    uint8_t sample_state;    /* FB_SAMPLE_* */
+    uint8_t sample_probe;    /* 1: recording a probe (long sites come in
+                              * too); 2: the pending sample was one */
+    uint8_t sample_count;    /* epochs judged, up to FB_ROUTE_EAGER */
+    uint16_t sample_wait;    /* turnovers until the next sample / judgement */
 };
+
+enum { FB_SAMPLE_IDLE = 0, FB_SAMPLE_RECORDING, FB_SAMPLE_PENDING };
 
 enum fb_thread_state {
     FB_T_NEW = 0,            /* has not allocated yet */
@@ -144,8 +155,9 @@ FB_INLINE int fb_epoch_full_skip(struct fb_tls *t)
 
 /* A block of sz bytes (a multiple of 16, at most max_small) from the
  * calling thread's buffer, turning epochs over; NULL when the thread owns
- * no slot or every epoch is pinned (counted as a full-buffer fallback). */
-void *fb_epoch_alloc(size_t sz);
+ * no slot or every epoch is pinned (counted as a full-buffer fallback).
+ * ra: the program's call site, recorded when the epoch is sampled. */
+void *fb_epoch_alloc(size_t sz, uintptr_t ra);
 
 /* Free of a buffer pointer p, by any thread. */
 enum fb_epoch_freed {

@@ -34,9 +34,12 @@
 #define FB_ALIAS(name) \
     __attribute__((alias(#name), copy(name), visibility("default")))
 
+/* The program's call site, for lifetime routing (route.h). */
+#define FB_CALLER ((uintptr_t)__builtin_return_address(0))
+
 FB_EXPORT void *malloc(size_t n)
 {
-    return fb_alloc_malloc(n);
+    return fb_alloc_malloc(n, FB_CALLER);
 }
 
 FB_EXPORT void free(void *p)
@@ -51,12 +54,12 @@ FB_EXPORT void *calloc(size_t count, size_t size)
         errno = ENOMEM;
         return NULL;
     }
-    return fb_alloc_calloc(n);
+    return fb_alloc_calloc(n, FB_CALLER);
 }
 
 FB_EXPORT void *realloc(void *p, size_t n)
 {
-    return fb_alloc_realloc(p, n);
+    return fb_alloc_realloc(p, n, FB_CALLER);
 }
 
 FB_EXPORT void *reallocarray(void *p, size_t count, size_t size)
@@ -158,24 +161,24 @@ void *fb_cxx_new_fail(size_t n, size_t align, int nothrow);
 
 FB_NEW(_Znwm)
 {
-    void *p = fb_alloc_malloc(n);
+    void *p = fb_alloc_malloc(n, FB_CALLER);
     return fb_likely(p != NULL) ? p : fb_cxx_new_fail(n, 0, 0);
 }
 FB_NEW(_Znam)
 {
-    void *p = fb_alloc_malloc(n);
+    void *p = fb_alloc_malloc(n, FB_CALLER);
     return fb_likely(p != NULL) ? p : fb_cxx_new_fail(n, 0, 0);
 }
 FB_NEW(_ZnwmRKSt9nothrow_t, const void *tag)
 {
     FB_UNUSED(tag);
-    void *p = fb_alloc_malloc(n);
+    void *p = fb_alloc_malloc(n, FB_CALLER);
     return fb_likely(p != NULL) ? p : fb_cxx_new_fail(n, 0, 1);
 }
 FB_NEW(_ZnamRKSt9nothrow_t, const void *tag)
 {
     FB_UNUSED(tag);
-    void *p = fb_alloc_malloc(n);
+    void *p = fb_alloc_malloc(n, FB_CALLER);
     return fb_likely(p != NULL) ? p : fb_cxx_new_fail(n, 0, 1);
 }
 FB_NEW(_ZnwmSt11align_val_t, size_t al)

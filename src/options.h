@@ -48,6 +48,10 @@ enum fb_opt_type {
     X(MAX_SMALL, max_small, FB_OT_SIZE, "1024", 1, 4064, 0, NULL,            \
       "Largest request served from the buffer; larger ones go to "          \
       "jemalloc.")                                                           \
+    X(LIFETIME, lifetime, FB_OT_ENUM, "1", 0, 0, 0, "0|1",                   \
+      "Lifetime routing: call sites whose small objects outlive their "     \
+      "epoch (learned from a sample of epochs) go straight to jemalloc, "   \
+      "so they do not pin the buffers.")                                    \
     X(REGION_SIZE, region_size, FB_OT_SIZE, "64G", 64 * FB_M,                \
       (uint64_t)1 << 46, FB_OF_POW2, NULL,                                   \
       "Address space reserved (not committed) for all buffers; "            \

@@ -11,6 +11,7 @@
 #include "fmt.h"
 #include "options.h"
 #include "platform.h"
+#include "route.h"
 
 int fb_stats_on;
 struct fb_stats_global fb_stats_g;
@@ -115,6 +116,13 @@ void fb_stats_collect(struct fbmalloc_stats *st)
     memcpy(st->size_hist, sum.hist, sizeof st->size_hist);
     st->epochs_reset = sum.epochs_reset;
     st->buffer_full = sum.buffer_full;
+    st->routed_long = sum.routed_long;
+    struct fb_route_counts rc;
+    fb_route_counts(&rc);
+    st->sites_long = rc.sites_long;
+    st->sites_learned = rc.learned;
+    st->sites_forgotten = rc.forgotten;
+    st->epochs_judged = rc.epochs_judged;
     st->threads = atomic_load(&fb_stats_g.threads);
     st->bad_frees = atomic_load(&fb_stats_g.bad_frees);
     st->injected_failures = atomic_load(&fb_stats_g.injected_failures);
@@ -161,6 +169,12 @@ static void write_text(struct fb_buf *b, const struct fbmalloc_stats *st)
                   (unsigned long)st->epochs_pinned);
     fb_fmt_append(b, "  buffer full   %'14lu  (small requests sent to jemalloc)\n",
                   (unsigned long)st->buffer_full);
+    if (fb_route_on)
+        fb_fmt_append(b, "  by lifetime   %'14lu  (small requests of %lu long-lived sites "
+                         "sent to jemalloc; learned %lu, revised %lu, %'lu epochs judged)\n",
+                      (unsigned long)st->routed_long, (unsigned long)st->sites_long,
+                      (unsigned long)st->sites_learned, (unsigned long)st->sites_forgotten,
+                      (unsigned long)st->epochs_judged);
     fb_fmt_append(b, "  threads       %'14lu  (that owned a buffer)\n",
                   (unsigned long)st->threads);
     fb_fmt_append(b, "  bad frees     %'14lu\n", (unsigned long)st->bad_frees);
@@ -201,6 +215,7 @@ static void write_json(struct fb_buf *b, const struct fbmalloc_stats *st)
     J(backend_mallocs); J(backend_bytes); J(backend_frees);
     J(remote_frees); J(epochs_reset); J(epochs_pinned); J(buffer_full);
     J(threads); J(bad_frees); J(injected_failures); J(live_bytes); J(peak_live_bytes);
+    J(routed_long); J(sites_long); J(sites_learned); J(sites_forgotten); J(epochs_judged);
 #undef J
     fb_fmt_append(b, ",\"counting\":%s,\"size_hist\":[", st->counting ? "true" : "false");
     for (int i = 0; i < FBMALLOC_HIST_BUCKETS; i++)

@@ -18,7 +18,7 @@
 static struct fbmalloc_stats st;
 static void snap(void) { fb_stats_collect(&st); }
 
-static void *m(size_t n) { return fb_alloc_malloc(n); }
+static void *m(size_t n) { return fb_alloc_malloc(n, 0); }
 static void f(void *p) { fb_alloc_free(p); }
 
 static int owned(void *p) { return fb_epoch_owns(p); }
@@ -37,7 +37,7 @@ static void test_sizes(void)
     CHECK_EQ_U(usable(c), 32);
     CHECK_EQ_U(usable(d), 1024);
     CHECK_EQ_U((uintptr_t)b - (uintptr_t)a, 16); /* bump order */
-    CHECK_EQ_U(fb_alloc_malloc((size_t)-1), 0);  /* overflow: not served */
+    CHECK_EQ_U(fb_alloc_malloc((size_t)-1, 0), 0);  /* overflow: not served */
     f(a); f(b); f(c); f(d); f(e);
     CHECK_EQ_U(usable(a), 0);                 /* freed: no longer an object */
 }
@@ -117,17 +117,17 @@ static void test_realloc(void)
 {
     char *p = m(32);
     memset(p, 7, 32);
-    CHECK(fb_alloc_realloc(p, 100) == p);     /* last object grows in place */
+    CHECK(fb_alloc_realloc(p, 100, 0) == p);     /* last object grows in place */
     CHECK_EQ_U(usable(p), 112);
-    CHECK(fb_alloc_realloc(p, 50) == p);      /* shrinks in place */
+    CHECK(fb_alloc_realloc(p, 50, 0) == p);      /* shrinks in place */
     CHECK_EQ_U(usable(p), 64);
     char *q = m(16);
     CHECK_EQ_U(q - p, 112);
-    char *r = fb_alloc_realloc(p, 200);       /* not last: moves */
+    char *r = fb_alloc_realloc(p, 200, 0);       /* not last: moves */
     CHECK(r != p);
     CHECK(r[0] == 7 && r[31] == 7);
     CHECK_EQ_U(usable(p), 0);                 /* old one freed */
-    char *big = fb_alloc_realloc(r, 5000);    /* to jemalloc */
+    char *big = fb_alloc_realloc(r, 5000, 0);    /* to jemalloc */
     CHECK(big && !owned(big) && big[0] == 7);
     f(q);
     free(NULL);
