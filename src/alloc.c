@@ -183,6 +183,13 @@ void *fb_alloc_malloc_slow(size_t n, uintptr_t ra)
         if (n > fb_g.max_small || fb_epoch_full_skip(t) ||
             (t->state == FB_T_ACTIVE && routed_away(t, ra)))
             return fb_je.malloc(fb_je_size(n));
+        /* A sampled epoch (its gate shut to record sites): straight to the
+         * buffer, as malloc_raw would with nobody watching. */
+        if (t->sample_state == FB_SAMPLE_RECORDING && !t->busy) {
+            void *p = fb_epoch_alloc(n ? (n + 15) & ~(size_t)15 : FB_ALIGN, ra);
+            if (p)
+                return p;
+        }
     }
     return malloc_generic(n, ra);
 }

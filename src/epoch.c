@@ -44,8 +44,8 @@ enum { FB_SLOT_UNUSED = 0, FB_SLOT_OWNED, FB_SLOT_FREE };
 
 /* The slot table entry.  Followed by three arrays of fb_g.epochs words:
  * live (owner only), rfree (atomic, other threads), flags (FB_EP_*), and
- * with lifetime routing on, the sampled epoch's sites (a word per
- * granule of one epoch). */
+ * with lifetime routing on, the sampled epoch's recorded objects (up to
+ * FB_ROUTE_LIST words). */
 struct fb_slot {
     uint32_t state;
     uint32_t next_free;      /* free stack link: index + 1, 0 = end */
@@ -105,7 +105,7 @@ int fb_epoch_init(const struct fb_epoch_hooks *h)
     uint32_t epochs = (uint32_t)(slot_size / epoch_size);
     size_t stride = sizeof(struct fb_slot) + 3 * sizeof(uint32_t) * epochs;
     if (fb_route_on)
-        stride += sizeof(uint32_t) * (epoch_size >> FB_GRANULE_SHIFT);
+        stride += sizeof(uint32_t) * FB_ROUTE_LIST;
     stride = (stride + 63) & ~(size_t)63;   /* a slot per cache line set */
 
     /* Try the configured region, halving on failure (ulimit -v, strict
@@ -208,8 +208,8 @@ static uint8_t *epoch_map(struct fb_tls *t, uint32_t e)
 /* Judges the sampled epoch and goes back to waiting for the next one. */
 static void sample_judge(struct fb_tls *t, int all_died)
 {
-    fb_route_judge(t->sample_sites, epoch_map(t, t->sample_e),
-                   fb_g.epoch_size >> FB_GRANULE_SHIFT, all_died, t->sample_probe);
+    fb_route_judge(t->sample_sites, t->sample_n, epoch_map(t, t->sample_e), all_died,
+                   t->sample_probe);
     t->sample_state = FB_SAMPLE_IDLE;
     t->sample_probe = 0;
     if (t->sample_count < FB_ROUTE_EAGER)
@@ -267,7 +267,7 @@ static void sample_maybe_start(struct fb_tls *t)
         t->slot->cur == FB_NO_EPOCH)
         return;
     t->sample_e = t->slot->cur;
-    memset(t->sample_sites, 0, sizeof(uint32_t) * (fb_g.epoch_size >> FB_GRANULE_SHIFT));
+    t->sample_n = 0;
     t->sample_state = FB_SAMPLE_RECORDING;
     t->sample_probe = (uint8_t)fb_route_probe_due();
     t->max_small = 0;
@@ -326,9 +326,9 @@ void *fb_epoch_alloc(size_t sz, uintptr_t ra)
             uintptr_t g = (p - t->slot_base) >> FB_GRANULE_SHIFT;
             t->slot_map[g] = (uint8_t)(sz >> FB_GRANULE_SHIFT);
             (*t->cur_live)++;
-            if (t->sample_state == FB_SAMPLE_RECORDING)
-                t->sample_sites[g & ((fb_g.epoch_size >> FB_GRANULE_SHIFT) - 1)] =
-                    FB_ROUTE_TAG | fb_route_site(ra);
+            if (t->sample_state == FB_SAMPLE_RECORDING && t->sample_n < FB_ROUTE_LIST)
+                t->sample_sites[t->sample_n++] =
+                    fb_route_entry(g & ((fb_g.epoch_size >> FB_GRANULE_SHIFT) - 1), ra);
             return (void *)p;
         }
         if (!epoch_next(t)) {

@@ -70,7 +70,8 @@ struct fb_tls {
     uint8_t busy;            /* inside our own slow code: no recursion */
     uint32_t backoff;        /* slow calls before rescanning a full buffer */
     /* -- lifetime sampling (route.h) -- */
-    uint32_t *sample_sites;  /* site per object start of the sampled epoch */
+    uint32_t *sample_sites;  /* the sampled epoch's objects (route.h) */
+    uint32_t sample_n;       /* entries in sample_sites */
     uint32_t sample_e;       /* the sampled epoch */
     uint8_t sample_state;    /* FB_SAMPLE_* */
     uint8_t sample_probe;    /* 1: recording a probe (long sites come in

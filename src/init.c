@@ -107,7 +107,9 @@ int fb_init(void)
     fb_je_resolve();
     fb_opt_init();
     fb_stats_on = fb_opt.stats != FB_STATS_OFF;
-    fb_route_init(fb_opt.lifetime != 0 && fb_opt.buffer_size != 0);
+    /* Lifetime routing samples epochs whose granule index fits 16 bits. */
+    fb_route_init(fb_opt.lifetime != 0 && fb_opt.buffer_size != 0 &&
+                  (fb_opt.epoch_size >> FB_GRANULE_SHIFT) <= FB_ROUTE_MAX_GRANULES);
     /* Tracking's per-granule site map is committed with each slot. */
     struct fb_epoch_hooks hooks = {fb_track_commit_slot};
     if (!fb_epoch_init(&hooks) && fb_opt.buffer_size && fb_opt.verbose >= 1)

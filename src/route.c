@@ -54,25 +54,23 @@ static void verdict(unsigned site, int is_long)
     }
 }
 
-void fb_route_judge(const uint32_t *sites, const uint8_t *map, size_t granules,
-                    int all_died, int probe)
+void fb_route_judge(const uint32_t *list, size_t n, const uint8_t *map, int all_died,
+                    int probe)
 {
-    /* Sites of this epoch, each counted once: survived or not.  Small
-     * open-addressed set on the stack (an epoch holds at most 1024
-     * objects of 16 K; a 16 K epoch's sites are far fewer). */
-    enum { SET = 512 };
-    uint32_t key[SET];
+    /* Sites of this epoch, each counted once: survived or not.  A small
+     * open-addressed set on the stack: an epoch's objects come from few
+     * sites; objects of sites beyond the set's size are not counted. */
+    enum { SET = 64 };
+    uint32_t key[SET];                /* site + 1, 0 = empty */
     uint16_t objs[SET], alive[SET];
     memset(key, 0, sizeof key);
     int any_long_confirmed = 0, any_revised = 0;
-    for (size_t g = 0; g < granules; g++) {
-        uint32_t s = sites[g];
-        if (!(s & FB_ROUTE_TAG))
-            continue;
-        unsigned v = __atomic_load_n(&map[g], __ATOMIC_RELAXED);
+    for (size_t i = 0; i < n; i++) {
+        uint32_t s = (list[i] & 0xffffu) + 1;
+        unsigned v = __atomic_load_n(&map[list[i] >> 16], __ATOMIC_RELAXED);
         int live = !all_died && v - 1u < 254u;
-        unsigned h = (s * 2654435761u) >> 23;     /* 9 bits */
-        for (unsigned i = 0; i < SET; i++, h = (h + 1) & (SET - 1)) {
+        unsigned h = (s * 2654435761u) >> 26;     /* 6 bits */
+        for (unsigned k = 0; k < SET; k++, h = (h + 1) & (SET - 1)) {
             if (key[h] == s) {
                 objs[h]++;
                 alive[h] += (uint16_t)live;
@@ -104,7 +102,7 @@ void fb_route_judge(const uint32_t *sites, const uint8_t *map, size_t granules,
             continue;
         if (!against_others)
             alive[h] = 0;
-        unsigned site = key[h] & 0xffffu;
+        unsigned site = key[h] - 1;
         uint32_t sc = __atomic_load_n(&scores[site], __ATOMIC_RELAXED);
         uint32_t seen = (sc & 0xffffu) + 1, pinned = (sc >> 16) + (alive[h] != 0);
         if (seen >= FB_ROUTE_WINDOW) {

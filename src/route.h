@@ -40,9 +40,10 @@
 #include "fb.h"
 
 #define FB_ROUTE_SITES 65536u
-#define FB_ROUTE_SAMPLE 16u      /* one epoch in 16 is recorded */
+#define FB_ROUTE_SAMPLE 64u      /* then one epoch in 64 is recorded */
 #define FB_ROUTE_EAGER 4u        /* after the first 4, back to back */
-#define FB_ROUTE_TAG 0x10000u    /* sites[] entry: an object start */
+#define FB_ROUTE_LIST 4096u      /* objects recorded per sampled epoch */
+#define FB_ROUTE_MAX_GRANULES 65536u /* epochs up to 1 MiB are sampled */
 
 /* 1: the site's small objects go to jemalloc.  Read by the fast path. */
 extern FB_HIDDEN uint8_t fb_route_long[FB_ROUTE_SITES];
@@ -56,12 +57,18 @@ FB_INLINE unsigned fb_route_site(uintptr_t ra)
 /* Starts the module (FBMALLOC_LIFETIME); returns 1 if routing is on. */
 int fb_route_init(int on);
 
-/* Judges a recorded epoch: sites[g] is FB_ROUTE_TAG | site for each object
- * start g of the epoch, map[g] its granule-map byte now (1..254: still
- * live, anything else: freed).  all_died: the epoch was reset (every
+/* A recorded object: its granule in the epoch and its site. */
+FB_INLINE uint32_t fb_route_entry(uintptr_t granule, uintptr_t ra)
+{
+    return (uint32_t)(granule << 16) | fb_route_site(ra);
+}
+
+/* Judges a recorded epoch: list[0..n) its recorded objects, map the
+ * epoch's granule-map bytes now (1..254 at an object's granule: still
+ * live; anything else: freed).  all_died: the epoch was reset (every
  * object freed) before its judgement was due. */
-void fb_route_judge(const uint32_t *sites, const uint8_t *map, size_t granules,
-                    int all_died, int probe);
+void fb_route_judge(const uint32_t *list, size_t n, const uint8_t *map, int all_died,
+                    int probe);
 
 /* Should the next sampled epoch also let long sites in (a probe, judged
  * with probe set)? */
