@@ -56,12 +56,14 @@ struct fbmalloc_stats {
     /* Lifetime routing (FBMALLOC_LIFETIME): small requests sent to
      * jemalloc because their call site was learned long-lived; sites long
      * now; verdicts learned and revised back to short; sampled epochs
-     * judged.  Appended last: the layout above is unchanged. */
+     * judged; objects of sites predicted short that pinned a judged
+     * epoch.  Appended last: the layout above is unchanged. */
     uint64_t routed_long;
     uint64_t sites_long;
     uint64_t sites_learned;
     uint64_t sites_forgotten;
     uint64_t epochs_judged;
+    uint64_t mispredicted;
 };
 
 /* Library version, e.g. "0.1.0". */

@@ -19,9 +19,12 @@ static uint32_t scores[FB_ROUTE_SITES];
 
 #define FB_ROUTE_WINDOW 16
 
-static _Atomic uint64_t judged, n_long, learned, forgotten;
+static _Atomic uint64_t judged, n_long, learned, forgotten, mispredicted;
 /* Probes: a sampled epoch that lets long sites in, every probe_every-th
- * sample; doubles while probes confirm (bounded), resets on a revision. */
+ * sample; doubles while probes confirm, up to FB_ROUTE_PROBE_MAX (so a
+ * phase change is noticed within that many samples), back to 4 on a
+ * revision. */
+#define FB_ROUTE_PROBE_MAX 16u
 static _Atomic uint32_t samples, probe_every = 4;
 
 int fb_route_init(int on)
@@ -109,8 +112,18 @@ void fb_route_judge(const uint32_t *list, size_t n, const uint8_t *map, int all_
             seen /= 2;
             pinned /= 2;
         }
-        __atomic_store_n(&scores[site], seen | pinned << 16, __ATOMIC_RELAXED);
         int was_long = fb_route_long[site];
+        /* A long site seen in a probe with every one of its objects (two
+         * at least) dead has changed phase: short again at once, its
+         * history forgotten (being wrong costs one sampled epoch). */
+        if (was_long && objs[h] >= 2 && !alive[h]) {
+            seen = 1;
+            pinned = 0;
+        }
+        __atomic_store_n(&scores[site], seen | pinned << 16, __ATOMIC_RELAXED);
+        /* Objects predicted short-lived that pinned the epoch. */
+        if (!was_long && alive[h])
+            atomic_fetch_add_explicit(&mispredicted, alive[h], memory_order_relaxed);
         /* Long: it pinned more than half of its sampled epochs (two at
          * least), or at first sight every one of its objects (two at
          * least) survived: start-up is when a buffer gets pinned for good.
@@ -127,7 +140,7 @@ void fb_route_judge(const uint32_t *list, size_t n, const uint8_t *map, int all_
     atomic_fetch_add_explicit(&judged, 1, memory_order_relaxed);
     if (probe && any_long_confirmed && !any_revised) {
         uint32_t every = atomic_load_explicit(&probe_every, memory_order_relaxed);
-        if (every < (1u << 16))
+        if (every < FB_ROUTE_PROBE_MAX)
             atomic_store_explicit(&probe_every, every * 2, memory_order_relaxed);
     }
 }
@@ -138,4 +151,5 @@ void fb_route_counts(struct fb_route_counts *out)
     out->sites_long = atomic_load(&n_long);
     out->learned = atomic_load(&learned);
     out->forgotten = atomic_load(&forgotten);
+    out->mispredicted = atomic_load(&mispredicted);
 }

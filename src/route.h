@@ -77,6 +77,7 @@ int fb_route_probe_due(void);
 /* Counters for the statistics. */
 struct fb_route_counts {
     uint64_t epochs_judged, sites_long, learned, forgotten;
+    uint64_t mispredicted;   /* objects of short sites that pinned an epoch */
 };
 void fb_route_counts(struct fb_route_counts *out);
 

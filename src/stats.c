@@ -123,6 +123,7 @@ void fb_stats_collect(struct fbmalloc_stats *st)
     st->sites_learned = rc.learned;
     st->sites_forgotten = rc.forgotten;
     st->epochs_judged = rc.epochs_judged;
+    st->mispredicted = rc.mispredicted;
     st->threads = atomic_load(&fb_stats_g.threads);
     st->bad_frees = atomic_load(&fb_stats_g.bad_frees);
     st->injected_failures = atomic_load(&fb_stats_g.injected_failures);
@@ -171,10 +172,11 @@ static void write_text(struct fb_buf *b, const struct fbmalloc_stats *st)
                   (unsigned long)st->buffer_full);
     if (fb_route_on)
         fb_fmt_append(b, "  by lifetime   %'14lu  (small requests of %lu long-lived sites "
-                         "sent to jemalloc; learned %lu, revised %lu, %'lu epochs judged)\n",
+                         "sent to jemalloc; learned %lu, revised %lu; %'lu epochs judged, "
+                         "%'lu objects predicted short pinned one)\n",
                       (unsigned long)st->routed_long, (unsigned long)st->sites_long,
                       (unsigned long)st->sites_learned, (unsigned long)st->sites_forgotten,
-                      (unsigned long)st->epochs_judged);
+                      (unsigned long)st->epochs_judged, (unsigned long)st->mispredicted);
     fb_fmt_append(b, "  threads       %'14lu  (that owned a buffer)\n",
                   (unsigned long)st->threads);
     fb_fmt_append(b, "  bad frees     %'14lu\n", (unsigned long)st->bad_frees);
@@ -216,6 +218,7 @@ static void write_json(struct fb_buf *b, const struct fbmalloc_stats *st)
     J(remote_frees); J(epochs_reset); J(epochs_pinned); J(buffer_full);
     J(threads); J(bad_frees); J(injected_failures); J(live_bytes); J(peak_live_bytes);
     J(routed_long); J(sites_long); J(sites_learned); J(sites_forgotten); J(epochs_judged);
+    J(mispredicted);
 #undef J
     fb_fmt_append(b, ",\"counting\":%s,\"size_hist\":[", st->counting ? "true" : "false");
     for (int i = 0; i < FBMALLOC_HIST_BUCKETS; i++)

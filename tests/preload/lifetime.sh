@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Lifetime routing (FBMALLOC_LIFETIME, src/route.c): with one object kept
+# per 8 temporaries, each from its own call site, the buffers must serve
+# at least 80% of the temporaries (what a perfect predictor would keep
+# there), where size-only routing serves under half; in one thread, two,
+# across fork, and after a phase change the same site is served again.
+# Output must be the same under glibc and in every mode.
+set -uo pipefail
+prog=$1
+. "$(dirname "$0")/lib.sh"
+
+# field NAME LINE: the value of NAME=... in a "stats ..." line.
+field() { sed -n "s/.*\b$1=\([0-9]*\).*/\1/p" <<<"$2"; }
+
+N=20000 K=8
+# share LINE: percent of the temporaries served by the buffers.
+share() { echo $(( $(field fast "$1") * 100 / $(field short "$1") )); }
+
+# run "VAR=value ..." ARGS...: the program under the library, counting.
+run() { local opts=$1; shift; env $opts FBMALLOC_STATS=json FBMALLOC_OUTPUT=/dev/null LD_PRELOAD="$FBMALLOC_LIB" "$prog" "$@"; }
+
+for mode in mixed threads; do
+    want=$("$prog" $mode $N $K)
+    out=$(run "" $mode $N $K)
+    st=$(grep '^stats' <<<"$out")
+    [[ "$(grep -v '^stats' <<<"$out")" == "$want" ]] || bad "$mode: output differs"
+    s=$(share "$st")
+    if (( s >= 80 && $(field routed "$st") >= N * 8 / 10 && $(field long "$st") >= 1 )); then
+        ok "$mode: buffers served $s% of the temporaries, $(field routed "$st") kept objects routed to jemalloc"
+    else
+        bad "$mode: buffers served $s% of the temporaries ($st)"
+    fi
+    off=$(run FBMALLOC_LIFETIME=0 $mode $N $K | grep '^stats')
+    s0=$(share "$off")
+    (( s0 < 50 && $(field routed "$off") == 0 )) && ok "$mode: without routing only $s0%" \
+        || bad "$mode: without routing $s0% ($off): the workload does not show the problem"
+done
+
+# fork: parent and child each learn (the child inherits the verdicts).
+want=$("$prog" fork $N $K | sort)
+out=$(run "" fork $N $K)
+[[ "$(grep -v '^stats' <<<"$out" | sort)" == "$want" ]] || bad "fork: output differs"
+nok=0
+while read -r st; do
+    # both halves count the shorts of the whole run: the parent made
+    # half of them before the fork, the child inherits those counters
+    (( $(share "$st") >= 40 )) && nok=$((nok + 1))
+done < <(grep '^stats' <<<"$out")
+(( nok == 2 )) && ok "fork: parent and child both served by the buffers" \
+    || bad "fork: $(grep '^stats' <<<"$out" | tr '\n' ' ')"
+
+# A phase change: the site whose objects were kept now makes temporaries;
+# probes notice and the buffers serve it again (small geometry: more
+# epochs turn over in the same run).
+out=$(run "FBMALLOC_BUFFER_SIZE=64K FBMALLOC_EPOCH_SIZE=4K" phase 40000 4 | grep '^stats')
+p2=$(field phase2_fast "$out")
+# (the temporaries alone are 80% of phase 2: more needs the revision)
+if (( $(field forgotten "$out") >= 1 && p2 >= 40000 * 5 * 9 / 10 )); then
+    ok "phase change: verdict revised, phase 2 served $p2 of 200000 from the buffers"
+else
+    bad "phase change: $out"
+fi
+
+# Every mode a user may combine it with: same output, no report.
+want=$("$prog" threads 5000 $K)
+for opts in "FBMALLOC_LEAKS=1" "FBMALLOC_CHECK=1" "FBMALLOC_CANARY=1" \
+            "FBMALLOC_CHECK=1 FBMALLOC_CANARY=1" "FBMALLOC_TRACE=$tmp/t.%p"; do
+    got=$(env $opts LD_PRELOAD="$FBMALLOC_LIB" "$prog" threads 5000 $K 2>"$tmp/err" | grep -v '^stats')
+    # (a leak check may say it found nothing; it must find nothing)
+    [[ "$got" == "$want" ]] && ! grep -q 'leak of\|fbmalloc: .*\(free\|overrun\|underrun\)' "$tmp/err" \
+        && ok "threads under $opts: same output, no report" \
+        || bad "threads under $opts: '$got' $(head -3 "$tmp/err")"
+done
+exit $fail
