@@ -616,6 +616,33 @@ void fb_opt_print_config(struct fb_buf *b, const struct fb_options *o)
     }
 }
 
+/* Text for a man page: backslashes and hyphens escaped (a plain "-" may
+ * be typeset as a hyphen and then not copy-paste as a minus), and "\&"
+ * first so that no line starts with a roff control character. */
+static void roff_puts(struct fb_buf *b, const char *s)
+{
+    fb_fmt_puts(b, "\\&");
+    for (; *s; s++) {
+        if (*s == '\\')
+            fb_fmt_puts(b, "\\e");
+        else if (*s == '-')
+            fb_fmt_puts(b, "\\-");
+        else {
+            char c[2] = {*s, 0};
+            fb_fmt_puts(b, c);
+        }
+    }
+}
+
+/* The launcher's spelling of an option: --buffer-size for BUFFER_SIZE. */
+static void launcher_name(const char *name, char *buf, size_t cap)
+{
+    size_t n = 0;
+    for (; *name && n + 1 < cap; name++)
+        buf[n++] = *name == '_' ? '-' : (char)fold((unsigned char)*name);
+    buf[n] = '\0';
+}
+
 void fb_opt_print_help(int fd, int format)
 {
     char exp[200];
@@ -629,10 +656,23 @@ void fb_opt_print_help(int fd, int format)
     for (int id = 0; id < FB_OPT_COUNT; id++) {
         const struct fb_opt_desc *d = &fb_opt_table[id];
         expected_str(d, exp, sizeof exp);
-        if (format == 1)
+        if (format == 1) {
             fb_fmt_append(&b, "| `FBMALLOC_%s` | `%s` | %s | %s |\n", d->name,
                           d->def, exp, d->desc);
-        else
+        } else if (format == 2) {
+            /* man page: one tagged paragraph per variable */
+            char ln[64];
+            launcher_name(d->name, ln, sizeof ln);
+            fb_fmt_append(&b, ".TP\n.BR FBMALLOC_%s \" (\\-\\-", d->name);
+            roff_puts(&b, ln);
+            fb_fmt_puts(&b, ")\"\n");
+            roff_puts(&b, d->desc);
+            fb_fmt_puts(&b, "\nAccepts ");
+            roff_puts(&b, exp);
+            fb_fmt_puts(&b, "; default\n.BR ");
+            roff_puts(&b, d->def);
+            fb_fmt_puts(&b, " .\n");
+        } else
             fb_fmt_append(&b, "  FBMALLOC_%s (default %s)\n      %s\n      "
                               "Accepts %s.\n",
                           d->name, d->def, d->desc, exp);

@@ -177,7 +177,8 @@ struct fb_buf;
  * environment did not set it: FBMALLOC_VERBOSE's start-up block. */
 void fb_opt_print_config(struct fb_buf *b, const struct fb_options *o);
 
-/* Help text (format 0) or README markdown table (format 1). */
+/* Help text (format 0), README markdown table (format 1) or the
+ * ENVIRONMENT entries of the fbmalloc(1) man page (format 2, roff). */
 void fb_opt_print_help(int fd, int format);
 
 #endif
