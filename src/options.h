@@ -69,9 +69,11 @@ enum fb_opt_type {
     X(STACK_DEPTH, stack_depth, FB_OT_INT, "16", 1, 64, 0, NULL,             \
       "Frames recorded per allocation when tracking leaks.")                \
     X(REPORT_FORMAT, report_format, FB_OT_ENUM, "text", 0, 0, 0,             \
-      "text|json|folded",                                                    \
+      "text|json|folded|pprof",                                              \
       "Format of leak reports and heap snapshots (folded: stacks for "      \
-      "flame-graph tools, weighted by bytes).")                             \
+      "flame-graph tools, weighted by bytes; pprof: a gzipped "             \
+      "profile.proto per report, in a file of its own named after "         \
+      "FBMALLOC_OUTPUT, for go tool pprof).")                               \
     X(SNAPSHOT_SIGNAL, snapshot_signal, FB_OT_ENUM, "USR2", 0, 0, 0,         \
       "USR2|USR1|none",                                                      \
       "With tracking on, this signal writes a heap snapshot (live blocks "  \
@@ -118,7 +120,7 @@ enum fb_opt_id {
 enum { FB_STATS_OFF = 0, FB_STATS_TEXT = 1, FB_STATS_JSON = 2 };
 enum { FB_BAD_FREE_ABORT = 0, FB_BAD_FREE_IGNORE = 1 };
 enum { FB_LEAKS_OFF = 0, FB_LEAKS_ON = 1, FB_LEAKS_ALL = 2 };
-enum { FB_FORMAT_TEXT = 0, FB_FORMAT_JSON = 1, FB_FORMAT_FOLDED = 2 };
+enum { FB_FORMAT_TEXT = 0, FB_FORMAT_JSON = 1, FB_FORMAT_FOLDED = 2, FB_FORMAT_PPROF = 3 };
 enum { FB_SNAP_USR2 = 0, FB_SNAP_USR1 = 1, FB_SNAP_NONE = 2 };
 
 #define FB_OPT_PATH_MAX 512

@@ -26,6 +26,9 @@ static const struct {
     {"--leaks-exitcode", "=N", "Exit status when leaks are found (with --leaks)."},
     {"--json", "", "Write leak reports and heap snapshots as JSON "
                    "(FBMALLOC_REPORT_FORMAT=json)."},
+    {"--pprof", "", "Write leak reports and heap snapshots as gzipped pprof "
+                    "profiles (FBMALLOC_REPORT_FORMAT=pprof), each in a file "
+                    "of its own named after --output."},
     {"--NAME", "[=VALUE]",
      "Any variable FBMALLOC_NAME of the list below, in lower case with "
      "dashes: --stats, --stats=json, --buffer-size=256K. A bare --NAME "
@@ -132,6 +135,8 @@ static void man(void)
         ".nf\n"
         "fbmalloc \\-\\-stats \\-\\- python3 \\-c 'print(sum(range(10**6)))'\n"
         "fbmalloc \\-\\-leaks \\-\\-json \\-\\-output=leaks.%p.json \\-\\- make check\n"
+        "fbmalloc \\-\\-leaks \\-\\-pprof \\-\\-output=/tmp/app \\-\\- ./app && "
+        "go tool pprof \\-top /tmp/app.*.leaks.pb.gz\n"
         "fbmalloc \\-\\-trace=/tmp/t.%p \\-\\- ./prog && fbmalloc\\-trace sites /tmp/t.*\n"
         ".fi\n"
         ".SH SEE ALSO\n"

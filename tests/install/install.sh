@@ -118,7 +118,7 @@ for page in man1/fbmalloc.1 man3/fbmalloc.3; do
         for n in $("$FBMALLOC_BUILD/fbmalloc-options" --names); do
             grep -q "FBMALLOC_$n (--$(tr 'A-Z_' 'a-z-' <<<"$n"))" "$tmp/page.txt" || missing+=" $n"
         done
-        for flag in --leaks --leaks-exitcode --json --help; do
+        for flag in --leaks --leaks-exitcode --json --pprof --help; do
             grep -q -- "$flag" "$tmp/page.txt" || missing+=" $flag"
         done
         [[ -z $missing ]] && ok "fbmalloc(1) documents every option and launcher flag" \
