@@ -39,11 +39,11 @@ if [[ -f $real && $soname == libfbmalloc.so.0 \
 else
     bad "library: $(ls -la "$libdir" 2>&1) soname '$soname'"
 fi
-for f in include/fbmalloc.h bin/fbmalloc bin/fbmalloc-trace \
+for f in include/fbmalloc.h bin/fbmalloc bin/fbmalloc-trace bin/fbmalloc-report \
          share/man/man1/fbmalloc.1 share/man/man3/fbmalloc.3; do
     [[ -f $prefix/$f ]] || bad "missing $prefix/$f"
 done
-[[ -x $prefix/bin/fbmalloc && -x $prefix/bin/fbmalloc-trace ]] \
+[[ -x $prefix/bin/fbmalloc && -x $prefix/bin/fbmalloc-trace && -x $prefix/bin/fbmalloc-report ]] \
     && ok "launcher and trace reader installed executable" || bad "bin not executable"
 if grep -rqs "$src\|$FBMALLOC_BUILD" "$prefix/bin" "$libdir/pkgconfig"; then
     bad "installed files name the source or build tree: $(grep -rl "$src\|$FBMALLOC_BUILD" "$prefix/bin" "$libdir/pkgconfig")"
@@ -163,6 +163,12 @@ got=$(PATH=$tmp/path:$PATH maps fbmalloc)
 "$prefix/bin/fbmalloc-trace" summary "$tmp"/t.* >"$tmp/sum" 2>&1
 grep -qi "events" "$tmp/sum" && ok "installed fbmalloc-trace reads the log" \
     || bad "fbmalloc-trace: $(head -3 "$tmp/sum")"
+
+"$fb" --leaks=all --json --output="$tmp/leaks.json" -- "$tmp/leak" 2>/dev/null
+"$prefix/bin/fbmalloc-report" flame "$tmp/leaks.json" -o "$tmp/leaks.svg" 2>"$tmp/err"
+grep -q "<title>lose: 3,000 bytes" "$tmp/leaks.svg" 2>/dev/null \
+    && ok "installed fbmalloc-report draws a flame graph of an installed launcher's report" \
+    || bad "fbmalloc-report: $(cat "$tmp/err")"
 
 # A moved prefix (or a DESTDIR staging) still finds its own library.
 mv "$prefix" "$tmp/moved"
