@@ -135,7 +135,7 @@ static void man(void)
         ".nf\n"
         "fbmalloc \\-\\-stats \\-\\- python3 \\-c 'print(sum(range(10**6)))'\n"
         "fbmalloc \\-\\-leaks \\-\\-json \\-\\-output=leaks.%p.json \\-\\- make check\n"
-        "fbmalloc \\-\\-leaks \\-\\-pprof \\-\\-output=/tmp/app \\-\\- ./app && "
+        "fbmalloc \\-\\-leaks \\-\\-pprof \\-\\-output=/tmp/app \\-\\- ./app; "
         "go tool pprof \\-top /tmp/app.*.leaks.pb.gz\n"
         "fbmalloc \\-\\-trace=/tmp/t.%p \\-\\- ./prog && fbmalloc\\-trace sites /tmp/t.*\n"
         ".fi\n"
@@ -144,7 +144,11 @@ static void man(void)
         ".BR jemalloc (3),\n"
         ".BR ld.so (8);\n"
         ".B fbmalloc\\-trace \\-\\-help\n"
-        "for the allocation log reader.\n");
+        "for the allocation log reader,\n"
+        ".B fbmalloc\\-report \\-\\-help\n"
+        "for flame graphs of reports,\n"
+        ".B go tool pprof\n"
+        "for pprof profiles.\n");
     fb_fmt_flush(&b);
 }
 

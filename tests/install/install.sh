@@ -170,6 +170,11 @@ grep -q "<title>lose: 3,000 bytes" "$tmp/leaks.svg" 2>/dev/null \
     && ok "installed fbmalloc-report draws a flame graph of an installed launcher's report" \
     || bad "fbmalloc-report: $(cat "$tmp/err")"
 
+"$fb" --leaks --pprof --output="$tmp/pp" -- "$tmp/leak" >/dev/null 2>"$tmp/err"
+[[ $(head -c2 "$tmp/pp.leaks.pb.gz" 2>/dev/null | od -An -tx1 | tr -d ' ') == 1f8b ]] \
+    && gzip -t "$tmp/pp.leaks.pb.gz" && grep -q "leak profile written to $tmp/pp.leaks.pb.gz" "$tmp/err" \
+    && ok "installed launcher --pprof: $tmp/pp.leaks.pb.gz" || bad "--pprof: $(cat "$tmp/err")"
+
 # A moved prefix (or a DESTDIR staging) still finds its own library.
 mv "$prefix" "$tmp/moved"
 got=$(maps "$tmp/moved/bin/fbmalloc")
