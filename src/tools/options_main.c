@@ -135,7 +135,7 @@ static void man(void)
         ".nf\n"
         "fbmalloc \\-\\-stats \\-\\- python3 \\-c 'print(sum(range(10**6)))'\n"
         "fbmalloc \\-\\-leaks \\-\\-json \\-\\-output=leaks.%p.json \\-\\- make check\n"
-        "fbmalloc \\-\\-leaks \\-\\-pprof \\-\\-output=/tmp/app \\-\\- ./app; "
+        "fbmalloc \\-\\-leaks \\-\\-pprof \\-\\-output=/tmp/app.%p \\-\\- ./app; "
         "go tool pprof \\-top /tmp/app.*.leaks.pb.gz\n"
         "fbmalloc \\-\\-trace=/tmp/t.%p \\-\\- ./prog && fbmalloc\\-trace sites /tmp/t.*\n"
         ".fi\n"
