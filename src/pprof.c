@@ -126,7 +126,9 @@ int fb_gz_end(struct fb_gz *z)
 
 enum { PB_VARINT = 0, PB_LEN = 2 };
 
-/* A message being built (nested messages need their length first). */
+/* A message being built (nested messages need their length first).  The
+ * largest is a Sample: 64 location ids and 4 values of at most 10 bytes,
+ * and a label, well under the 2 KiB here; strings never go through it. */
 struct pb {
     size_t n;
     unsigned char b[2048];
@@ -159,10 +161,12 @@ static void pb_uint(struct pb *m, unsigned field, uint64_t v)
 
 static void pb_bytes(struct pb *m, unsigned field, const void *p, size_t n)
 {
+    /* cannot happen (see above); if it did, drop the field whole rather
+     * than write a length that does not match */
+    if (m->n + 20 + n > sizeof m->b)
+        return;
     pb_key(m, field, PB_LEN);
     pb_varint(m, n);
-    if (m->n + n > sizeof m->b)
-        n = sizeof m->b - m->n;
     memcpy(m->b + m->n, p, n);
     m->n += n;
 }
