@@ -79,17 +79,24 @@ static void fork_child(void)
     fb_epoch_fork_child();
 }
 
+/* FBMALLOC_VERBOSE=1: the effective configuration in one block (one
+ * write when it fits), so a user can see the preload took effect and
+ * which values it runs with. */
 static FB_COLD void verbose_summary(void)
 {
-    char stats[16];
-    fb_fmt_dprintf(2,
-                   "fbmalloc %s: %s; %u buffers of %luK, epochs of %luK, "
-                   "requests up to %lu bytes; stats %s\n",
-                   FB_VERSION, fb_g.size ? "fast path on" : "fast path OFF",
-                   fb_g.nslots, (unsigned long)(fb_g.slot_size >> 10),
-                   (unsigned long)(fb_g.epoch_size >> 10),
-                   (unsigned long)fb_g.max_small,
-                   fb_opt_enum_word(FB_OPT_STATS, stats, sizeof stats));
+    char mem[8192], slot[24], epoch[24];
+    struct fb_buf b;
+    fb_fmt_buf_init(&b, mem, sizeof mem, 2);
+    fb_opt_size_str(fb_g.slot_size, slot, sizeof slot);
+    fb_opt_size_str(fb_g.epoch_size, epoch, sizeof epoch);
+    fb_fmt_append(&b,
+                  "fbmalloc %s: preloaded in pid %d; %s: %u buffers of %s, "
+                  "epochs of %s, requests up to %lu bytes\n",
+                  FB_VERSION, (int)getpid(),
+                  fb_g.size ? "fast path on" : "fast path OFF", fb_g.nslots,
+                  slot, epoch, (unsigned long)fb_g.max_small);
+    fb_opt_print_config(&b, &fb_opt);
+    fb_fmt_flush(&b);
 }
 
 /* Returns 1 once the process is initialised, 0 if not (yet). */

@@ -45,6 +45,7 @@
 #include "fmt.h"
 #include "options.h"
 #include "platform.h"
+#include "pprof.h"
 #include "report.h"
 #include "symbolize.h"
 #include "track.h"
@@ -1015,6 +1016,21 @@ static void write_report(int fd, const struct totals *t, enum report_mode mode)
     int all = fb_opt.leaks == FB_LEAKS_ALL || mode != FB_REPORT_LEAKS;
     int snap = mode != FB_REPORT_LEAKS;
     int scope = mode == FB_REPORT_SCOPE;
+    if (fb_opt.report_format == FB_FORMAT_PPROF) {
+        /* the same groups as a gzipped profile.proto (src/pprof.c) */
+        if (fb_pprof_begin(fd, fb_plat_output_fd(),
+                           scope ? FB_PPROF_SCOPE : snap ? FB_PPROF_SNAPSHOT : FB_PPROF_LEAKS) == 0) {
+            for (size_t i = 0; i < groups.n; i++) {
+                const struct group *g = (const struct group *)groups.p + i;
+                if (!g->suppressed && (g->kind != ST_REACHABLE || all))
+                    fb_pprof_sample(fb_track_site(g->site), kind_name(g->kind), g->bytes,
+                                    g->blocks);
+            }
+            fb_pprof_end();
+        }
+        (void)t;
+        return;
+    }
     fb_fmt_buf_init(&b, mem, sizeof mem, fd);
     const char *prog = program_invocation_name ? program_invocation_name : "";
     if (json) {

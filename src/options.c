@@ -8,6 +8,7 @@
 #include "options.h"
 
 #include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/auxv.h>
 
@@ -94,7 +95,6 @@ static int parse_int(const char *s, uint64_t *out)
     return 0;
 }
 
-/* Index of word s in a '|'-separated list, or -1. Case-insensitive. */
 /* "0.25", ".5", "1", "5%", "0.1%" -> p * 2^32 (clamped to 2^32). */
 static int parse_prob(const char *s, uint64_t *out)
 {
@@ -122,6 +122,39 @@ static int parse_prob(const char *s, uint64_t *out)
     return 0;
 }
 
+/* Case folding for option words: only the letters A-Z fold.  The old
+ * "c | 0x20" trick also mapped control bytes onto digits (0x11 | 0x20 is
+ * '1'), so FBMALLOC_STATS=$'\x11' turned statistics on. */
+static int fold(int c)
+{
+    return c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c;
+}
+
+/* Whole-string comparison of s with the n bytes at w, letters folded. */
+static int word_eq(const char *w, size_t n, const char *s)
+{
+    size_t i = 0;
+    while (i < n && s[i] && fold((unsigned char)w[i]) == fold((unsigned char)s[i]))
+        i++;
+    return i == n && s[i] == '\0';
+}
+
+/* Boolean spellings people write (mimalloc accepts the same set), for the
+ * options whose values are 0 and 1: 1, 0 or -1 for neither. */
+static int bool_word(const char *s)
+{
+    static const char *const yes[] = {"yes", "on", "true", NULL};
+    static const char *const no[] = {"no", "off", "false", NULL};
+    for (int i = 0; yes[i]; i++) {
+        if (word_eq(yes[i], strlen(yes[i]), s))
+            return 1;
+        if (word_eq(no[i], strlen(no[i]), s))
+            return 0;
+    }
+    return -1;
+}
+
+/* Index of word s in a '|'-separated list, or -1. Case-insensitive. */
 static int enum_index(const char *choices, const char *s)
 {
     int idx = 0;
@@ -130,14 +163,8 @@ static int enum_index(const char *choices, const char *s)
         const char *e = c;
         while (*e && *e != '|')
             e++;
-        size_t n = (size_t)(e - c);
-        if (strlen(s) == n) {
-            size_t i = 0;
-            while (i < n && (c[i] | 0x20) == (s[i] | 0x20))
-                i++;
-            if (i == n)
-                return idx;
-        }
+        if (word_eq(c, (size_t)(e - c), s))
+            return idx;
         idx++;
         c = *e ? e + 1 : e;
     }
@@ -166,7 +193,7 @@ static const char *enum_word(const char *choices, uint64_t idx, char *buf,
 static int is_pow2(uint64_t v) { return v && !(v & (v - 1)); }
 
 /* "64K" rather than "65536" in messages and help. */
-static void size_str(uint64_t v, char *buf, size_t cap)
+void fb_opt_size_str(uint64_t v, char *buf, size_t cap)
 {
     static const char units[] = "KMGT";
     int u = -1;
@@ -186,14 +213,19 @@ static void expected_str(const struct fb_opt_desc *d, char *buf, size_t cap)
     char lo[24], hi[24];
     switch (d->type) {
     case FB_OT_SIZE:
-        size_str(d->min, lo, sizeof lo);
-        size_str(d->max, hi, sizeof hi);
-        fb_fmt_snprintf(buf, cap, "%ssize from %s to %s (suffix K, M or G)%s",
+        fb_opt_size_str(d->min, lo, sizeof lo);
+        fb_opt_size_str(d->max, hi, sizeof hi);
+        fb_fmt_snprintf(buf, cap,
+                        "%ssize from %s to %s (suffix K, M, G or KiB, MiB, GiB)%s",
                         (d->flags & FB_OF_POW2) ? "a power-of-two " : "a ",
                         lo, hi, (d->flags & FB_OF_ZERO) ? ", or 0 for off" : "");
         break;
     case FB_OT_INT:
-        if (d->max >= UINT64_MAX - 1)
+        if (d->flags & FB_OF_BOOL)
+            fb_fmt_snprintf(buf, cap, "an integer from %lu to %lu (yes/on/true "
+                            "for 1, no/off/false for 0)",
+                            (unsigned long)d->min, (unsigned long)d->max);
+        else if (d->max >= UINT64_MAX - 1)
             fb_fmt_snprintf(buf, cap, "an integer >= %lu%s", (unsigned long)d->min,
                             (d->flags & FB_OF_OFF) ? ", or off" : "");
         else
@@ -213,6 +245,9 @@ static void expected_str(const struct fb_opt_desc *d, char *buf, size_t cap)
             }
         }
         buf[n] = '\0';
+        if (d->flags & FB_OF_BOOL)
+            fb_fmt_snprintf(buf + n, cap - n,
+                            " (yes/on/true for 1, no/off/false for 0)");
         break;
     }
     case FB_OT_PROB:
@@ -227,17 +262,63 @@ static void expected_str(const struct fb_opt_desc *d, char *buf, size_t cap)
     }
 }
 
+/*
+ * A value (or name) from the environment, made safe to quote in a message:
+ * at most FB_OPT_QUOTE_MAX bytes of it, printable ASCII as is, backslash,
+ * quote and every other byte (control bytes, terminal escapes, newlines,
+ * non-ASCII) as \xHH, and "..." with the full length when it was cut.  So
+ * a complaint is always one short line that cannot drive the terminal.
+ * n is the length to consider (SIZE_MAX: up to the NUL); close ends the
+ * quoted text ("\"" for a value, "" for a name).
+ */
+#define FB_OPT_QUOTE_MAX 64
+static const char *quote_max(const char *s, size_t n, size_t max,
+                             const char *close, char *buf, size_t cap)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t len = 0, o = 0;
+    while (len < n && s[len])
+        len++;
+    for (size_t i = 0; i < len && i < max && o + 5 < cap; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
+            buf[o++] = (char)c;
+        } else {
+            buf[o++] = '\\';
+            buf[o++] = 'x';
+            buf[o++] = hex[c >> 4];
+            buf[o++] = hex[c & 15];
+        }
+    }
+    buf[o] = '\0';
+    if (len > max)
+        fb_fmt_snprintf(buf + o, cap - o, "...%s (%zu bytes)", close, len);
+    else
+        fb_fmt_snprintf(buf + o, cap - o, "%s", close);
+    return buf;
+}
+
+static const char *quote(const char *s, size_t n, const char *close, char *buf,
+                         size_t cap)
+{
+    return quote_max(s, n, FB_OPT_QUOTE_MAX, close, buf, cap);
+}
+
+/* Room for FB_OPT_QUOTE_MAX escaped bytes and the length note. */
+#define FB_OPT_QUOTE_CAP (4 * FB_OPT_QUOTE_MAX + 40)
+
 static void complain(int errfd, const struct fb_opt_desc *d, const char *val,
                      const char *why)
 {
-    char exp[160];
+    char exp[200], q[FB_OPT_QUOTE_CAP];
     if (errfd < 0)
         return;
     expected_str(d, exp, sizeof exp);
     fb_fmt_dprintf(errfd,
-                   "fbmalloc: FBMALLOC_%s=\"%s\" is invalid%s%s: expected %s; "
+                   "fbmalloc: FBMALLOC_%s=\"%s is invalid%s%s: expected %s; "
                    "using the default %s\n",
-                   d->name, val, why ? " " : "", why ? why : "", exp, d->def);
+                   d->name, quote(val, SIZE_MAX, "\"", q, sizeof q), why ? " " : "",
+                   why ? why : "", exp, d->def);
 }
 
 static void set_default(struct fb_options *o, int id)
@@ -295,8 +376,12 @@ static int parse_one(struct fb_options *o, int id, const char *val, int secure,
         }
         break;
     case FB_OT_INT:
-        if ((d->flags & FB_OF_OFF) && strcmp(val, "off") == 0) {
+        if ((d->flags & FB_OF_OFF) && word_eq("off", 3, val)) {
             v = UINT64_MAX;
+            break;
+        }
+        if ((d->flags & FB_OF_BOOL) && bool_word(val) >= 0) {
+            v = (uint64_t)bool_word(val);
             break;
         }
         if (parse_int(val, &v) != 0) {
@@ -310,6 +395,8 @@ static int parse_one(struct fb_options *o, int id, const char *val, int secure,
         break;
     case FB_OT_ENUM: {
         int idx = enum_index(d->choices, val);
+        if (idx < 0 && (d->flags & FB_OF_BOOL) && bool_word(val) >= 0)
+            idx = enum_index(d->choices, bool_word(val) ? "1" : "0");
         if (idx < 0) {
             complain(errfd, d, val, NULL);
             return -1;
@@ -353,7 +440,10 @@ static size_t edit_distance(const char *a, size_t na, const char *b)
         row[0] = i;
         for (size_t j = 1; j <= nb; j++) {
             size_t up = row[j];
-            size_t cost = ((a[i - 1] | 0x20) == (b[j - 1] | 0x20)) ? 0 : 1;
+            size_t cost = fold((unsigned char)a[i - 1]) ==
+                                  fold((unsigned char)b[j - 1])
+                              ? 0
+                              : 1;
             size_t best = diag + cost;
             if (up + 1 < best)
                 best = up + 1;
@@ -383,20 +473,18 @@ static void unknown(const char *name, size_t n, int errfd)
             best = id;
         }
     }
-    char nm[64];
-    size_t k = n < sizeof nm - 1 ? n : sizeof nm - 1;
-    memcpy(nm, name, k);
-    nm[k] = '\0';
+    char q[FB_OPT_QUOTE_CAP];
+    quote(name, n, "", q, sizeof q);
     if (best >= 0)
         fb_fmt_dprintf(errfd,
                        "fbmalloc: unknown option FBMALLOC_%s ignored; did you "
                        "mean FBMALLOC_%s?\n",
-                       nm, fb_opt_table[best].name);
+                       q, fb_opt_table[best].name);
     else
         fb_fmt_dprintf(errfd,
                        "fbmalloc: unknown option FBMALLOC_%s ignored (see "
-                       "scripts/fbmalloc --help)\n",
-                       nm);
+                       "fbmalloc --help)\n",
+                       q);
 }
 
 int fb_opt_parse(struct fb_options *o, char *const *envp, int secure, int errfd)
@@ -437,8 +525,8 @@ int fb_opt_parse(struct fb_options *o, char *const *envp, int secure, int errfd)
         fb_opt_parse_size(fb_opt_table[FB_OPT_EPOCH_SIZE].def, &def);
         if (o->given & (1u << FB_OPT_EPOCH_SIZE)) {
             char eb[24], bb[24];
-            size_str(o->epoch_size, eb, sizeof eb);
-            size_str(o->buffer_size, bb, sizeof bb);
+            fb_opt_size_str(o->epoch_size, eb, sizeof eb);
+            fb_opt_size_str(o->buffer_size, bb, sizeof bb);
             if (errfd >= 0)
                 fb_fmt_dprintf(errfd,
                                "fbmalloc: FBMALLOC_EPOCH_SIZE=%s is larger than "
@@ -455,8 +543,8 @@ int fb_opt_parse(struct fb_options *o, char *const *envp, int secure, int errfd)
     if (o->buffer_size && o->region_size < 4 * o->buffer_size) {
         if (errfd >= 0) {
             char rb[24], bb[24];
-            size_str(o->region_size, rb, sizeof rb);
-            size_str(o->buffer_size, bb, sizeof bb);
+            fb_opt_size_str(o->region_size, rb, sizeof rb);
+            fb_opt_size_str(o->buffer_size, bb, sizeof bb);
             fb_fmt_dprintf(errfd,
                            "fbmalloc: FBMALLOC_REGION_SIZE=%s holds fewer than "
                            "4 buffers of FBMALLOC_BUFFER_SIZE=%s; using %s\n",
@@ -475,9 +563,89 @@ void fb_opt_init(void)
     fb_opt_parse(&fb_opt, environ, (int)getauxval(AT_SECURE), 2);
 }
 
+/* An option's effective value as it would be written in the environment. */
+static void value_str(const struct fb_options *o, int id, char *buf, size_t cap)
+{
+    const struct fb_opt_desc *d = &fb_opt_table[id];
+    uint64_t v = *num_field((struct fb_options *)o, id);
+    switch (d->type) {
+    case FB_OT_SIZE:
+        fb_opt_size_str(v, buf, cap);
+        break;
+    case FB_OT_INT:
+        if ((d->flags & FB_OF_OFF) && v == UINT64_MAX)
+            fb_fmt_snprintf(buf, cap, "off");
+        else
+            fb_fmt_snprintf(buf, cap, "%lu", (unsigned long)v);
+        break;
+    case FB_OT_ENUM:
+        enum_word(d->choices, v, buf, cap);
+        break;
+    case FB_OT_PROB: {
+        /* p * 2^32 back to a decimal with 6 places, rounded */
+        uint64_t ppm = (uint64_t)(((__uint128_t)v * 1000000 + (1u << 31)) >> 32);
+        char frac[8];
+        for (int i = 5; i >= 0; i--, ppm /= 10)
+            frac[i] = (char)('0' + ppm % 10);
+        frac[6] = '\0';
+        fb_fmt_snprintf(buf, cap, "%lu.%s", (unsigned long)ppm, frac);
+        break;
+    }
+    case FB_OT_PATH:
+        /* a path from the environment: escaped like any quoted value */
+        quote_max(path_field((struct fb_options *)o, id), SIZE_MAX,
+                  FB_OPT_PATH_MAX, "", buf, cap);
+        break;
+    }
+}
+
+void fb_opt_print_config(struct fb_buf *b, const struct fb_options *o)
+{
+    char val[4 * FB_OPT_PATH_MAX + 40], line[sizeof val + 64];
+    for (int id = 0; id < FB_OPT_COUNT; id++) {
+        value_str(o, id, val, sizeof val);
+        size_t n = fb_fmt_snprintf(line, sizeof line, "FBMALLOC_%s=%s",
+                                   fb_opt_table[id].name, val);
+        fb_fmt_append(b, "fbmalloc:   %s", line);
+        if (!(o->given & (1u << id))) {
+            for (; n < 40; n++)
+                fb_fmt_puts(b, " ");
+            fb_fmt_puts(b, " (default)");
+        }
+        fb_fmt_puts(b, "\n");
+    }
+}
+
+/* Text for a man page: backslashes and hyphens escaped (a plain "-" may
+ * be typeset as a hyphen and then not copy-paste as a minus), and "\&"
+ * first so that no line starts with a roff control character. */
+static void roff_puts(struct fb_buf *b, const char *s)
+{
+    fb_fmt_puts(b, "\\&");
+    for (; *s; s++) {
+        if (*s == '\\')
+            fb_fmt_puts(b, "\\e");
+        else if (*s == '-')
+            fb_fmt_puts(b, "\\-");
+        else {
+            char c[2] = {*s, 0};
+            fb_fmt_puts(b, c);
+        }
+    }
+}
+
+/* The launcher's spelling of an option: --buffer-size for BUFFER_SIZE. */
+static void launcher_name(const char *name, char *buf, size_t cap)
+{
+    size_t n = 0;
+    for (; *name && n + 1 < cap; name++)
+        buf[n++] = *name == '_' ? '-' : (char)fold((unsigned char)*name);
+    buf[n] = '\0';
+}
+
 void fb_opt_print_help(int fd, int format)
 {
-    char exp[160];
+    char exp[200];
     char mem[4096];
     struct fb_buf b;
     fb_fmt_buf_init(&b, mem, sizeof mem, fd);
@@ -488,10 +656,23 @@ void fb_opt_print_help(int fd, int format)
     for (int id = 0; id < FB_OPT_COUNT; id++) {
         const struct fb_opt_desc *d = &fb_opt_table[id];
         expected_str(d, exp, sizeof exp);
-        if (format == 1)
+        if (format == 1) {
             fb_fmt_append(&b, "| `FBMALLOC_%s` | `%s` | %s | %s |\n", d->name,
                           d->def, exp, d->desc);
-        else
+        } else if (format == 2) {
+            /* man page: one tagged paragraph per variable */
+            char ln[64];
+            launcher_name(d->name, ln, sizeof ln);
+            fb_fmt_append(&b, ".TP\n.BR FBMALLOC_%s \" (\\-\\-", d->name);
+            roff_puts(&b, ln);
+            fb_fmt_puts(&b, ")\"\n");
+            roff_puts(&b, d->desc);
+            fb_fmt_puts(&b, "\nAccepts ");
+            roff_puts(&b, exp);
+            fb_fmt_puts(&b, "; default\n.BR ");
+            roff_puts(&b, d->def);
+            fb_fmt_puts(&b, " .\n");
+        } else
             fb_fmt_append(&b, "  FBMALLOC_%s (default %s)\n      %s\n      "
                               "Accepts %s.\n",
                           d->name, d->def, d->desc, exp);

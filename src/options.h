@@ -14,7 +14,7 @@
 #include <stdint.h>
 
 enum fb_opt_type {
-    FB_OT_SIZE,   /* bytes, with optional K/M/G suffix */
+    FB_OT_SIZE,   /* bytes, with optional K/M/G/T suffix (KB, KiB alike) */
     FB_OT_INT,    /* plain decimal integer */
     FB_OT_ENUM,   /* one of a '|'-separated list of words */
     FB_OT_PATH,   /* a file path or "stderr"; %p becomes the pid */
@@ -26,6 +26,7 @@ enum fb_opt_type {
 #define FB_OF_ZERO 2u   /* 0 is allowed even below min (means "off") */
 #define FB_OF_FILE 4u   /* names a file: ignored in setuid programs */
 #define FB_OF_OFF 8u    /* "off" is accepted and stored as UINT64_MAX */
+#define FB_OF_BOOL 16u  /* yes/on/true mean 1 and no/off/false 0, any case */
 
 #define FB_K ((uint64_t)1 << 10)
 #define FB_M ((uint64_t)1 << 20)
@@ -56,7 +57,7 @@ enum fb_opt_type {
       (uint64_t)1 << 46, FB_OF_POW2, NULL,                                   \
       "Address space reserved (not committed) for all buffers; "            \
       "REGION_SIZE / BUFFER_SIZE threads can own a buffer at once.")        \
-    X(STATS, stats, FB_OT_ENUM, "0", 0, 0, 0, "0|1|json",                    \
+    X(STATS, stats, FB_OT_ENUM, "0", 0, 0, FB_OF_BOOL, "0|1|json",           \
       "Print statistics at exit: 1 for people, json for tools. Counting "   \
       "every call costs a little, so it is off by default.")                \
     X(OUTPUT, output, FB_OT_PATH, "stderr", 0, 0, FB_OF_FILE, NULL,          \
@@ -66,15 +67,17 @@ enum fb_opt_type {
       "abort|ignore",                                                        \
       "After reporting a double or invalid free: abort (like glibc) or "    \
       "ignore the call and go on.")                                         \
-    X(LEAKS, leaks, FB_OT_ENUM, "0", 0, 0, 0, "0|1|all",                     \
+    X(LEAKS, leaks, FB_OT_ENUM, "0", 0, 0, FB_OF_BOOL, "0|1|all",            \
       "Record a call stack per allocation and report leaks at exit; all "   \
       "also lists blocks still reachable.")                                 \
     X(STACK_DEPTH, stack_depth, FB_OT_INT, "16", 1, 64, 0, NULL,             \
       "Frames recorded per allocation when tracking leaks.")                \
     X(REPORT_FORMAT, report_format, FB_OT_ENUM, "text", 0, 0, 0,             \
-      "text|json|folded",                                                    \
+      "text|json|folded|pprof",                                              \
       "Format of leak reports and heap snapshots (folded: stacks for "      \
-      "flame-graph tools, weighted by bytes).")                             \
+      "flame-graph tools, weighted by bytes; pprof: a gzipped "             \
+      "profile.proto per report, in a file of its own named after "         \
+      "FBMALLOC_OUTPUT, for go tool pprof).")                               \
     X(SNAPSHOT_SIGNAL, snapshot_signal, FB_OT_ENUM, "USR2", 0, 0, 0,         \
       "USR2|USR1|none",                                                      \
       "With tracking on, this signal writes a heap snapshot (live blocks "  \
@@ -85,11 +88,11 @@ enum fb_opt_type {
       NULL,                                                                  \
       "LeakSanitizer-style file of leak:<pattern> lines (function, module " \
       "or source file) whose leaks are not reported.")                      \
-    X(CHECK, check, FB_OT_ENUM, "0", 0, 0, 0, "0|1",                         \
+    X(CHECK, check, FB_OT_ENUM, "0", 0, 0, FB_OF_BOOL, "0|1",                \
       "Check every free: double frees, frees of pointers never returned "   \
       "or inside a block, realloc of freed blocks, reported with the "      \
       "stacks of the bad call, the first free and the allocation.")         \
-    X(CANARY, canary, FB_OT_ENUM, "0", 0, 0, 0, "0|1",                       \
+    X(CANARY, canary, FB_OT_ENUM, "0", 0, 0, FB_OF_BOOL, "0|1",              \
       "Guard bytes before and after every block, checked at free, realloc " \
       "and exit; an overrun is reported with its length, the block's size " \
       "and its allocation stack.")                                          \
@@ -107,9 +110,9 @@ enum fb_opt_type {
       "Seed of FAIL_RATE's choices.")                                       \
     X(FAIL_MIN_SIZE, fail_min_size, FB_OT_SIZE, "0", 0, FB_MAX_SIZE_OPT, 0,  \
       NULL, "Failure injection only hits requests larger than this.")       \
-    X(VERBOSE, verbose, FB_OT_INT, "0", 0, 2, 0, NULL,                       \
-      "Informational messages on stderr: 1 = start-up summary, 2 = also "   \
-      "thread and buffer events.")
+    X(VERBOSE, verbose, FB_OT_INT, "0", 0, 2, FB_OF_BOOL, NULL,              \
+      "Informational messages on stderr: 1 = the effective configuration "   \
+      "at start-up (one block), 2 = also thread and buffer events.")
 
 enum fb_opt_id {
 #define FB_X(NAME, field, ...) FB_OPT_##NAME,
@@ -121,7 +124,7 @@ enum fb_opt_id {
 enum { FB_STATS_OFF = 0, FB_STATS_TEXT = 1, FB_STATS_JSON = 2 };
 enum { FB_BAD_FREE_ABORT = 0, FB_BAD_FREE_IGNORE = 1 };
 enum { FB_LEAKS_OFF = 0, FB_LEAKS_ON = 1, FB_LEAKS_ALL = 2 };
-enum { FB_FORMAT_TEXT = 0, FB_FORMAT_JSON = 1, FB_FORMAT_FOLDED = 2 };
+enum { FB_FORMAT_TEXT = 0, FB_FORMAT_JSON = 1, FB_FORMAT_FOLDED = 2, FB_FORMAT_PPROF = 3 };
 enum { FB_SNAP_USR2 = 0, FB_SNAP_USR1 = 1, FB_SNAP_NONE = 2 };
 
 #define FB_OPT_PATH_MAX 512
@@ -168,10 +171,20 @@ void fb_opt_init(void);
 /* Parses a size ("64K", "1M", "4096").  Returns 0 on success. */
 int fb_opt_parse_size(const char *s, uint64_t *out);
 
+/* "64K" rather than 65536, "1M", "64G": sizes as options are written. */
+void fb_opt_size_str(uint64_t v, char *buf, size_t cap);
+
 /* The chosen word of enum option id (e.g. "json"). */
 const char *fb_opt_enum_word(int id, char *buf, size_t cap);
 
-/* Help text (format 0) or README markdown table (format 1). */
+struct fb_buf;
+/* Appends the effective value of every option to b, one
+ * "fbmalloc:   FBMALLOC_NAME=value" line each, "(default)" where the
+ * environment did not set it: FBMALLOC_VERBOSE's start-up block. */
+void fb_opt_print_config(struct fb_buf *b, const struct fb_options *o);
+
+/* Help text (format 0), README markdown table (format 1) or the
+ * ENVIRONMENT entries of the fbmalloc(1) man page (format 2, roff). */
 void fb_opt_print_help(int fd, int format);
 
 #endif
