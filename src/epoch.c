@@ -326,9 +326,11 @@ void *fb_epoch_alloc(size_t sz, uintptr_t ra)
             uintptr_t g = (p - t->slot_base) >> FB_GRANULE_SHIFT;
             t->slot_map[g] = (uint8_t)(sz >> FB_GRANULE_SHIFT);
             (*t->cur_live)++;
-            if (t->sample_state == FB_SAMPLE_RECORDING && t->sample_n < FB_ROUTE_LIST)
+            if (t->sample_state == FB_SAMPLE_RECORDING && t->sample_n < FB_ROUTE_LIST) {
                 t->sample_sites[t->sample_n++] =
                     fb_route_entry(g & ((fb_g.epoch_size >> FB_GRANULE_SHIFT) - 1), ra);
+                fb_route_note(ra);
+            }
             return (void *)p;
         }
         if (!epoch_next(t)) {

@@ -25,6 +25,7 @@
 #include "leak.h"
 #include "fmt.h"
 #include "options.h"
+#include "profile.h"
 #include "report.h"
 #include "route.h"
 #include "stats.h"
@@ -151,7 +152,8 @@ __attribute__((constructor)) static void fb_ctor(void)
     struct fb_tls *t = &fb_t;
     int was = t->busy;
     t->busy = 1;
-    fb_init();
+    if (fb_init())
+        fb_profile_load();       /* needs dl_iterate_phdr: not in early mallocs */
     t->busy = (uint8_t)was;
 }
 
@@ -168,6 +170,7 @@ __attribute__((destructor)) static void fb_dtor(void)
     if (fb_track_on && fb_opt.leaks != FB_LEAKS_OFF)
         leaked = fb_leak_check(1, NULL);
     fb_stats_at_exit();
+    fb_profile_save();
     if (fb_trace_on)
         fb_trace_at_exit();
     /* Last: every report is written before the exit status is changed. */

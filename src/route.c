@@ -10,6 +10,7 @@
 #include <string.h>
 
 uint8_t fb_route_long[FB_ROUTE_SITES];
+uintptr_t fb_route_ra[FB_ROUTE_SITES];
 int fb_route_on;
 
 /* Per site: sampled epochs it had objects in (low 16 bits), and those it
@@ -143,6 +144,14 @@ void fb_route_judge(const uint32_t *list, size_t n, const uint8_t *map, int all_
         if (every < FB_ROUTE_PROBE_MAX)
             atomic_store_explicit(&probe_every, every * 2, memory_order_relaxed);
     }
+}
+
+void fb_route_preset(uintptr_t ra)
+{
+    unsigned site = fb_route_site(ra);
+    fb_route_ra[site] = ra;
+    __atomic_store_n(&scores[site], 2u | 2u << 16, __ATOMIC_RELAXED);
+    verdict(site, 1);
 }
 
 void fb_route_counts(struct fb_route_counts *out)

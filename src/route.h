@@ -54,6 +54,19 @@ FB_INLINE unsigned fb_route_site(uintptr_t ra)
     return (uint16_t)ra;
 }
 
+/* The last full return address seen at each site (recorded in sampled
+ * epochs), so a profile can name the site's module and offset. */
+extern FB_HIDDEN uintptr_t fb_route_ra[FB_ROUTE_SITES];
+
+FB_INLINE void fb_route_note(uintptr_t ra)
+{
+    fb_route_ra[fb_route_site(ra)] = ra;
+}
+
+/* A verdict from a profile: the site of ra is long, with the history of
+ * two pinned samples (so one probe that sees it die revises it). */
+void fb_route_preset(uintptr_t ra);
+
 /* Starts the module (FBMALLOC_LIFETIME); returns 1 if routing is on. */
 int fb_route_init(int on);
 

@@ -10,7 +10,8 @@
  *
  * Prints a checksum of the data (the same under any allocator) and, if
  * fbmalloc is loaded, one line of its statistics read in-process:
- *   stats short=S fast=F routed=R long=L learned=A forgotten=G phase2_fast=P
+ *   stats short=S fast=F routed=R long=L learned=A forgotten=G
+ *         mispredicted=M phase2_fast=P
  * short: temporaries allocated (what a perfect predictor keeps in the
  * buffers); fast: requests served by the buffers (with FBMALLOC_STATS).
  */
@@ -79,10 +80,11 @@ static void print_stats(long shorts, uint64_t phase2_fast)
     if (!stats_get || stats_get(&st) != 0)
         return;
     printf("stats short=%ld fast=%lu routed=%lu long=%lu learned=%lu forgotten=%lu "
-           "phase2_fast=%lu\n",
+           "mispredicted=%lu phase2_fast=%lu\n",
            shorts, (unsigned long)st.fast_mallocs, (unsigned long)st.routed_long,
            (unsigned long)st.sites_long, (unsigned long)st.sites_learned,
-           (unsigned long)st.sites_forgotten, (unsigned long)phase2_fast);
+           (unsigned long)st.sites_forgotten, (unsigned long)st.mispredicted,
+           (unsigned long)phase2_fast);
 }
 
 struct job {

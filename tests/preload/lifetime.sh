@@ -61,6 +61,59 @@ else
     bad "phase change: $out"
 fi
 
+# Profiles (FBMALLOC_PROFILE, src/profile.c): the second run starts with
+# the verdicts: nothing kept is mispredicted, and at least as much is
+# routed and served as in the first.
+pdir=$tmp/prof; mkdir -p "$pdir"
+first=$(run "FBMALLOC_PROFILE=$pdir" mixed $N $K | grep '^stats')
+pf=$pdir/lifetime.fbprofile
+if [[ -s $pf ]] && head -1 "$pf" | grep -qx 'fbmalloc-profile 1' && tail -1 "$pf" | grep -q '^end [1-9]'; then
+    ok "profile saved: $(grep -c '^L ' "$pf") long site(s) by module and offset"
+else
+    bad "profile not saved: $(ls -l "$pdir") $(cat "$pf" 2>/dev/null | head -5)"
+fi
+second=$(run "FBMALLOC_PROFILE=$pdir" mixed $N $K | grep '^stats')
+if (( $(field mispredicted "$second") <= $(field mispredicted "$first") &&
+      $(field mispredicted "$second") == 0 &&
+      $(field routed "$second") >= $(field routed "$first") &&
+      $(field fast "$second") * 100 >= $(field fast "$first") * 99 )); then
+    ok "second run with the profile: routed $(field routed "$second") (first $(field routed "$first")), 0 mispredicted (first $(field mispredicted "$first"))"
+else
+    bad "second run: $second; first: $first"
+fi
+# Stale, foreign, truncated, hostile files: one line, ignored, same output.
+want=$("$prog" mixed 2000 $K)
+good=$(cat "$pf")
+hostile() {
+    local what=$1
+    got=$(env FBMALLOC_PROFILE="$pf" LD_PRELOAD="$FBMALLOC_LIB" "$prog" mixed 2000 $K 2>"$tmp/err" | grep -v '^stats')
+    lines=$(grep -c 'lifetime profile' "$tmp/err")
+    [[ "$got" == "$want" && $lines == 1 ]] && grep -q 'ignored$' "$tmp/err" \
+        && ok "profile $what: one line ($(cut -c1-90 "$tmp/err")), same output" \
+        || bad "profile $what: '$got' $(head -3 "$tmp/err")"
+}
+printf 'GARBAGE\x1b[31m\n%.0s' {1..100} >"$pf"; hostile "of garbage"
+grep -v '^end' <<<"$good" >"$pf"; hostile "truncated"
+sed 's|^exe .*|exe /usr/bin/someone-else|' <<<"$good" >"$pf"; hostile "of another program"
+sed 's|^end .*|end 99|' <<<"$good" >"$pf"; hostile "with a wrong count"
+sed 's|^L \([^ ]*\) [^ ]*|L \1 zz-not-hex|' <<<"$good" >"$pf"; hostile "with a bad offset"
+head -c 9000000 /dev/zero >"$pf"; hostile "too large"
+# A stale line (another build id, an offset outside the code) is skipped.
+printf '%s\n' "$good" | sed 's|^L [^ ]* |L 00ff00ff |' >"$pf"
+got=$(env FBMALLOC_PROFILE="$pf" LD_PRELOAD="$FBMALLOC_LIB" "$prog" mixed 2000 $K 2>"$tmp/err" | grep -v '^stats')
+[[ "$got" == "$want" && ! -s "$tmp/err" ]] && ok "profile of another build: lines skipped silently" \
+    || bad "stale build id: $(head -3 "$tmp/err")"
+# Concurrent writers (make -j): 8 processes save at once; the file is whole.
+rm -f "$pf"
+for i in 1 2 3 4 5 6 7 8; do
+    env FBMALLOC_PROFILE="$pdir" LD_PRELOAD="$FBMALLOC_LIB" "$prog" mixed 3000 $K >/dev/null &
+done
+wait
+n_l=$(grep -c '^L ' "$pf"); n_end=$(sed -n 's/^end //p' "$pf")
+[[ $(head -1 "$pf") == "fbmalloc-profile 1" && "$n_l" == "$n_end" && $(ls "$pdir" | wc -l) == 1 ]] \
+    && ok "8 concurrent writers: one whole profile ($n_l sites), no temporary left" \
+    || bad "concurrent writers: $(ls "$pdir") $(head -3 "$pf")"
+
 # Every mode a user may combine it with: same output, no report.
 want=$("$prog" threads 5000 $K)
 for opts in "FBMALLOC_LEAKS=1" "FBMALLOC_CHECK=1" "FBMALLOC_CANARY=1" \
