@@ -209,7 +209,8 @@ static uint8_t *epoch_map(struct fb_tls *t, uint32_t e)
 static void sample_judge(struct fb_tls *t, int all_died)
 {
     fb_route_judge(t->sample_sites, t->sample_n, epoch_map(t, t->sample_e), all_died,
-                   t->sample_probe);
+                   t->sample_probe, t->sample_full);
+    t->sample_full = 0;
     t->sample_state = FB_SAMPLE_IDLE;
     t->sample_probe = 0;
     if (t->sample_count < FB_ROUTE_EAGER)
@@ -311,6 +312,7 @@ static FB_NOINLINE int epoch_next(struct fb_tls *t)
         }
     }
     t->backoff = 256;
+    t->sample_full = 1;              /* the buffer is full: sites pin it */
     return 0;
 }
 

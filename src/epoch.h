@@ -77,6 +77,7 @@ struct fb_tls {
     uint8_t sample_probe;    /* 1: recording a probe (long sites come in
                               * too); 2: the pending sample was one */
     uint8_t sample_count;    /* epochs judged, up to FB_ROUTE_EAGER */
+    uint8_t sample_full;     /* the buffer was full since the last judgement */
     uint16_t sample_wait;    /* turnovers until the next sample / judgement */
 };
 

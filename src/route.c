@@ -13,9 +13,10 @@ uint8_t fb_route_long[FB_ROUTE_SITES];
 uintptr_t fb_route_ra[FB_ROUTE_SITES];
 int fb_route_on;
 
-/* Per site: sampled epochs it had objects in (low 16 bits), and those it
- * pinned, a survivor at judgement (high 16 bits).  Halved together at
- * FB_ROUTE_WINDOW.  One word, loaded and stored whole. */
+/* Per site, one word loaded and stored whole: sampled epochs it had
+ * objects in (bits 0-7) and those it pinned, a survivor at judgement
+ * (bits 8-15), halved together at FB_ROUTE_WINDOW; and for a long site,
+ * how many probes in a row saw every one of its objects die (16-23). */
 static uint32_t scores[FB_ROUTE_SITES];
 
 #define FB_ROUTE_WINDOW 16
@@ -59,7 +60,7 @@ static void verdict(unsigned site, int is_long)
 }
 
 void fb_route_judge(const uint32_t *list, size_t n, const uint8_t *map, int all_died,
-                    int probe)
+                    int probe, int full)
 {
     /* Sites of this epoch, each counted once: survived or not.  A small
      * open-addressed set on the stack: an epoch's objects come from few
@@ -108,29 +109,41 @@ void fb_route_judge(const uint32_t *list, size_t n, const uint8_t *map, int all_
             alive[h] = 0;
         unsigned site = key[h] - 1;
         uint32_t sc = __atomic_load_n(&scores[site], __ATOMIC_RELAXED);
-        uint32_t seen = (sc & 0xffffu) + 1, pinned = (sc >> 16) + (alive[h] != 0);
+        uint32_t seen = (sc & 0xffu) + 1, pinned = ((sc >> 8) & 0xffu) + (alive[h] != 0);
+        uint32_t dead_probes = (sc >> 16) & 0xffu;
         if (seen >= FB_ROUTE_WINDOW) {
             seen /= 2;
             pinned /= 2;
         }
         int was_long = fb_route_long[site];
-        /* A long site seen in a probe with every one of its objects (two
-         * at least) dead has changed phase: short again at once, its
-         * history forgotten (being wrong costs one sampled epoch). */
-        if (was_long && objs[h] >= 2 && !alive[h]) {
+        /* A long site whose objects (several) all die in three probes in a
+         * row has changed phase: short again, its history forgotten.  One
+         * such probe is not enough: a site that keeps one result in 64
+         * often has none left in a given epoch.  Probes come sooner while
+         * a site is on such a streak. */
+        dead_probes = was_long && objs[h] >= 4 && !alive[h] ? dead_probes + 1 : 0;
+        if (dead_probes >= 3) {
             seen = 1;
             pinned = 0;
+            dead_probes = 0;
+        } else if (dead_probes) {
+            atomic_store_explicit(&probe_every, 4, memory_order_relaxed);
         }
-        __atomic_store_n(&scores[site], seen | pinned << 16, __ATOMIC_RELAXED);
+        __atomic_store_n(&scores[site], seen | pinned << 8 | dead_probes << 16,
+                         __ATOMIC_RELAXED);
         /* Objects predicted short-lived that pinned the epoch. */
         if (!was_long && alive[h])
             atomic_fetch_add_explicit(&mispredicted, alive[h], memory_order_relaxed);
         /* Long: it pinned more than half of its sampled epochs (two at
          * least), or at first sight every one of its objects (two at
          * least) survived: start-up is when a buffer gets pinned for good.
-         * Short again once it pins under a quarter. */
-        int is_long = was_long ? pinned * 4 >= seen
-                               : (seen >= 2 && pinned * 2 > seen) ||
+         * While the buffer fills up (full since the last judgement), a
+         * quarter is enough: a site whose rare survivors live long (one
+         * result kept per 64 temporaries) pins epochs faster than they
+         * empty, however seldom.  Short again once it pins under an
+         * eighth. */
+        int is_long = was_long ? pinned * 8 >= seen
+                               : (seen >= 2 && pinned * (full ? 4 : 2) > seen) ||
                                      (seen == 1 && objs[h] >= 2 && alive[h] == objs[h]);
         if (was_long && is_long)
             any_long_confirmed = 1;
@@ -150,7 +163,7 @@ void fb_route_preset(uintptr_t ra)
 {
     unsigned site = fb_route_site(ra);
     fb_route_ra[site] = ra;
-    __atomic_store_n(&scores[site], 2u | 2u << 16, __ATOMIC_RELAXED);
+    __atomic_store_n(&scores[site], 2u | 2u << 8, __ATOMIC_RELAXED);
     verdict(site, 1);
 }
 

@@ -79,9 +79,10 @@ FB_INLINE uint32_t fb_route_entry(uintptr_t granule, uintptr_t ra)
 /* Judges a recorded epoch: list[0..n) its recorded objects, map the
  * epoch's granule-map bytes now (1..254 at an object's granule: still
  * live; anything else: freed).  all_died: the epoch was reset (every
- * object freed) before its judgement was due. */
+ * object freed) before its judgement was due.  full: the thread's buffer
+ * was full since its last judgement (every epoch pinned). */
 void fb_route_judge(const uint32_t *list, size_t n, const uint8_t *map, int all_died,
-                    int probe);
+                    int probe, int full);
 
 /* Should the next sampled epoch also let long sites in (a probe, judged
  * with probe set)? */
