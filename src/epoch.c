@@ -307,11 +307,17 @@ static FB_NOINLINE int epoch_next(struct fb_tls *t)
         if (e != cur && epoch_empty(s, e)) {
             epoch_reset(t, e);
             t->backoff = 0;
+            t->backoff_next = 0;
             sample_maybe_start(t);
             return 1;
         }
     }
-    t->backoff = 256;
+    /* Not rescanned for the next 256 small requests, twice as many after
+     * each scan that finds nothing (up to 4096): in a buffer that stays
+     * full (random lifetimes, larson) the scans would show in a profile. */
+    t->backoff_next = t->backoff_next ? (t->backoff_next < 4096 ? t->backoff_next * 2 : 4096)
+                                      : 256;
+    t->backoff = t->backoff_next;
     t->sample_full = 1;              /* the buffer is full: sites pin it */
     return 0;
 }
@@ -426,6 +432,7 @@ int fb_epoch_thread_start(void)
     t->cur_live = &fb_dummy_live;
     t->bump = t->limit = 0;
     t->backoff = 0;
+    t->backoff_next = 0;
     t->sample_sites = fb_route_on ? slot_sites(s) : NULL;
     t->sample_state = FB_SAMPLE_IDLE;
     t->sample_probe = 0;

@@ -69,6 +69,7 @@ struct fb_tls {
     uint8_t state;           /* enum fb_thread_state */
     uint8_t busy;            /* inside our own slow code: no recursion */
     uint32_t backoff;        /* slow calls before rescanning a full buffer */
+    uint32_t backoff_next;   /* the next wait, doubled by each failed scan */
     /* -- lifetime sampling (route.h) -- */
     uint32_t *sample_sites;  /* the sampled epoch's objects (route.h) */
     uint32_t sample_n;       /* entries in sample_sites */
