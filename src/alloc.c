@@ -81,6 +81,7 @@ static FB_COLD void thread_first(struct fb_tls *t)
             fb_report_note("no buffer for a new thread: it uses jemalloc only");
         /* A call at thread exit; may allocate (t->busy is set). */
         fb_init_register_thread();
+        t->quick = !fb_observe && fb_je.malloc != NULL;
     }
     t->busy = 0;
 }
@@ -164,10 +165,24 @@ static FB_NOINLINE void *malloc_generic(size_t n, uintptr_t ra);
  * recording a probe epoch (route.h), where every site comes in. */
 static inline int routed_away(struct fb_tls *t, uintptr_t ra)
 {
-    if (fb_likely(!fb_route_long[fb_route_site(ra)]) || (t->sample_probe & 1))
+    if (fb_likely(!fb_route_long[fb_route_site(ra)]) || (t->sample_probe & 1) ||
+        t->state != FB_T_ACTIVE)
         return 0;
     t->stats->routed_long++;
     return 1;
+}
+
+/* A small request in a sampled epoch, with nobody watching: straight to
+ * the buffer (which records its site), as malloc_raw would.  Apart from
+ * the entry below, so that the entry saves no registers. */
+static FB_NOINLINE void *record_alloc(size_t n, uintptr_t ra)
+{
+    if (!fb_t.busy) {
+        void *p = fb_epoch_alloc(n ? (n + 15) & ~(size_t)15 : FB_ALIGN, ra);
+        if (p)
+            return p;
+    }
+    return malloc_generic(n, ra);
 }
 
 /*
@@ -179,17 +194,11 @@ static inline int routed_away(struct fb_tls *t, uintptr_t ra)
 void *fb_alloc_malloc_slow(size_t n, uintptr_t ra)
 {
     struct fb_tls *t = &fb_t;
-    if (fb_likely(t->state != FB_T_NEW && !fb_observe && fb_je.malloc != NULL)) {
-        if (n > fb_g.max_small || fb_epoch_full_skip(t) ||
-            (t->state == FB_T_ACTIVE && routed_away(t, ra)))
+    if (fb_likely(t->quick)) {
+        if (n > fb_g.max_small || fb_epoch_full_skip(t) || routed_away(t, ra))
             return fb_je.malloc(fb_je_size(n));
-        /* A sampled epoch (its gate shut to record sites): straight to the
-         * buffer, as malloc_raw would with nobody watching. */
-        if (t->sample_state == FB_SAMPLE_RECORDING && !t->busy) {
-            void *p = fb_epoch_alloc(n ? (n + 15) & ~(size_t)15 : FB_ALIGN, ra);
-            if (p)
-                return p;
-        }
+        if (t->sample_state == FB_SAMPLE_RECORDING)
+            return record_alloc(n, ra);
     }
     return malloc_generic(n, ra);
 }

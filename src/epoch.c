@@ -456,6 +456,9 @@ void fb_epoch_thread_exit(void)
     uint32_t idx = t->slot_idx;
     t->slot = NULL;
     t->stats = NULL;
+    t->backoff = 0;                  /* fb_epoch_full_skip counts into stats */
+    t->sample_state = FB_SAMPLE_IDLE;
+    t->sample_probe = 0;
     /* From now on this thread's frees of its old objects are remote frees,
      * and its allocations go to jemalloc (glibc frees and allocates a
      * little after key destructors have run). */

@@ -68,6 +68,9 @@ struct fb_tls {
     uint32_t slot_idx;
     uint8_t state;           /* enum fb_thread_state */
     uint8_t busy;            /* inside our own slow code: no recursion */
+    uint8_t quick;           /* past its first allocation, nobody watching:
+                              * the generic path's entry may go straight
+                              * to jemalloc (set by the dispatch) */
     uint32_t backoff;        /* slow calls before rescanning a full buffer */
     uint32_t backoff_next;   /* the next wait, doubled by each failed scan */
     /* -- lifetime sampling (route.h) -- */
