@@ -81,42 +81,94 @@ static void *arena_alloc(size_t n)
 static struct fb_track_module modules[FB_MAX_MODULES];
 static uint32_t nmodules = 1;              /* 0: unknown */
 
-/* Interns the module holding ip (called without the site lock held: dladdr
- * takes the loader's lock). */
+/*
+ * Which module a frame belongs to.  This runs for every frame of every new
+ * stack, so it must not depend on the binary's size: dladdr1() would
+ * search the module's dynamic symbols linearly (node, cc1: 150-340x
+ * slowdowns) and the main program's name needs a readlink().  Instead
+ * glibc's _dl_find_object (2.35+; lock-free, no allocation, a binary
+ * search over the loaded objects; what libgcc's unwinder uses) gives the
+ * link map, and a small cache keyed by the link map pointer gives our
+ * module id.  An entry is trusted only while the link map still has the
+ * load bias and name it had when cached, so a library dlclose()d and
+ * another loaded in its place (even into the same link map memory) is
+ * interned afresh.  The main program's path is read once per process.
+ * Before ld.so has set _dl_find_object up (allocations during start-up)
+ * or if it fails, dladdr1 answers (rare: not per frame of a big binary).
+ */
+#define FB_LM_CACHE 64
+static struct lm_cache {
+    const struct link_map *lm;
+    uintptr_t bias;
+    const char *name;          /* lm->l_name when cached */
+    uint32_t id;
+} lm_cache[FB_LM_CACHE];
+static char *exe_path;          /* the main program, resolved once */
+
+/* Interns (path, bias); callers hold arena_lock. */
+static uint32_t module_intern(const char *name, uintptr_t bias)
+{
+    for (uint32_t i = 1; i < nmodules; i++)
+        if (modules[i].bias == bias && strcmp(modules[i].path, name) == 0)
+            return i;
+    if (nmodules >= FB_MAX_MODULES)
+        return 0;
+    size_t len = strlen(name) + 1;
+    char *copy = arena_alloc(len);
+    if (!copy)
+        return 0;
+    memcpy(copy, name, len);
+    modules[nmodules].path = copy;
+    modules[nmodules].bias = bias;
+    return nmodules++;
+}
+
+/* The main program's path; callers hold arena_lock. */
+static const char *main_path(void)
+{
+    if (!exe_path) {
+        char buf[4096];
+        ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+        size_t len = n > 0 ? (size_t)n : 0;
+        buf[len] = '\0';
+        exe_path = arena_alloc(len + 1);
+        if (exe_path)
+            memcpy(exe_path, buf, len + 1);
+    }
+    return exe_path ? exe_path : "";
+}
+
+static uint32_t module_of_map(const struct link_map *lm)
+{
+    const char *name = lm->l_name ? lm->l_name : "";
+    unsigned h = (unsigned)(((uintptr_t)lm >> 4) % FB_LM_CACHE);
+    pthread_mutex_lock(&arena_lock);
+    struct lm_cache *c = &lm_cache[h];
+    uint32_t id;
+    if (c->lm == lm && c->bias == lm->l_addr && c->name == name) {
+        id = c->id;
+    } else {
+        /* The main program: ld.so names it "". */
+        id = module_intern(name[0] ? name : main_path(), lm->l_addr);
+        if (id)
+            *c = (struct lm_cache){lm, lm->l_addr, name, id};
+    }
+    pthread_mutex_unlock(&arena_lock);
+    return id;
+}
+
+/* Interns the module holding ip (called without the site lock held:
+ * dladdr1, the fallback, takes the loader's lock). */
 static uint32_t module_of(uintptr_t ip)
 {
+    struct dl_find_object dlfo;
+    if (_dl_find_object((void *)ip, &dlfo) == 0 && dlfo.dlfo_link_map)
+        return module_of_map(dlfo.dlfo_link_map);
     Dl_info info;
     struct link_map *lm = NULL;
     if (!dladdr1((void *)ip, &info, (void **)&lm, RTLD_DL_LINKMAP) || !lm)
         return 0;
-    const char *name = lm->l_name ? lm->l_name : "";
-    char exe[512];
-    if (name[0] == '\0') {
-        /* The main program: ld.so names it "". */
-        ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-        exe[n > 0 ? n : 0] = '\0';
-        name = exe;
-    }
-    pthread_mutex_lock(&arena_lock);
-    uint32_t id = 0;
-    for (uint32_t i = 1; i < nmodules; i++) {
-        if (modules[i].bias == lm->l_addr && strcmp(modules[i].path, name) == 0) {
-            id = i;
-            break;
-        }
-    }
-    if (!id && nmodules < FB_MAX_MODULES) {
-        size_t len = strlen(name) + 1;
-        char *copy = arena_alloc(len);
-        if (copy) {
-            memcpy(copy, name, len);
-            modules[nmodules].path = copy;
-            modules[nmodules].bias = lm->l_addr;
-            id = nmodules++;
-        }
-    }
-    pthread_mutex_unlock(&arena_lock);
-    return id;
+    return module_of_map(lm);
 }
 
 const struct fb_track_module *fb_track_module(uint32_t id)
@@ -593,6 +645,10 @@ int fb_track_init(void)
     cache_stride = sizeof(struct cache_entry) + fb_track_depth * sizeof(uintptr_t);
     cache_stride = (cache_stride + 15) & ~(size_t)15;
     dl_iterate_phdr(find_own, (void *)(uintptr_t)fb_track_init);
+    /* libunwind's default global cache of unwind rules takes a lock with
+     * every signal blocked (two sigprocmask system calls) per frame
+     * looked up: per-thread caches need neither. */
+    unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
     site_buckets = map_rw(FB_SITE_BUCKETS * sizeof *site_buckets);
     sites = map_rw((size_t)FB_SITES_RESERVED * sizeof *sites);
     if (fb_g.size)
