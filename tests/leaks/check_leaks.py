@@ -566,19 +566,30 @@ class Result:
         self.timed_out = timed_out
 
 
+def silent_report(pid, program):
+    """What a run with no leak reports at exit: nothing, i.e. no group and
+    a zero summary (reachable blocks are not counted: nothing was said)."""
+    return {'pid': pid, 'program': program, 'leaks': [], 'silent': True,
+            'summary': {k: 0 for k in SUMMARY_KEYS}}
+
+
 def run(argv, env, timeout=RUN_TIMEOUT, cwd=None):
     p = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
                          cwd=cwd)
     try:
         out, err = p.communicate(timeout=timeout)
-        return Result(p.pid, p.returncode, out.decode('utf-8', 'replace'),
-                      err.decode('utf-8', 'replace'))
+        r = Result(p.pid, p.returncode, out.decode('utf-8', 'replace'),
+                   err.decode('utf-8', 'replace'))
+        r.argv0 = argv[0]
+        return r
     except subprocess.TimeoutExpired:
         p.kill()                      # only the process we started
         out, err = p.communicate()
-        return Result(p.pid, None, out.decode('utf-8', 'replace'),
-                      err.decode('utf-8', 'replace'), timed_out=True)
+        r = Result(p.pid, None, out.decode('utf-8', 'replace'),
+                   err.decode('utf-8', 'replace'), timed_out=True)
+        r.argv0 = argv[0]
+        return r
 
 
 def base_env():
@@ -660,11 +671,16 @@ class Ctx:
             self.fail('%s: %s' % (os.path.basename(path), p))
         return reps, text
 
-    def one_report(self, res, nreports=1):
+    def one_report(self, res, nreports=1, silent_ok=False):
         """The JSON report of the run: exactly one file r.<pid>.json holding
-        nreports documents; returns the last."""
+        nreports documents; returns the last.  silent_ok: the program has
+        no leak, so at exit fbmalloc says nothing (no file at all) unless
+        FBMALLOC_LEAKS=all or FBMALLOC_VERBOSE; then an empty report
+        stands for the silence."""
         files = self.output_files()
         want = os.path.join(self.outdir, 'r.%d.json' % res.pid)
+        if not files and silent_ok:
+            return silent_report(res.pid, res.argv0)
         if not files:
             self.stop('no report written (expected %s; stderr: %s)' % (
                 os.path.basename(want), res.err.strip()[-500:] or '(empty)'))
@@ -774,7 +790,7 @@ class Driver:
             res = run([exe] + list(args),
                       ctx.fb_env(leaks=leaks, extra=extra_env))
             ctx.check_rc(res, rc)
-            rep = ctx.one_report(res)
+            rep = ctx.one_report(res, silent_ok=spec.clean and leaks != 'all')
             ctx.check_ids(rep, res.pid, exe)
             ctx.expect(rep, spec, listed_reachable=(
                 leaks == 'all' if listed_reachable is None else listed_reachable))
@@ -899,7 +915,9 @@ class Driver:
                 ctx.fail('summary reachable_blocks = %r, expected >= 6 '
                          '(the globals\' blocks)'
                          % rep['summary'].get('reachable_blocks'))
-        self.corpus('globals-still-reachable', 'globals', after=globals_reachable)
+        # No leak: the report is written only when asked (VERBOSE).
+        self.corpus('globals-still-reachable', 'globals', after=globals_reachable,
+                    extra_env={'FBMALLOC_VERBOSE': '1'})
         self.corpus('globals-leaks-all', 'globals', tag='all', leaks='all')
         self.case('exit-from-thread', self.exit_thread_case)
         self.corpus('libc-caches-stdout-buffer', 'stdio_trap',
@@ -942,28 +960,60 @@ class Driver:
                      % res.err.strip())
 
     def exit_thread_case(self, ctx):
+        """exit() from a non-main thread.  exit_thread: clean, so silent at
+        exit, and with FBMALLOC_VERBOSE the report appears exactly once.
+        exit_thread_leak: a leak in each thread, exact, 20 runs."""
         exe = self.exe('exit_thread')
         spec = self.spec('exit_thread')
-        # Text on stderr: the report must appear exactly once.
         res = run([exe], ctx.fb_env(fmt='text', output='stderr'))
         ctx.check_rc(res, 0)
-        ctx.quote(res.err)
-        heads = len(re.findall(r'^fbmalloc: leak report for pid', res.err, re.M))
-        sums = len([ln for ln in res.err.splitlines() if T_SUMMARY.match(ln)])
+        if res.err.strip():
+            ctx.quote(res.err)
+            ctx.fail('a clean exit_thread run wrote on stderr (nothing leaked: '
+                     'nothing to say)')
+        res = run([exe], ctx.fb_env(fmt='text', output='stderr',
+                                    extra={'FBMALLOC_VERBOSE': '1'}))
+        ctx.check_rc(res, 0)
+        err = '\n'.join(ln for ln in res.err.splitlines()
+                        if not ln.startswith('fbmalloc 0') and
+                        not re.match(r'^fbmalloc [\d.]+: ', ln)) + '\n'
+        ctx.quote(err)
+        heads = len(re.findall(r'^fbmalloc: leak report for pid', err, re.M))
+        sums = len([ln for ln in err.splitlines() if T_SUMMARY.match(ln)])
         if heads != 1 or sums != 1:
-            ctx.stop('the report appeared %d times (%d summary lines), '
-                     'expected exactly once' % (heads, sums))
-        reps, probs = parse_text(res.err)
+            ctx.stop('with FBMALLOC_VERBOSE=1 the report appeared %d times '
+                     '(%d summary lines), expected exactly once' % (heads, sums))
+        reps, probs = parse_text(err)
         for p in probs:
             ctx.fail('text: ' + p)
         if reps:
             ctx.check_ids(reps[-1], res.pid, exe)
             ctx.expect(reps[-1], spec)
-        # JSON into a file: one document.
-        res = run([exe], ctx.fb_env())
-        ctx.check_rc(res, 0)
-        rep = ctx.one_report(res, nreports=1)
-        ctx.expect(rep, spec)
+        self.repeat(ctx, 'exit_thread_leak', 20)
+
+    def repeat(self, ctx, prog, runs, tag=''):
+        """prog's JSON report, runs times: every run must be exact."""
+        spec = self.spec(prog, tag)
+        exe = self.exe(prog)
+        bad = []
+        for i in range(runs):
+            sub = Ctx(self, ctx.name, tmp=ctx.tmp)
+            try:
+                res = run([exe], sub.fb_env())
+                sub.check_rc(res, 0)
+                rep = sub.one_report(res, silent_ok=spec.clean)
+                sub.expect(rep, spec)
+            except Failed:
+                pass
+            if sub.probs:
+                if not bad:
+                    ctx.quote(sub.excerpt)
+                bad.append((i + 1, sub.probs[0]))
+        if bad:
+            ctx.fail('%s: %d of %d runs wrong; run %d: %s'
+                     % (prog, len(bad), runs, bad[0][0], bad[0][1]))
+        else:
+            ctx.notes.append('%s: %d of %d runs right' % (prog, runs, runs))
 
     def busy_exit_case(self, ctx):
         exe = self.exe('busy_exit')
@@ -976,9 +1026,13 @@ class Driver:
             reps, probs = parse_text(res.err)
             for p in probs:
                 ctx.fail('run %d: text: %s' % (attempt + 1, p))
-            if len(reps) != 1:
-                ctx.stop('run %d: %d reports, expected exactly 1'
+            # Silence when nothing was in flight at exit.
+            if len(reps) > 1:
+                ctx.stop('run %d: %d reports, expected at most 1'
                          % (attempt + 1, len(reps)))
+            if not reps:
+                seen.append(0)
+                continue
             rep = reps[0]
             for p in validate_structure(rep):
                 ctx.stop(p)
@@ -1022,8 +1076,11 @@ class Driver:
                 f.write(text)
             spec = self.spec(prog, tag, extra_sources)
             exe = self.exe(prog)
+            # VERBOSE: a run whose every leak is suppressed says nothing
+            # otherwise.
             res = run([exe] + list(args),
-                      ctx.fb_env(extra={'FBMALLOC_SUPPRESSIONS': path}))
+                      ctx.fb_env(extra={'FBMALLOC_SUPPRESSIONS': path,
+                                        'FBMALLOC_VERBOSE': '1'}))
             ctx.check_rc(res, 0)
             rep = ctx.one_report(res)
             ctx.expect(rep, spec)
@@ -1092,10 +1149,12 @@ class Driver:
             reps, probs = parse_text(res.err)
             for p in probs:
                 ctx.fail('text: ' + p)
-            if len(reps) != 1:
-                ctx.fail('%s: %d text reports on stderr, expected 1'
-                         % (' '.join(opts), len(reps)))
-            else:
+            # A clean run says nothing at exit.
+            want_reps = 0 if prog_args[0] == 'clean' else 1
+            if len(reps) != want_reps:
+                ctx.fail('%s %s: %d text reports on stderr, expected %d'
+                         % (' '.join(opts), prog_args[0], len(reps), want_reps))
+            elif reps:
                 ctx.expect(reps[0], self.spec('exitcode', prog_args[0]))
         # --json --output --stack-depth --suppressions
         supp = os.path.join(ctx.tmp, 'supp.txt')
@@ -1360,7 +1419,8 @@ class Driver:
             ctx.fail('%s: stdout differs: %r vs %r' % (cmd, res.out[:200], plain.out[:200]))
         if res.err != plain.err:
             ctx.fail('%s: stderr differs: %r vs %r' % (cmd, res.err[:300], plain.err[:300]))
-        rep = ctx.one_report(res)
+        # Nothing leaked: nothing written (and stderr unchanged, above).
+        rep = ctx.one_report(res, silent_ok=True)
         for p in validate_structure(rep):
             ctx.stop(p)
         # Internal consistency only (no expectations for real programs).
