@@ -457,8 +457,9 @@ void *fb_epoch_malloc_raw(size_t n)
         t->busy = 0;
     }
     void *p = NULL;
-    if (t->state == FB_T_ACTIVE && n <= fb_g.max_small && !t->busy) {
-        size_t sz = n ? (n + 15) & ~(size_t)15 : FB_ALIGN;
+    size_t padded = fb_track_pad(n);       /* n, or n + 1: track.h */
+    if (t->state == FB_T_ACTIVE && padded <= fb_g.max_small && !t->busy) {
+        size_t sz = padded ? (padded + 15) & ~(size_t)15 : FB_ALIGN;
         p = bump_alloc(t, sz);
         if (p) {
             if (fb_observe)
@@ -467,7 +468,7 @@ void *fb_epoch_malloc_raw(size_t n)
         }
         t->slot->stats.buffer_full++;
     }
-    return fb_epoch_backend_result(fb_je_malloc(n), n);
+    return fb_epoch_backend_result(fb_je_malloc(padded), n);
 }
 
 /* A new block, for everyone watching: statistics, call-site tracking (and
@@ -687,11 +688,12 @@ void *fb_epoch_realloc(void *p, size_t n)
         errno = EINVAL;
         return NULL;
     }
-    if (n <= usable) {
+    size_t padded = fb_track_pad(n);
+    if (padded <= usable) {
         /* Shrink in place; the block's end moves down (the granules after
          * it stay unused until the epoch resets), so its usable size stays
          * within a granule of the request, as for any new block. */
-        size_t sz = (n + 15) & ~(size_t)15;
+        size_t sz = (padded + 15) & ~(size_t)15;
         if (sz < usable)
             fb_g.map[((uintptr_t)p - fb_g.base) >> FB_GRANULE_SHIFT] =
                 (uint8_t)(sz >> FB_GRANULE_SHIFT);
@@ -701,9 +703,9 @@ void *fb_epoch_realloc(void *p, size_t n)
         return p;
     }
     /* The last object of our current epoch grows in place. */
-    if ((uintptr_t)p + usable == t->bump && n <= fb_g.max_small &&
+    if ((uintptr_t)p + usable == t->bump && padded <= fb_g.max_small &&
         t->state == FB_T_ACTIVE) {
-        size_t sz = (n + 15) & ~(size_t)15;
+        size_t sz = (padded + 15) & ~(size_t)15;
         if ((uintptr_t)p + sz <= t->limit) {
             t->bump = (uintptr_t)p + sz;
             t->slot_map[((uintptr_t)p - t->slot_base) >> FB_GRANULE_SHIFT] =

@@ -33,6 +33,7 @@
 #include "leak.h"
 #include "platform.h"
 #include "stats.h"
+#include "track.h"
 
 #define FB_ALIAS(name) \
     __attribute__((alias(#name), copy(name), visibility("default")))
@@ -64,7 +65,7 @@ FB_EXPORT void *calloc(size_t count, size_t size)
         return fb_canary_alloc(FB_ALIGN, n, 1);
     if (fb_fail_reject(n))
         return NULL;
-    return fb_epoch_backend_result(fb_je_calloc(n), n);
+    return fb_epoch_backend_result(fb_je_calloc(fb_track_pad(n)), n);
 }
 
 FB_EXPORT void *realloc(void *p, size_t n)
@@ -89,7 +90,7 @@ FB_EXPORT void *realloc(void *p, size_t n)
      * result as a new allocation. */
     if (fb_observe)
         fb_epoch_observe_big_free(p);
-    void *q = fb_je_realloc(p, n);
+    void *q = fb_je_realloc(p, fb_track_pad(n));
     if (fb_unlikely(!q)) {
         if (fb_observe)                  /* still there, unchanged */
             fb_epoch_observe_big(p, fb_je_usable(p));
@@ -120,7 +121,7 @@ static inline void *aligned(size_t align, size_t n)
         return fb_canary_alloc(align, n, 0);
     if (fb_fail_reject(n))
         return NULL;
-    return fb_epoch_backend_result(fb_je_memalign(align, n), n);
+    return fb_epoch_backend_result(fb_je_memalign(align, fb_track_pad(n)), n);
 }
 
 /* glibc 2.36's memalign/aligned_alloc: an alignment that is not a power

@@ -37,6 +37,7 @@
 #include "trace.h"
 
 int fb_track_on;
+size_t fb_track_gap;
 
 static unsigned fb_track_depth;
 static uintptr_t own_lo, own_hi;           /* our library's mapping */
@@ -704,6 +705,7 @@ int fb_track_init(void)
     if (!site_buckets || !sites || (fb_g.size && !site_map))
         return 0;
     fb_track_on = 1;
+    fb_track_gap = fb_opt.leaks != FB_LEAKS_OFF;
     return 1;
 }
 

@@ -804,7 +804,7 @@ class Driver:
     def group_corpus_c(self):
         for prog in ('plain', 'calloc', 'realloc', 'strdup', 'indirect',
                      'cycle', 'thread', 'many', 'aligned', 'stale',
-                     'ctor', 'callbacks'):
+                     'ctor', 'callbacks', 'end_pointer'):
             self.corpus(prog, prog)
         self.case('big-100MB-30-runs', self.big_case)
         self.corpus('dlopen-dlclose', 'dl_main',
@@ -827,6 +827,8 @@ class Driver:
                             ctx.fail('frames #1..#%d should all be recurse: %s'
                                      % (n - 1, rec))
             return after
+        self.corpus('end-pointers-leaks-all', 'end_pointer', tag='all',
+                    leaks='all')
         self.corpus('stack-depth-default', 'depth', after=depth(16))
         for n in (4, 1):
             self.corpus('stack-depth-%d' % n, 'depth', after=depth(n),
@@ -899,6 +901,7 @@ class Driver:
 
     def group_corpus_cxx(self):
         self.corpus('cxx-new', 'cxx_new')
+        self.corpus('cxx-vector-end-pointers', 'cxx_vector')
 
     def group_traps(self):
         lib_tls = self.module('libtlsdl.so')
