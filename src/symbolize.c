@@ -25,6 +25,7 @@
  * recursion guard, so our mallocs go to jemalloc untracked), hence plain
  * libc (stdio, qsort, strdup) is fine here, unlike in the allocator.
  */
+#define _GNU_SOURCE            /* secure_getenv */
 #include "symbolize.h"
 
 #include <dlfcn.h>
@@ -233,6 +234,7 @@ struct fb_sym_mod {
     size_t map_len;
     struct fb_sym_func *funcs;
     size_t nfuncs;
+    int disk_fd;             /* the on-disk cache, appended to; -1: none */
 };
 
 struct fb_sym_entry {
@@ -361,6 +363,9 @@ static bool fb_sym_is_elf(const char *path)
 static void fb_sym_dw_attach(struct fb_sym_mod *m)
 {
     m->dw_tried = true;
+    /* Loaded at the first address no cache knows (dlopen costs ~1 ms). */
+    if (!fb_sym_dw_disabled)
+        fb_sym_dw_load();
     if (!fb_sym_dw_usable() || !fb_sym_is_elf(m->path))
         return;
     Dwfl *d = fb_sym_dw.dwfl_begin(&fb_sym_dw.callbacks);
@@ -614,6 +619,152 @@ static const char *fb_sym_elf_find(const struct fb_sym_mod *m, uint64_t addr)
     return sizeless;
 }
 
+/* ---- results on disk, per build id ------------------------------------- */
+
+/*
+ * A build or a test suite starts thousands of processes that report leaks
+ * through the same libraries: libc's first file:line alone costs ~130 ms
+ * (its separate debug file's compressed DWARF is inflated), every time.
+ * So results are also kept on disk, one file per ELF build id under
+ * $XDG_CACHE_HOME/fbmalloc (else ~/.cache/fbmalloc), one line per address:
+ *     <hex module address> TAB <function> TAB <file> TAB <line>
+ * A build id names the file's exact contents, so an entry can never be
+ * stale; a file without one is not cached.  The whole file is read when
+ * its module is first met, misses are appended with one write() each
+ * (O_APPEND: concurrent processes interleave whole lines).  Nothing here
+ * is needed for correctness: any failure just means no cache.  Not in
+ * setuid processes (secure_getenv), and the test hook turns it off.
+ */
+static bool fb_sym_disk_disabled;
+
+static bool fb_sym_cache_dir(char *buf, size_t cap)
+{
+    if (fb_sym_disk_disabled)
+        return false;
+    const char *xdg = secure_getenv("XDG_CACHE_HOME");
+    const char *home = secure_getenv("HOME");
+    int n;
+    if (xdg && xdg[0] == '/')
+        n = snprintf(buf, cap, "%s/fbmalloc", xdg);
+    else if (home && home[0] == '/')
+        n = snprintf(buf, cap, "%s/.cache/fbmalloc", home);
+    else
+        return false;
+    if (n <= 0 || (size_t)n >= cap)
+        return false;
+    /* mkdir -p of the last two components. */
+    char *slash = strrchr(buf, '/');
+    *slash = '\0';
+    mkdir(buf, 0700);
+    *slash = '/';
+    return mkdir(buf, 0700) == 0 || errno == EEXIST;
+}
+
+/* The GNU build id of the ELF file at path, in hex; false if none. */
+static bool fb_sym_build_id(const char *path, char *hex, size_t cap)
+{
+    if (!fb_sym_is_elf(path))
+        return false;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0)
+        return false;
+    bool found = false;
+    Elf64_Ehdr eh;
+    if (pread(fd, &eh, sizeof eh, 0) == (ssize_t)sizeof eh &&
+        eh.e_phentsize == sizeof(Elf64_Phdr) && eh.e_phnum < 256) {
+        Elf64_Phdr ph[256];
+        size_t len = eh.e_phnum * sizeof(Elf64_Phdr);
+        if (pread(fd, ph, len, (off_t)eh.e_phoff) == (ssize_t)len) {
+            for (unsigned i = 0; i < eh.e_phnum && !found; i++) {
+                if (ph[i].p_type != PT_NOTE || ph[i].p_filesz > 65536)
+                    continue;
+                unsigned char note[65536];
+                ssize_t got = pread(fd, note, ph[i].p_filesz, (off_t)ph[i].p_offset);
+                for (size_t at = 0; got > 0 && at + 12 <= (size_t)got && !found;) {
+                    uint32_t nsz, dsz, type;
+                    memcpy(&nsz, note + at, 4);
+                    memcpy(&dsz, note + at + 4, 4);
+                    memcpy(&type, note + at + 8, 4);
+                    size_t name = at + 12, desc = name + ((nsz + 3) & ~3u);
+                    size_t next = desc + ((dsz + 3) & ~3u);
+                    if (next > (size_t)got || next <= at)
+                        break;
+                    if (type == NT_GNU_BUILD_ID && nsz == 4 &&
+                        memcmp(note + name, "GNU", 4) == 0 && dsz &&
+                        dsz * 2 < cap) {
+                        for (uint32_t k = 0; k < dsz; k++)
+                            snprintf(hex + 2 * k, 3, "%02x", note[desc + k]);
+                        found = true;
+                    }
+                    at = next;
+                }
+            }
+        }
+    }
+    close(fd);
+    return found;
+}
+
+static void fb_sym_cache_put(const struct fb_sym_mod *m, uintptr_t addr,
+                             const struct fb_sym *s);
+
+/* Loads m's cached results and opens its file for appending. */
+static void fb_sym_disk_open(struct fb_sym_mod *m)
+{
+    m->disk_fd = -1;
+    char dir[PATH_MAX], id[130], path[PATH_MAX + 140];
+    if (!fb_sym_cache_dir(dir, sizeof dir) || !fb_sym_build_id(m->path, id, sizeof id))
+        return;
+    snprintf(path, sizeof path, "%s/%s.sym", dir, id);
+    int fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0)
+        return;
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > (16 << 20)) {
+        close(fd);
+        return;
+    }
+    char *text = st.st_size ? malloc((size_t)st.st_size + 1) : NULL;
+    ssize_t n = text ? pread(fd, text, (size_t)st.st_size, 0) : 0;
+    for (char *line = text; text && n > 0 && line < text + n;) {
+        char *nl = memchr(line, '\n', (size_t)(text + n - line));
+        if (!nl)
+            break;             /* a line being written: not yet */
+        *nl = '\0';
+        char *f[4] = {line, NULL, NULL, NULL};
+        for (int k = 1; k < 4 && f[k - 1]; k++) {
+            char *tab = strchr(f[k - 1], '\t');
+            if (tab) {
+                *tab = '\0';
+                f[k] = tab + 1;
+            }
+        }
+        if (f[3]) {
+            struct fb_sym s;
+            fb_sym_copy(s.func, sizeof s.func, f[1]);
+            fb_sym_copy(s.file, sizeof s.file, f[2]);
+            s.line = atoi(f[3]);
+            fb_sym_cache_put(m, (uintptr_t)strtoull(f[0], NULL, 16), &s);
+        }
+        line = nl + 1;
+    }
+    free(text);
+    m->disk_fd = fd;
+}
+
+/* Appends one result (never one with a tab or newline in it). */
+static void fb_sym_disk_put(const struct fb_sym_mod *m, uintptr_t addr,
+                            const struct fb_sym *s)
+{
+    if (m->disk_fd < 0 || strpbrk(s->func, "\t\n") || strpbrk(s->file, "\t\n"))
+        return;
+    char line[1200];
+    int n = snprintf(line, sizeof line, "%lx\t%s\t%s\t%d\n", (unsigned long)addr,
+                     s->func, s->file, s->line);
+    if (n > 0 && (size_t)n < sizeof line && write(m->disk_fd, line, (size_t)n) < 0)
+        return;   /* best effort */
+}
+
 /* ---- caches ---------------------------------------------------------------- */
 
 static struct fb_sym_mod *fb_sym_module(const char *key)
@@ -639,6 +790,7 @@ static struct fb_sym_mod *fb_sym_module(const char *key)
     }
     m->next = fb_sym.mods;
     fb_sym.mods = m;
+    fb_sym_disk_open(m);
     return fb_sym.last = m;
 }
 
@@ -648,6 +800,8 @@ static void fb_sym_module_free(struct fb_sym_mod *m)
         fb_sym_dw.dwfl_end(m->dwfl);
     if (m->map)
         munmap(m->map, m->map_len);
+    if (m->disk_fd >= 0)
+        close(m->disk_fd);
     free(m->funcs);
     free(m->key);
     free(m->path);
@@ -706,11 +860,7 @@ void fb_sym_open(void)
 {
     if (fb_sym.opened)
         return;
-    int saved = errno;
     fb_sym.opened = true;
-    if (!fb_sym_dw_disabled)
-        fb_sym_dw_load();
-    errno = saved;
 }
 
 void fb_sym_lookup(const char *module, uintptr_t addr, struct fb_sym *out)
@@ -756,6 +906,7 @@ void fb_sym_lookup(const char *module, uintptr_t addr, struct fb_sym *out)
         out->line = line;
     }
     fb_sym_cache_put(m, addr, out);
+    fb_sym_disk_put(m, addr, out);
     errno = saved;
 }
 
@@ -783,4 +934,5 @@ void fb_sym_test_disable_libdw(int disable)
 {
     fb_sym_close();
     fb_sym_dw_disabled = disable != 0;
+    fb_sym_disk_disabled = disable != 0;
 }
