@@ -22,7 +22,7 @@
 # for a loaded machine; the ratio is logged.  Modes:
 #   leaks   FBMALLOC_LEAKS=1 (call-stack capture on every allocation)
 #   check   FBMALLOC_CHECK=1 FBMALLOC_CANARY=1
-# FBMALLOC_REAL_MODES="leaks check" (environment) overrides the script's.
+# FB_REAL_MODES="leaks check" (environment) overrides the script's.
 #
 # Inside `workload`, prefix every command that should run under the
 # allocator with `fb` (e.g. `fb git commit -q -m x`).  Helper commands that
@@ -280,8 +280,8 @@ fb_main() {
     fi
 
     local mode ratio
-    if [[ -n ${FBMALLOC_REAL_MODES:-} ]]; then
-        read -r -a FB_EXTRA_MODES <<<"$FBMALLOC_REAL_MODES"
+    if [[ -n ${FB_REAL_MODES:-} ]]; then
+        read -r -a FB_EXTRA_MODES <<<"$FB_REAL_MODES"
     fi
     for mode in "${FB_EXTRA_MODES[@]}"; do
         fb_run_once "$mode"
