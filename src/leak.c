@@ -773,7 +773,6 @@ static void pause_threads(pthread_t me)
     size_t sent = 0;
     for (size_t i = 0; i < nthreads_hw; i++) {
         struct thread_rec *t = &threads[i];
-        t->paused_sp = 0;
         if (!t->used || pthread_equal(t->id, me))
             continue;
         if (signal_blocked(t->tid, FB_LEAK_SIGNAL)) {
@@ -861,11 +860,10 @@ static FB_NOINLINE void mark_roots(int at_exit, const struct fb_leak_caller *cal
         have_exit_frame = find_exit_frame(&ef);
     else if (caller)
         top = caller_top();
+    for (size_t i = 0; threads && i < nthreads_hw; i++)
+        threads[i].paused_sp = 0;     /* 0: scan the whole stack */
     if (threads && at_exit)
         pause_threads(me);
-    else
-        for (size_t i = 0; threads && i < nthreads_hw; i++)
-            threads[i].paused_sp = 0;
 
     /* Other threads are stopped (at exit): no locks from here on. */
     mark_linker_blocks();
