@@ -1062,13 +1062,15 @@ static int suppressed(const struct fb_track_site *s)
     if (!supp.n || !s)
         return 0;
     for (unsigned i = 0; i < s->depth; i++) {
-        struct fb_report_frame f;
-        fb_report_frame(s, i, &f);
-        for (size_t k = 0; k < supp.n; k++) {
-            const char *pat = ((char **)supp.p)[k];
-            if (match(pat, f.sym.func) || match(pat, f.module) ||
-                match(pat, f.sym.file))
-                return 1;
+        struct fb_report_frame f[FB_SYM_MAX_INLINE];
+        unsigned n = fb_report_frames(s, i, f, FB_SYM_MAX_INLINE);
+        for (unsigned j = 0; j < n; j++) {
+            for (size_t k = 0; k < supp.n; k++) {
+                const char *pat = ((char **)supp.p)[k];
+                if (match(pat, f[j].sym.func) || match(pat, f[j].module) ||
+                    match(pat, f[j].sym.file))
+                    return 1;
+            }
         }
     }
     return 0;
@@ -1102,16 +1104,20 @@ static const char *kind_name(uint8_t kind)
 static void write_stack_json(struct fb_buf *b, const struct fb_track_site *s)
 {
     fb_fmt_puts(b, "[");
+    int first = 1;
     for (unsigned i = 0; s && i < s->depth; i++) {
-        struct fb_report_frame f;
-        fb_report_frame(s, i, &f);
-        fb_fmt_puts(b, i ? ",{\"function\":" : "{\"function\":");
-        json_str(b, f.sym.func);
-        fb_fmt_puts(b, ",\"file\":");
-        json_str(b, f.sym.file);
-        fb_fmt_append(b, ",\"line\":%d,\"module\":", f.sym.line);
-        json_str(b, f.module);
-        fb_fmt_append(b, ",\"offset\":%lu}", (unsigned long)f.offset);
+        struct fb_report_frame fs[FB_SYM_MAX_INLINE];
+        unsigned n = fb_report_frames(s, i, fs, FB_SYM_MAX_INLINE);
+        for (unsigned j = 0; j < n; j++, first = 0) {
+            const struct fb_report_frame *f = &fs[j];
+            fb_fmt_puts(b, first ? "{\"function\":" : ",{\"function\":");
+            json_str(b, f->sym.func);
+            fb_fmt_puts(b, ",\"file\":");
+            json_str(b, f->sym.file);
+            fb_fmt_append(b, ",\"line\":%d,\"module\":", f->sym.line);
+            json_str(b, f->module);
+            fb_fmt_append(b, ",\"offset\":%lu}", (unsigned long)f->offset);
+        }
     }
     fb_fmt_puts(b, "]");
 }
@@ -1122,16 +1128,20 @@ static void write_stack_folded(struct fb_buf *b, const struct fb_track_site *s,
                                uint64_t bytes)
 {
     for (unsigned i = s ? s->depth : 0; i-- > 0;) {
-        struct fb_report_frame f;
-        fb_report_frame(s, i, &f);
-        if (f.sym.func[0]) {
-            /* ';' and ' ' separate fields: keep them out of names. */
-            for (const char *c = f.sym.func; *c; c++)
-                fb_fmt_append(b, "%c", (*c == ';' || *c == ' ') ? '_' : *c);
-        } else {
-            fb_fmt_append(b, "%s+0x%lx", fb_report_base_name(f.module), (unsigned long)f.offset);
+        struct fb_report_frame fs[FB_SYM_MAX_INLINE];
+        unsigned n = fb_report_frames(s, i, fs, FB_SYM_MAX_INLINE);
+        for (unsigned j = n; j-- > 0;) {      /* outermost first */
+            const struct fb_report_frame *f = &fs[j];
+            if (f->sym.func[0]) {
+                /* ';' and ' ' separate fields: keep them out of names. */
+                for (const char *c = f->sym.func; *c; c++)
+                    fb_fmt_append(b, "%c", (*c == ';' || *c == ' ') ? '_' : *c);
+            } else {
+                fb_fmt_append(b, "%s+0x%lx", fb_report_base_name(f->module),
+                              (unsigned long)f->offset);
+            }
+            fb_fmt_puts(b, i || j ? ";" : "");
         }
-        fb_fmt_puts(b, i ? ";" : "");
     }
     fb_fmt_append(b, " %lu\n", (unsigned long)bytes);
 }

@@ -44,6 +44,8 @@
 /* Types and prototypes only (libdw-dev): every function is reached through
  * a pointer from dlsym, declared with __typeof__ so the compiler checks our
  * calls against the real prototypes. */
+#include <dwarf.h>
+#include <elfutils/libdw.h>
 #include <elfutils/libdwfl.h>
 
 #include "fb.h"
@@ -73,6 +75,18 @@ static struct {
     FB_SYM_DW_FN(dwfl_build_id_find_elf);
     FB_SYM_DW_FN(dwfl_standard_find_debuginfo);
     FB_SYM_DW_FN(dwfl_offline_section_address);
+    /* Inlined frames (optional: without them, one frame per address). */
+    bool inline_ok;
+    FB_SYM_DW_FN(dwfl_module_addrdie);
+    FB_SYM_DW_FN(dwarf_getscopes);
+    FB_SYM_DW_FN(dwarf_getscopes_die);
+    FB_SYM_DW_FN(dwarf_tag);
+    FB_SYM_DW_FN(dwarf_attr_integrate);
+    FB_SYM_DW_FN(dwarf_formstring);
+    FB_SYM_DW_FN(dwarf_formudata);
+    FB_SYM_DW_FN(dwarf_diename);
+    FB_SYM_DW_FN(dwarf_getsrcfiles);
+    FB_SYM_DW_FN(dwarf_filesrc);
     Dwfl_Callbacks callbacks;
 } fb_sym_dw;
 
@@ -106,9 +120,21 @@ static void fb_sym_dw_load(void)
     FB_SYM_DW_GET(dwfl_build_id_find_elf);
     FB_SYM_DW_GET(dwfl_standard_find_debuginfo);
     FB_SYM_DW_GET(dwfl_offline_section_address);
-#undef FB_SYM_DW_GET
     if (!ok)
         return;   /* a libdw too old or too odd: use the ELF fallback */
+    FB_SYM_DW_GET(dwfl_module_addrdie);
+    FB_SYM_DW_GET(dwarf_getscopes);
+    FB_SYM_DW_GET(dwarf_getscopes_die);
+    FB_SYM_DW_GET(dwarf_tag);
+    FB_SYM_DW_GET(dwarf_attr_integrate);
+    FB_SYM_DW_GET(dwarf_formstring);
+    FB_SYM_DW_GET(dwarf_formudata);
+    FB_SYM_DW_GET(dwarf_diename);
+    FB_SYM_DW_GET(dwarf_getsrcfiles);
+    FB_SYM_DW_GET(dwarf_filesrc);
+#undef FB_SYM_DW_GET
+    fb_sym_dw.inline_ok = ok;
+    ok = true;
     /* What eu-addr2line uses for files on disk.  find_elf is never needed
      * for offline modules (the file is opened when reported) but libdwfl
      * expects a valid callback.  debuginfo_path NULL is the default
@@ -242,6 +268,11 @@ struct fb_sym_entry {
     uintptr_t addr;
     const char *func, *file;        /* interned */
     int line;
+    /* The frames of the address with its inlined calls, innermost first
+     * (fb_sym_lookup_inline), once known: nchain of them, all present
+     * when have == all bits of nchain. */
+    uint8_t nchain, have;
+    struct fb_sym *chain;
 };
 
 static struct {
@@ -619,6 +650,132 @@ static const char *fb_sym_elf_find(const struct fb_sym_mod *m, uint64_t addr)
     return sizeless;
 }
 
+/* ---- inlined calls, as addr2line -i ---------------------------------------- */
+
+/*
+ * One address of optimised code may be several frames: the innermost
+ * inlined function, the functions it was inlined into, and finally the
+ * function the code belongs to.  From the DWARF scopes at the address
+ * (innermost first): each DW_TAG_inlined_subroutine is a frame named
+ * after its abstract origin (the linkage name, demangled, else the plain
+ * name), at the line the line table gives for the innermost one and, for
+ * each outer one, at the call site (DW_AT_call_file/call_line) of the
+ * frame it inlined; the enclosing DW_TAG_subprogram ends the chain, named
+ * as fb_sym_lookup names it.  Without libdw's scope functions or DWARF the
+ * chain is the single frame fb_sym_lookup gives.
+ */
+static const char *fb_sym_die_name(Dwarf_Die *die, char *buf, size_t cap)
+{
+    Dwarf_Attribute at;
+    const char *n = NULL;
+    if (fb_sym_dw.dwarf_attr_integrate(die, DW_AT_linkage_name, &at) ||
+        fb_sym_dw.dwarf_attr_integrate(die, DW_AT_MIPS_linkage_name, &at))
+        n = fb_sym_dw.dwarf_formstring(&at);
+    if (!n)
+        n = fb_sym_dw.dwarf_diename(die);
+    if (!n)
+        return NULL;
+    return fb_sym_demangle(n, buf, cap);
+}
+
+/* The source file of index idx in cu's file table, absolute when the CU
+ * has an absolute compilation directory; NULL if unknown. */
+static const char *fb_sym_cu_file(Dwarf_Die *cu, Dwarf_Word idx)
+{
+    Dwarf_Files *files = NULL;
+    size_t nfiles = 0;
+    if (fb_sym_dw.dwarf_getsrcfiles(cu, &files, &nfiles) != 0 || idx >= nfiles)
+        return NULL;
+    const char *src = fb_sym_dw.dwarf_filesrc(files, idx, NULL, NULL);
+    if (!src || !*src)
+        return NULL;
+    if (src[0] != '/') {
+        Dwarf_Attribute at;
+        const char *dir = fb_sym_dw.dwarf_attr_integrate(cu, DW_AT_comp_dir, &at)
+                              ? fb_sym_dw.dwarf_formstring(&at)
+                              : NULL;
+        if (dir && dir[0] == '/') {
+            char joined[1024];
+            snprintf(joined, sizeof joined, "%s/%s", dir, src);
+            fb_sym_normalize(joined);
+            return fb_sym_intern(joined);
+        }
+    }
+    return fb_sym_intern(src);
+}
+
+/* The chain at addr (innermost first) into out; base is fb_sym_lookup's
+ * answer.  Returns the number of frames, 0 if DWARF says nothing. */
+static int fb_sym_dw_chain(const struct fb_sym_mod *m, uintptr_t addr,
+                           const struct fb_sym *base, struct fb_sym *out, int max)
+{
+    if (!m->dwfl || !fb_sym_dw.inline_ok)
+        return 0;
+    Dwarf_Addr a = (Dwarf_Addr)addr + m->dw_bias, cubias = 0;
+    Dwarf_Die *cu = fb_sym_dw.dwfl_module_addrdie(m->dwmod, a, &cubias);
+    if (!cu)
+        return 0;
+    /* The scopes at the address lead to the innermost function instance
+     * (inlined or not); its chain of containing DIEs in the concrete tree
+     * then holds each function it was inlined into (as eu-addr2line -i:
+     * past an inlined instance, dwarf_getscopes goes on into the inlined
+     * function's abstract definition, not into its caller). */
+    Dwarf_Die *at_pc = NULL, *scopes = NULL;
+    int npc = fb_sym_dw.dwarf_getscopes(cu, a - cubias, &at_pc);
+    int ns = 0;
+    for (int i = 0; i < npc; i++) {
+        int tag = fb_sym_dw.dwarf_tag(&at_pc[i]);
+        if (tag == DW_TAG_inlined_subroutine || tag == DW_TAG_subprogram) {
+            ns = fb_sym_dw.dwarf_getscopes_die(&at_pc[i], &scopes);
+            break;
+        }
+    }
+    free(at_pc);
+    int n = 0, ended = 0;
+    const char *file = base->file;
+    int line = base->line;
+    for (int i = 0; i < ns && n < max; i++) {
+        int tag = fb_sym_dw.dwarf_tag(&scopes[i]);
+        if (tag == DW_TAG_subprogram) {
+            out[n] = *base;
+            fb_sym_copy(out[n].file, sizeof out[n].file, file ? file : "");
+            out[n].line = file && *file ? line : 0;
+            n++;
+            ended = 1;
+            break;
+        }
+        if (tag != DW_TAG_inlined_subroutine)
+            continue;
+        const char *name = fb_sym_die_name(&scopes[i], out[n].func, sizeof out[n].func);
+        if (!name)
+            out[n].func[0] = '\0';
+        fb_sym_copy(out[n].file, sizeof out[n].file, file ? file : "");
+        out[n].line = file && *file ? line : 0;
+        n++;
+        /* The next frame is where this one was inlined. */
+        Dwarf_Attribute at;
+        Dwarf_Word cf = 0, cl = 0;
+        file = NULL;
+        line = 0;
+        if (fb_sym_dw.dwarf_attr_integrate(&scopes[i], DW_AT_call_file, &at) &&
+            fb_sym_dw.dwarf_formudata(&at, &cf) == 0)
+            file = fb_sym_cu_file(cu, cf);
+        if (fb_sym_dw.dwarf_attr_integrate(&scopes[i], DW_AT_call_line, &at) &&
+            fb_sym_dw.dwarf_formudata(&at, &cl) == 0)
+            line = (int)cl;
+    }
+    free(scopes);
+    /* Only inlined scopes, no enclosing subprogram: the function itself
+     * at the last call site ends the chain. */
+    if (n > 0 && !ended && n < max) {
+        out[n] = *base;
+        fb_sym_copy(out[n].file, sizeof out[n].file, file ? file : "");
+        out[n].line = file && *file ? line : 0;
+        n++;
+    }
+    return n;
+}
+
 /* ---- results on disk, per build id ------------------------------------- */
 
 /*
@@ -707,6 +864,31 @@ static bool fb_sym_build_id(const char *path, char *hex, size_t cap)
 
 static void fb_sym_cache_put(const struct fb_sym_mod *m, uintptr_t addr,
                              const struct fb_sym *s);
+static struct fb_sym_entry *fb_sym_cache_slot(const struct fb_sym_mod *m,
+                                              uintptr_t addr);
+
+/* Frame k of the n-frame chain at addr, from a "/n/k" line. */
+static void fb_sym_chain_put(const struct fb_sym_mod *m, uintptr_t addr,
+                             const char *nk, const struct fb_sym *s)
+{
+    unsigned n = 0, k = 0;
+    if (sscanf(nk, "/%u/%u", &n, &k) != 2 || n == 0 || n > FB_SYM_MAX_INLINE ||
+        k >= n || !fb_sym.cache_cap)
+        return;
+    struct fb_sym_entry *e = fb_sym_cache_slot(m, addr);
+    if (!e->mod)
+        return;        /* its own line comes first */
+    if (!e->chain) {
+        e->chain = calloc(n, sizeof *e->chain);
+        if (!e->chain)
+            return;
+        e->nchain = (uint8_t)n;
+    }
+    if (e->nchain != n)
+        return;
+    e->chain[k] = *s;
+    e->have |= (uint8_t)(1u << k);
+}
 
 /* Loads m's cached results and opens its file for appending. */
 static void fb_sym_disk_open(struct fb_sym_mod *m)
@@ -744,7 +926,12 @@ static void fb_sym_disk_open(struct fb_sym_mod *m)
             fb_sym_copy(s.func, sizeof s.func, f[1]);
             fb_sym_copy(s.file, sizeof s.file, f[2]);
             s.line = atoi(f[3]);
-            fb_sym_cache_put(m, (uintptr_t)strtoull(f[0], NULL, 16), &s);
+            char *rest;
+            uintptr_t addr = (uintptr_t)strtoull(f[0], &rest, 16);
+            if (*rest == '/')
+                fb_sym_chain_put(m, addr, rest, &s);   /* "/n/k" */
+            else
+                fb_sym_cache_put(m, addr, &s);
         }
         line = nl + 1;
     }
@@ -752,16 +939,21 @@ static void fb_sym_disk_open(struct fb_sym_mod *m)
     m->disk_fd = fd;
 }
 
-/* Appends one result (never one with a tab or newline in it). */
+/* Appends one result (never one with a tab or newline in it): frame k
+ * of an n-frame chain when n > 0.  Only what libdw could answer: without
+ * it, a missing file:line must not be remembered. */
 static void fb_sym_disk_put(const struct fb_sym_mod *m, uintptr_t addr,
-                            const struct fb_sym *s)
+                            const struct fb_sym *s, int n, int k)
 {
-    if (m->disk_fd < 0 || strpbrk(s->func, "\t\n") || strpbrk(s->file, "\t\n"))
+    if (m->disk_fd < 0 || !fb_sym_dw_usable() || strpbrk(s->func, "\t\n") ||
+        strpbrk(s->file, "\t\n"))
         return;
-    char line[1200];
-    int n = snprintf(line, sizeof line, "%lx\t%s\t%s\t%d\n", (unsigned long)addr,
-                     s->func, s->file, s->line);
-    if (n > 0 && (size_t)n < sizeof line && write(m->disk_fd, line, (size_t)n) < 0)
+    char line[1200], nk[32] = "";
+    if (n > 0)
+        snprintf(nk, sizeof nk, "/%d/%d", n, k);
+    int len = snprintf(line, sizeof line, "%lx%s\t%s\t%s\t%d\n", (unsigned long)addr,
+                       nk, s->func, s->file, s->line);
+    if (len > 0 && (size_t)len < sizeof line && write(m->disk_fd, line, (size_t)len) < 0)
         return;   /* best effort */
 }
 
@@ -906,8 +1098,52 @@ void fb_sym_lookup(const char *module, uintptr_t addr, struct fb_sym *out)
         out->line = line;
     }
     fb_sym_cache_put(m, addr, out);
-    fb_sym_disk_put(m, addr, out);
+    fb_sym_disk_put(m, addr, out, 0, 0);
     errno = saved;
+}
+
+int fb_sym_lookup_inline(const char *module, uintptr_t addr, struct fb_sym *out,
+                         int max)
+{
+    if (!out || max <= 0)
+        return 0;
+    fb_sym_lookup(module, addr, &out[0]);
+    if (max == 1)
+        return 1;
+    int saved = errno;
+    struct fb_sym_mod *m = fb_sym_module(module ? module : "");
+    struct fb_sym_entry *e = m && fb_sym.cache_cap ? fb_sym_cache_slot(m, addr) : NULL;
+    if (e && !e->mod)
+        e = NULL;
+    if (e && e->chain && e->have == (uint8_t)((1u << e->nchain) - 1)) {
+        int n = e->nchain < max ? e->nchain : max;
+        memcpy(out, e->chain, (size_t)n * sizeof *out);
+        errno = saved;
+        return n;
+    }
+    struct fb_sym base = out[0];
+    struct fb_sym chain[FB_SYM_MAX_INLINE];
+    int n = 0;
+    if (m) {
+        if (!m->dw_tried)
+            fb_sym_dw_attach(m);   /* the base may have come from a cache */
+        n = fb_sym_dw_chain(m, addr, &base, chain, FB_SYM_MAX_INLINE);
+    }
+    if (n <= 0) {
+        chain[0] = base;
+        n = 1;
+    }
+    if (e && !e->chain && (e->chain = malloc((size_t)n * sizeof *e->chain))) {
+        memcpy(e->chain, chain, (size_t)n * sizeof *chain);
+        e->nchain = (uint8_t)n;
+        e->have = (uint8_t)((1u << n) - 1);
+    }
+    for (int k = 0; m && k < n; k++)
+        fb_sym_disk_put(m, addr, &chain[k], n, k);
+    n = n < max ? n : max;
+    memcpy(out, chain, (size_t)n * sizeof *out);
+    errno = saved;
+    return n;
 }
 
 void fb_sym_close(void)
@@ -922,6 +1158,8 @@ void fb_sym_close(void)
         fb_sym.chunks = c->next;
         free(c);
     }
+    for (size_t i = 0; i < fb_sym.cache_cap; i++)
+        free(fb_sym.cache[i].chain);
     free(fb_sym.cache);
     free(fb_sym.strs);
     /* libdw and libstdc++ stay loaded: unloading them at exit gains

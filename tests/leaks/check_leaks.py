@@ -807,6 +807,7 @@ class Driver:
                      'ctor', 'callbacks', 'end_pointer'):
             self.corpus(prog, prog)
         self.case('big-100MB-30-runs', self.big_case)
+        self.corpus('inlined-frames', 'inlined', after=self.after_inlined)
         self.corpus('dlopen-dlclose', 'dl_main',
                     args=[self.module('libleakdl.so')],
                     extra_sources=['dl_lib.c'], after=self.after_dl)
@@ -858,6 +859,30 @@ class Driver:
                      % (len(bad), runs, bad[0][0], bad[0][1]))
         else:
             ctx.notes.append('%d of %d runs right' % (runs, runs))
+
+    def after_inlined(self, ctx, rep, res):
+        """inlined.c (-O2): make_inner, inlined into make_middle, inlined
+        into leak_outer: three frames at the same offset, each at its own
+        line (the malloc, then each call), as addr2line -i."""
+        spec_sites = {}
+        with open(self.source('inlined')) as f:
+            for i, line in enumerate(f, 1):
+                m = MARK_RE.search(line)
+                if m:
+                    spec_sites[m.group(1)] = i
+        want = [('make_inner', spec_sites['inner']),
+                ('make_middle', spec_sites['middle']),
+                ('leak_outer', spec_sites['outer'])]
+        for g in rep['leaks']:
+            st = g['stack']
+            got = [(fr.get('function'), fr.get('line')) for fr in st[:3]]
+            if got != want:
+                ctx.fail('frames #0-#2 %s, expected %s' % (got, want))
+            elif len({fr.get('offset') for fr in st[:3]}) != 1:
+                ctx.fail('frames #0-#2 at different offsets: %s'
+                         % [fr.get('offset') for fr in st[:3]])
+            elif len(st) < 4 or st[3].get('function') != 'main':
+                ctx.fail('frame #3 should be main: %s' % short_stack(g))
 
     def after_dl(self, ctx, rep, res):
         for g in rep['leaks']:
