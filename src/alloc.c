@@ -226,9 +226,10 @@ static void *malloc_raw(size_t n, uintptr_t ra)
         return NULL;
     if (fb_unlikely(t->state == FB_T_NEW) && !t->busy)
         thread_first(t);
-    if (t->state == FB_T_ACTIVE && n <= fb_g.max_small && !t->busy &&
+    size_t padded = fb_track_pad(n);       /* n, or n + 1: track.h */
+    if (t->state == FB_T_ACTIVE && padded <= fb_g.max_small && !t->busy &&
         !routed_away(t, ra)) {
-        size_t sz = n ? (n + 15) & ~(size_t)15 : FB_ALIGN;
+        size_t sz = padded ? (padded + 15) & ~(size_t)15 : FB_ALIGN;
         void *p = fb_epoch_alloc(sz, ra);
         if (p) {
             if (fb_observe)
@@ -236,12 +237,12 @@ static void *malloc_raw(size_t n, uintptr_t ra)
             return p;
         }
     }
-    return backend_result(fb_je_malloc(n), n);
+    return backend_result(fb_je_malloc(padded), n);
 }
 
 static void *memalign_raw(size_t align, size_t n)
 {
-    return backend_result(fb_je_memalign(align, n), n);
+    return backend_result(fb_je_memalign(align, fb_track_pad(n)), n);
 }
 
 static size_t usable_raw(const void *p)
@@ -321,7 +322,7 @@ void *fb_alloc_calloc(size_t n, uintptr_t ra)
         return fb_canary_alloc(FB_ALIGN, n, 1);
     if (fb_fail_reject(n))
         return NULL;
-    return backend_result(fb_je_calloc(n), n);
+    return backend_result(fb_je_calloc(fb_track_pad(n)), n);
 }
 
 /* realloc of a buffer object p (n > 0).  On NULL, p is untouched. */
@@ -337,7 +338,7 @@ static void *realloc_buffer(void *p, size_t n, uintptr_t ra)
         errno = EINVAL;
         return NULL;
     }
-    if (fb_epoch_resize(p, usable, n)) {
+    if (fb_epoch_resize(p, usable, fb_track_pad(n))) {
         if (fb_track_on || fb_trace_on)
             observe_resize(p, n);
         return p;
@@ -372,7 +373,7 @@ void *fb_alloc_realloc(void *p, size_t n, uintptr_t ra)
      * result as a new allocation. */
     if (fb_observe)
         observe_big_free(p);
-    void *q = fb_je_realloc(p, n);
+    void *q = fb_je_realloc(p, fb_track_pad(n));
     if (fb_unlikely(!q)) {
         if (fb_observe)                  /* still there, unchanged */
             observe_big(p, fb_je_usable(p));

@@ -36,6 +36,7 @@
 #include <time.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "backend.h"
@@ -92,10 +93,15 @@ static void vec_free(struct vec *v)
 struct thread_rec {
     uintptr_t lo, hi, tp;
     pthread_t id;
+    pid_t tid;
     int used;
     _Atomic uintptr_t sp;       /* answered by the thread (exit check) */
+    _Atomic unsigned ask;       /* nonzero: stop until resume_gen reaches it */
     uintptr_t paused_sp;
 };
+
+/* The calling thread's record, for the stop signal's handler. */
+static __thread struct thread_rec *my_rec __attribute__((tls_model("initial-exec")));
 
 #define FB_MAX_THREADS 65536
 static struct thread_rec *threads;
@@ -130,7 +136,10 @@ void fb_leak_register_thread(void)
                 threads[i].hi = (uintptr_t)addr + size;
                 threads[i].tp = thread_pointer();
                 threads[i].id = pthread_self();
+                threads[i].tid = (pid_t)syscall(SYS_gettid);
+                atomic_store(&threads[i].ask, 0);
                 threads[i].used = 1;
+                my_rec = &threads[i];
                 if (i + 1 > nthreads_hw)
                     nthreads_hw = i + 1;
                 break;
@@ -149,6 +158,7 @@ void fb_leak_unregister_thread(void)
     for (size_t i = 0; threads && i < nthreads_hw; i++)
         if (threads[i].used && pthread_equal(threads[i].id, me))
             threads[i].used = 0;
+    my_rec = NULL;
     pthread_mutex_unlock(&thread_lock);
 }
 
@@ -156,9 +166,12 @@ void fb_leak_fork_child(void)
 {
     pthread_t me = pthread_self();
     pthread_mutex_init(&thread_lock, NULL);
-    for (size_t i = 0; threads && i < nthreads_hw; i++)
+    for (size_t i = 0; threads && i < nthreads_hw; i++) {
         if (threads[i].used && !pthread_equal(threads[i].id, me))
             threads[i].used = 0;
+        else if (threads[i].used)
+            threads[i].tid = (pid_t)syscall(SYS_gettid);   /* the child's */
+    }
 }
 
 /* ---------------------------------------------------------------------- */
@@ -463,13 +476,26 @@ void fb_leak_init(void)
 /* Static TLS below the thread pointer, the thread control block above it,
  * and the DTV it points to: ld.so's own allocations (the main thread's DTV
  * and static TLS come from its private allocator) hold the only pointers
- * to dynamic TLS blocks. */
-static void scan_tls(uintptr_t tp)
+ * to dynamic TLS blocks.
+ *
+ * live_sp: where the thread's live stack begins (0: unknown).  A thread
+ * glibc created keeps its static TLS at the top of its stack block, right
+ * above its stack, and the size ld.so reports is the largest static TLS
+ * any thread may need (surplus included), so tp - static_size can reach
+ * below the stack pointer of a thread with a shallow stack: into its dead
+ * frames and, on the thread running the check, our own, where stale
+ * copies of leaked pointers lie (exit() from a thread's start routine hid
+ * both leaks of tests/leaks/exit_thread_leak.c).  The live stack from
+ * live_sp up is scanned as the stack anyway. */
+static void scan_tls(uintptr_t tp, uintptr_t live_sp)
 {
     size_t static_size = 4096, align = 64;
     if (tls_info)
         tls_info(&static_size, &align);
-    scan_thread_area(tp - static_size, tp + 4096, tp);
+    uintptr_t lo = tp - static_size;
+    if (live_sp > lo && live_sp < tp)
+        lo = live_sp;
+    scan_thread_area(lo, tp + 4096, tp);
     uintptr_t *dtv = ((uintptr_t **)tp)[1];
     if (dtv && find((uintptr_t)dtv) < 0) {
         /* dtv[-1] holds the number of entries; each entry is two words. */
@@ -618,82 +644,190 @@ static void mark_linker_blocks(void)
  * Stopping the other threads at exit.  They keep running otherwise, and a
  * thread that frees or moves a pointer while we scan makes a live block
  * look leaked (LeakSanitizer stops the world with ptrace for this).  We
- * signal each registered thread; its handler notes its stack pointer and
- * waits until the scan is over.  The handler's frame sits right below the
- * interrupted one, with the interrupted registers in the signal frame just
- * above, so scanning from that stack pointer covers the thread's live
- * frames and registers and skips its dead frames.  While threads wait,
- * the scan takes no lock (a waiting thread may hold any).  Only at exit:
- * the signal cuts a sleep() short, harmless when the process is ending.
+ * signal every registered thread at once; each handler notes its stack
+ * pointer and waits until the scan is over.  The handler's frame sits
+ * right below the interrupted one, with the interrupted registers in the
+ * signal frame just above, so scanning from that stack pointer covers the
+ * thread's live frames and registers and skips its dead frames.  While
+ * threads wait, the scan takes no lock (a waiting thread may hold any).
+ * Only at exit: the signal cuts a sleep() short, harmless when the
+ * process is ending.
+ *
+ * A thread that blocks the signal (thread pools block every signal in
+ * their workers) would never answer: its mask is read from
+ * /proc/self/task/<tid>/status first and it is not asked at all (its
+ * whole stack is scanned instead).  The others get one deadline for all of
+ * them, never one per thread: 50 threads blocking signals made exit take
+ * 10 s when each cost a 200 ms timeout.
+ *
+ * A thread asked in one check stops only until resume_gen reaches the
+ * generation it was asked for, so an answer that comes late (after the
+ * deadline) returns at once instead of waiting for a later check; and the
+ * handler stays installed if anyone did not answer, so a late signal
+ * never meets the default action (which for a real-time signal is death).
  */
 #define FB_LEAK_SIGNAL (SIGRTMIN + 6)
-static struct thread_rec *_Atomic asked;
 static _Atomic unsigned resume_gen;
 static sem_t answered;
 static struct sigaction pause_old;
-static int paused_any;
+static int paused_any, handler_installed;
 
 static void pause_handler(int sig)
 {
     (void)sig;
     int saved = errno;
-    struct thread_rec *t = atomic_load(&asked);
-    if (t && pthread_equal(t->id, pthread_self())) {
-        unsigned gen = atomic_load(&resume_gen);
+    struct thread_rec *t = my_rec;
+    unsigned gen = t ? atomic_load(&t->ask) : 0;
+    if (gen && atomic_load(&resume_gen) < gen) {
         atomic_store(&t->sp, (uintptr_t)__builtin_frame_address(0));
         sem_post(&answered);
         struct timespec ms = {0, 1000 * 1000};
-        while (atomic_load(&resume_gen) == gen)
+        while (atomic_load(&resume_gen) < gen)
             nanosleep(&ms, NULL);
     }
     errno = saved;
 }
 
-/* Stops thread t; returns its stack pointer, or 0 if it did not answer
- * (signal blocked, or gone) within 200 ms. */
-static uintptr_t pause_thread(struct thread_rec *t)
+/* Whether thread tid blocks sig, from its SigBlk line (a hex mask, bit
+ * sig-1).  Unknown counts as not blocked: then the deadline decides. */
+static int signal_blocked(pid_t tid, int sig)
+{
+    char path[64], buf[2048];
+    struct fb_buf b;
+    fb_fmt_buf_init(&b, path, sizeof path, -1);
+    fb_fmt_append(&b, "/proc/self/task/%d/status", (int)tid);
+    path[b.len < sizeof path ? b.len : sizeof path - 1] = '\0';
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    const char *l = strstr(buf, "\nSigBlk:");
+    if (!l)
+        return 0;
+    l += 9;
+    while (*l == ' ' || *l == '\t')
+        l++;
+    uint64_t mask = hex(&l);
+    return (mask >> (sig - 1)) & 1;
+}
+
+/* The user stack pointer of thread tid if it is blocked in a system call,
+ * from /proc/self/task/<tid>/syscall ("nr args... sp pc"), else 0.  For a
+ * thread that cannot be stopped: while it waits in the kernel its live
+ * stack is exactly [sp, top), and scanning only that keeps its dead frames
+ * (stale pointers) out and the untouched rest of an 8 MiB stack unread. */
+static uintptr_t blocked_sp(pid_t tid)
+{
+    char path[64], buf[512];
+    struct fb_buf b;
+    fb_fmt_buf_init(&b, path, sizeof path, -1);
+    fb_fmt_append(&b, "/proc/self/task/%d/syscall", (int)tid);
+    path[b.len < sizeof path ? b.len : sizeof path - 1] = '\0';
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0 || buf[0] == 'r')            /* "running" */
+        return 0;
+    buf[n] = '\0';
+    /* The last two fields: sp and pc. */
+    const char *f[2] = {NULL, NULL};
+    for (char *c = buf; *c; c++)
+        if (*c == ' ' && c[1] == '0' && c[2] == 'x') {
+            f[0] = f[1];
+            f[1] = c + 3;
+        }
+    if (!f[0])
+        return 0;
+    return hex(&f[0]);
+}
+
+/* Stops every registered thread but the caller; each one's paused_sp is
+ * its stack pointer, or 0 if it did not answer (signal blocked, or gone)
+ * within 200 ms of the first request. */
+static void pause_threads(pthread_t me)
 {
     static int ready;
     if (!ready) {
         if (sem_init(&answered, 0, 0) != 0)
-            return 0;
+            return;
         ready = 1;
     }
-    if (!paused_any) {
+    if (!handler_installed) {
         struct sigaction sa;
         memset(&sa, 0, sizeof sa);
         sa.sa_handler = pause_handler;
         sa.sa_flags = SA_RESTART;
         sigemptyset(&sa.sa_mask);
         if (sigaction(FB_LEAK_SIGNAL, &sa, &pause_old) != 0)
-            return 0;
-        paused_any = 1;
+            return;
+        handler_installed = 1;
     }
-    atomic_store(&t->sp, 0);
-    atomic_store(&asked, t);
-    uintptr_t sp = 0;
-    if (pthread_kill(t->id, FB_LEAK_SIGNAL) == 0) {
-        struct timespec deadline;
-        clock_gettime(CLOCK_REALTIME, &deadline);
-        deadline.tv_nsec += 200 * 1000 * 1000;
-        if (deadline.tv_nsec >= 1000000000) {
-            deadline.tv_sec++;
-            deadline.tv_nsec -= 1000000000;
+    paused_any = 1;
+    unsigned gen = atomic_load(&resume_gen) + 1;
+    size_t sent = 0;
+    for (size_t i = 0; i < nthreads_hw; i++) {
+        struct thread_rec *t = &threads[i];
+        if (!t->used || pthread_equal(t->id, me))
+            continue;
+        if (signal_blocked(t->tid, FB_LEAK_SIGNAL)) {
+            /* Not stopped: what it waits in may return while we scan,
+             * as before this check stopped threads at all.  128: the
+             * red zone below sp that a leaf function may use. */
+            uintptr_t sp = blocked_sp(t->tid);
+            t->paused_sp = sp > t->lo + 128 && sp < t->hi ? sp - 128 : 0;
+            continue;
         }
-        while (sem_timedwait(&answered, &deadline) != 0 && errno == EINTR)
-            ;
-        sp = atomic_load(&t->sp);
+        atomic_store(&t->sp, 0);
+        atomic_store(&t->ask, gen);
+        if (pthread_kill(t->id, FB_LEAK_SIGNAL) == 0)
+            sent++;
+        else
+            atomic_store(&t->ask, 0);
     }
-    atomic_store(&asked, NULL);
-    return sp;
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_nsec += 200 * 1000 * 1000;
+    if (deadline.tv_nsec >= 1000000000) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000;
+    }
+    for (size_t got = 0; got < sent;) {
+        if (sem_timedwait(&answered, &deadline) == 0)
+            got++;
+        else if (errno != EINTR)
+            break;
+    }
+    for (size_t i = 0; i < nthreads_hw; i++)
+        if (threads[i].used && atomic_load(&threads[i].ask) == gen)
+            threads[i].paused_sp = atomic_load(&threads[i].sp);
 }
 
 static void resume_threads(void)
 {
     if (!paused_any)
         return;
+    int all_answered = 1;
+    for (size_t i = 0; i < nthreads_hw; i++) {
+        struct thread_rec *t = &threads[i];
+        if (atomic_load(&t->ask)) {
+            all_answered &= atomic_load(&t->sp) != 0;
+            atomic_store(&t->ask, 0);
+        }
+    }
     atomic_fetch_add(&resume_gen, 1);
-    sigaction(FB_LEAK_SIGNAL, &pause_old, NULL);
+    /* Late answers were counted on the semaphore: drop them. */
+    while (sem_trywait(&answered) == 0)
+        ;
+    if (all_answered && handler_installed) {
+        sigaction(FB_LEAK_SIGNAL, &pause_old, NULL);
+        handler_installed = 0;
+    }
     paused_any = 0;
 }
 
@@ -717,7 +851,7 @@ static FB_NOINLINE void mark_roots(int at_exit, const struct fb_leak_caller *cal
     pthread_t me = pthread_self();
     struct exit_frame ef = {0, 0, {0}};
     int have_exit_frame = 0;
-    uintptr_t top = 0;
+    uintptr_t top = 0, my_sp = 0;   /* the live part of our stack */
 
     /* Everything that takes a lock comes first. */
     segs.n = 0;
@@ -726,11 +860,10 @@ static FB_NOINLINE void mark_roots(int at_exit, const struct fb_leak_caller *cal
         have_exit_frame = find_exit_frame(&ef);
     else if (caller)
         top = caller_top();
-    for (size_t i = 0; threads && i < nthreads_hw; i++) {
-        struct thread_rec *t = &threads[i];
-        if (t->used && !pthread_equal(t->id, me))
-            t->paused_sp = at_exit ? pause_thread(t) : 0;
-    }
+    for (size_t i = 0; threads && i < nthreads_hw; i++)
+        threads[i].paused_sp = 0;     /* 0: scan the whole stack */
+    if (threads && at_exit)
+        pause_threads(me);
 
     /* Other threads are stopped (at exit): no locks from here on. */
     mark_linker_blocks();
@@ -741,10 +874,12 @@ static FB_NOINLINE void mark_roots(int at_exit, const struct fb_leak_caller *cal
         scan_root((uintptr_t)caller->regs,
                   (uintptr_t)caller->regs + sizeof caller->regs[0].__jmpbuf);
         scan_thread_area(caller->sp, top > caller->sp ? top : stack_end_of(caller->sp), me_tp);
+        my_sp = caller->sp;
     } else if (have_exit_frame) {
         for (size_t i = 0; i < 6; i++)
             scan_word(ef.regs[i]);
         scan_thread_area(ef.sp, ef.top ? ef.top : stack_end_of(ef.sp), me_tp);
+        my_sp = ef.sp;
     } else {
         /* Exit without an exit() frame: the whole live stack, with our
          * registers spilled into a jmp_buf on it. */
@@ -753,8 +888,9 @@ static FB_NOINLINE void mark_roots(int at_exit, const struct fb_leak_caller *cal
         setjmp(regs);
         uintptr_t sp = (uintptr_t)&regs;
         scan_thread_area(sp, stack_end_of(sp), me_tp);
+        my_sp = sp;
     }
-    scan_tls(me_tp);
+    scan_tls(me_tp, my_sp);
     for (size_t i = 0; i < segs.n; i++) {
         const struct range *r = (const struct range *)segs.p + i;
         scan_root(r->lo, r->hi);
@@ -766,8 +902,9 @@ static FB_NOINLINE void mark_roots(int at_exit, const struct fb_leak_caller *cal
         uintptr_t from = t->paused_sp;
         /* Without an answer: the whole stack, dead frames included (a
          * stale pointer there may hide a leak, never invent one). */
-        scan_thread_area(from >= t->lo && from < t->hi ? from : t->lo, t->hi, t->tp);
-        scan_tls(t->tp);
+        int live = from >= t->lo && from < t->hi;
+        scan_thread_area(live ? from : t->lo, t->hi, t->tp);
+        scan_tls(t->tp, live ? from : 0);
     }
 }
 
@@ -925,13 +1062,15 @@ static int suppressed(const struct fb_track_site *s)
     if (!supp.n || !s)
         return 0;
     for (unsigned i = 0; i < s->depth; i++) {
-        struct fb_report_frame f;
-        fb_report_frame(s, i, &f);
-        for (size_t k = 0; k < supp.n; k++) {
-            const char *pat = ((char **)supp.p)[k];
-            if (match(pat, f.sym.func) || match(pat, f.module) ||
-                match(pat, f.sym.file))
-                return 1;
+        struct fb_report_frame f[FB_SYM_MAX_INLINE];
+        unsigned n = fb_report_frames(s, i, f, FB_SYM_MAX_INLINE);
+        for (unsigned j = 0; j < n; j++) {
+            for (size_t k = 0; k < supp.n; k++) {
+                const char *pat = ((char **)supp.p)[k];
+                if (match(pat, f[j].sym.func) || match(pat, f[j].module) ||
+                    match(pat, f[j].sym.file))
+                    return 1;
+            }
         }
     }
     return 0;
@@ -965,16 +1104,20 @@ static const char *kind_name(uint8_t kind)
 static void write_stack_json(struct fb_buf *b, const struct fb_track_site *s)
 {
     fb_fmt_puts(b, "[");
+    int first = 1;
     for (unsigned i = 0; s && i < s->depth; i++) {
-        struct fb_report_frame f;
-        fb_report_frame(s, i, &f);
-        fb_fmt_puts(b, i ? ",{\"function\":" : "{\"function\":");
-        json_str(b, f.sym.func);
-        fb_fmt_puts(b, ",\"file\":");
-        json_str(b, f.sym.file);
-        fb_fmt_append(b, ",\"line\":%d,\"module\":", f.sym.line);
-        json_str(b, f.module);
-        fb_fmt_append(b, ",\"offset\":%lu}", (unsigned long)f.offset);
+        struct fb_report_frame fs[FB_SYM_MAX_INLINE];
+        unsigned n = fb_report_frames(s, i, fs, FB_SYM_MAX_INLINE);
+        for (unsigned j = 0; j < n; j++, first = 0) {
+            const struct fb_report_frame *f = &fs[j];
+            fb_fmt_puts(b, first ? "{\"function\":" : ",{\"function\":");
+            json_str(b, f->sym.func);
+            fb_fmt_puts(b, ",\"file\":");
+            json_str(b, f->sym.file);
+            fb_fmt_append(b, ",\"line\":%d,\"module\":", f->sym.line);
+            json_str(b, f->module);
+            fb_fmt_append(b, ",\"offset\":%lu}", (unsigned long)f->offset);
+        }
     }
     fb_fmt_puts(b, "]");
 }
@@ -985,16 +1128,20 @@ static void write_stack_folded(struct fb_buf *b, const struct fb_track_site *s,
                                uint64_t bytes)
 {
     for (unsigned i = s ? s->depth : 0; i-- > 0;) {
-        struct fb_report_frame f;
-        fb_report_frame(s, i, &f);
-        if (f.sym.func[0]) {
-            /* ';' and ' ' separate fields: keep them out of names. */
-            for (const char *c = f.sym.func; *c; c++)
-                fb_fmt_append(b, "%c", (*c == ';' || *c == ' ') ? '_' : *c);
-        } else {
-            fb_fmt_append(b, "%s+0x%lx", fb_report_base_name(f.module), (unsigned long)f.offset);
+        struct fb_report_frame fs[FB_SYM_MAX_INLINE];
+        unsigned n = fb_report_frames(s, i, fs, FB_SYM_MAX_INLINE);
+        for (unsigned j = n; j-- > 0;) {      /* outermost first */
+            const struct fb_report_frame *f = &fs[j];
+            if (f->sym.func[0]) {
+                /* ';' and ' ' separate fields: keep them out of names. */
+                for (const char *c = f->sym.func; *c; c++)
+                    fb_fmt_append(b, "%c", (*c == ';' || *c == ' ') ? '_' : *c);
+            } else {
+                fb_fmt_append(b, "%s+0x%lx", fb_report_base_name(f->module),
+                              (unsigned long)f->offset);
+            }
+            fb_fmt_puts(b, i || j ? ";" : "");
         }
-        fb_fmt_puts(b, i ? ";" : "");
     }
     fb_fmt_append(b, " %lu\n", (unsigned long)bytes);
 }
@@ -1206,9 +1353,15 @@ long fb_leak_check(int at_exit, const struct fb_leak_caller *caller)
             t.indirect_blocks += g->blocks;
         }
     }
-    int fd = fb_plat_output_fd();
-    write_report(fd, &t, FB_REPORT_LEAKS);
-    fb_plat_output_done();
+    /* At exit, nothing to say is said by nothing (as LeakSanitizer does):
+     * a program whose stderr is part of its output must not change under
+     * tracking.  FBMALLOC_LEAKS=all and FBMALLOC_VERBOSE ask for the
+     * report anyway; a check on demand was asked for. */
+    if (!at_exit || t.groups || fb_opt.leaks == FB_LEAKS_ALL || fb_opt.verbose) {
+        int fd = fb_plat_output_fd();
+        write_report(fd, &t, FB_REPORT_LEAKS);
+        fb_plat_output_done();
+    }
     fb_sym_close();
 
     vec_free(&blocks);

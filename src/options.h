@@ -73,8 +73,9 @@ enum fb_opt_type {
       "After reporting a double or invalid free: abort (like glibc) or "    \
       "ignore the call and go on.")                                         \
     X(LEAKS, leaks, FB_OT_ENUM, "0", 0, 0, FB_OF_BOOL, "0|1|all",            \
-      "Record a call stack per allocation and report leaks at exit; all "   \
-      "also lists blocks still reachable.")                                 \
+      "Record a call stack per allocation and report leaks at exit "        \
+      "(nothing when nothing leaked); all also lists blocks still "        \
+      "reachable, and always reports.")                                     \
     X(STACK_DEPTH, stack_depth, FB_OT_INT, "16", 1, 64, 0, NULL,             \
       "Frames recorded per allocation when tracking leaks.")                \
     X(REPORT_FORMAT, report_format, FB_OT_ENUM, "text", 0, 0, 0,             \

@@ -438,9 +438,8 @@ static uint64_t function(const char *name, const char *file)
 }
 
 /* Location id of frame i of s, writing it (and what it needs) when new.
- * One Line per location: the symboliser gives no inlined frames; when it
- * does, they become further Lines of the same location, innermost first,
- * as pprof expects. */
+ * Inlined calls (fb_report_frames) are further Lines of the same
+ * location, innermost first, as pprof expects. */
 static uint64_t location(const struct fb_track_site *s, unsigned i)
 {
     uintptr_t pc = s->frames[i] - 1;         /* the call, not the return */
@@ -450,27 +449,29 @@ static uint64_t location(const struct fb_track_site *s, unsigned i)
         return id;
     if (!id)
         id = ++P.locations.n;
-    struct fb_report_frame f;
-    fb_report_frame(s, i, &f);
-    char unknown[160];
-    const char *name = f.sym.func;
-    if (!name[0]) {
-        /* as the folded report names it */
-        fb_fmt_snprintf(unknown, sizeof unknown, "%s+0x%lx",
-                        fb_report_base_name(f.module), (unsigned long)f.offset);
-        name = unknown;
-    }
-    uint64_t fn = function(name, f.sym.file);
-    uint64_t mp = mapping(s->modules[i], f.offset);
-    struct pb line, m;
-    line.n = 0;
-    pb_uint(&line, 1, fn);
-    pb_uint(&line, 2, (uint64_t)(f.sym.line > 0 ? f.sym.line : 0));
+    struct fb_report_frame fr[8];
+    unsigned nf = fb_report_frames(s, i, fr, 8);
+    struct pb m;
     m.n = 0;
     pb_uint(&m, 1, id);
-    pb_uint(&m, 2, mp);
+    pb_uint(&m, 2, mapping(s->modules[i], fr[0].offset));
     pb_uint(&m, 3, pc);
-    pb_msg(&m, 4, &line);
+    for (unsigned k = 0; k < nf; k++) {
+        const struct fb_report_frame *f = &fr[k];
+        char unknown[160];
+        const char *name = f->sym.func;
+        if (!name[0]) {
+            /* as the folded report names it */
+            fb_fmt_snprintf(unknown, sizeof unknown, "%s+0x%lx",
+                            fb_report_base_name(f->module), (unsigned long)f->offset);
+            name = unknown;
+        }
+        struct pb line;
+        line.n = 0;
+        pb_uint(&line, 1, function(name, f->sym.file));
+        pb_uint(&line, 2, (uint64_t)(f->sym.line > 0 ? f->sym.line : 0));
+        pb_msg(&m, 4, &line);
+    }
     emit(4, &m);
     return id;
 }

@@ -84,6 +84,28 @@ void fb_report_frame(const struct fb_track_site *s, unsigned i,
         memset(&f->sym, 0, sizeof f->sym);
 }
 
+unsigned fb_report_frames(const struct fb_track_site *s, unsigned i,
+                          struct fb_report_frame *f, unsigned max)
+{
+    const struct fb_track_module *m = fb_track_module(s->modules[i]);
+    uintptr_t pc = s->frames[i] - 1;        /* the call, not the return */
+    struct fb_sym sym[FB_SYM_MAX_INLINE];
+    unsigned n = 1;
+    if (m)
+        n = (unsigned)fb_sym_lookup_inline(m->path, pc - m->bias, sym,
+                                           (int)(max < FB_SYM_MAX_INLINE ? max : FB_SYM_MAX_INLINE));
+    else
+        memset(&sym[0], 0, sizeof sym[0]);
+    if (n < 1)
+        n = 1;
+    for (unsigned k = 0; k < n; k++) {
+        f[k].sym = sym[k];
+        f[k].module = m ? m->path : "";
+        f[k].offset = m ? pc - m->bias : pc;
+    }
+    return n;
+}
+
 const char *fb_report_base_name(const char *path)
 {
     const char *s = strrchr(path, '/');
@@ -92,14 +114,17 @@ const char *fb_report_base_name(const char *path)
 
 void fb_report_stack(struct fb_buf *b, const struct fb_track_site *s)
 {
+    unsigned no = 0;
     for (unsigned i = 0; s && i < s->depth; i++) {
-        struct fb_report_frame f;
-        fb_report_frame(s, i, &f);
-        fb_fmt_append(b, "    #%u %s", i, f.sym.func[0] ? f.sym.func : "??");
-        if (f.sym.file[0])
-            fb_fmt_append(b, " at %s:%d", f.sym.file, f.sym.line);
-        fb_fmt_append(b, " (%s+0x%lx)\n", fb_report_base_name(f.module),
-                      (unsigned long)f.offset);
+        struct fb_report_frame f[FB_SYM_MAX_INLINE];
+        unsigned n = fb_report_frames(s, i, f, FB_SYM_MAX_INLINE);
+        for (unsigned k = 0; k < n; k++, no++) {
+            fb_fmt_append(b, "    #%u %s", no, f[k].sym.func[0] ? f[k].sym.func : "??");
+            if (f[k].sym.file[0])
+                fb_fmt_append(b, " at %s:%d", f[k].sym.file, f[k].sym.line);
+            fb_fmt_append(b, " (%s+0x%lx)\n", fb_report_base_name(f[k].module),
+                          (unsigned long)f[k].offset);
+        }
     }
 }
 

@@ -25,7 +25,13 @@ struct fb_report_frame {
 };
 void fb_report_frame(const struct fb_track_site *s, unsigned i,
                      struct fb_report_frame *f);
-/* Writes a stack, one frame a line:
+/* Frame i of s with its inlined calls expanded (fb_sym_lookup_inline):
+ * f[0..n-1], innermost first, all with frame i's module and offset.
+ * Returns n >= 1 (at most max). */
+unsigned fb_report_frames(const struct fb_track_site *s, unsigned i,
+                          struct fb_report_frame *f, unsigned max);
+/* Writes a stack, one frame a line, inlined calls as frames of their own
+ * (numbered on, as addr2line -i prints them):
  *     #0 function at file:line (module+0xoffset) */
 void fb_report_stack(struct fb_buf *b, const struct fb_track_site *s);
 const char *fb_report_base_name(const char *path);

@@ -25,6 +25,7 @@
  * recursion guard, so our mallocs go to jemalloc untracked), hence plain
  * libc (stdio, qsort, strdup) is fine here, unlike in the allocator.
  */
+#define _GNU_SOURCE            /* secure_getenv */
 #include "symbolize.h"
 
 #include <dlfcn.h>
@@ -43,6 +44,8 @@
 /* Types and prototypes only (libdw-dev): every function is reached through
  * a pointer from dlsym, declared with __typeof__ so the compiler checks our
  * calls against the real prototypes. */
+#include <dwarf.h>
+#include <elfutils/libdw.h>
 #include <elfutils/libdwfl.h>
 
 #include "fb.h"
@@ -72,6 +75,18 @@ static struct {
     FB_SYM_DW_FN(dwfl_build_id_find_elf);
     FB_SYM_DW_FN(dwfl_standard_find_debuginfo);
     FB_SYM_DW_FN(dwfl_offline_section_address);
+    /* Inlined frames (optional: without them, one frame per address). */
+    bool inline_ok;
+    FB_SYM_DW_FN(dwfl_module_addrdie);
+    FB_SYM_DW_FN(dwarf_getscopes);
+    FB_SYM_DW_FN(dwarf_getscopes_die);
+    FB_SYM_DW_FN(dwarf_tag);
+    FB_SYM_DW_FN(dwarf_attr_integrate);
+    FB_SYM_DW_FN(dwarf_formstring);
+    FB_SYM_DW_FN(dwarf_formudata);
+    FB_SYM_DW_FN(dwarf_diename);
+    FB_SYM_DW_FN(dwarf_getsrcfiles);
+    FB_SYM_DW_FN(dwarf_filesrc);
     Dwfl_Callbacks callbacks;
 } fb_sym_dw;
 
@@ -105,9 +120,21 @@ static void fb_sym_dw_load(void)
     FB_SYM_DW_GET(dwfl_build_id_find_elf);
     FB_SYM_DW_GET(dwfl_standard_find_debuginfo);
     FB_SYM_DW_GET(dwfl_offline_section_address);
-#undef FB_SYM_DW_GET
     if (!ok)
         return;   /* a libdw too old or too odd: use the ELF fallback */
+    FB_SYM_DW_GET(dwfl_module_addrdie);
+    FB_SYM_DW_GET(dwarf_getscopes);
+    FB_SYM_DW_GET(dwarf_getscopes_die);
+    FB_SYM_DW_GET(dwarf_tag);
+    FB_SYM_DW_GET(dwarf_attr_integrate);
+    FB_SYM_DW_GET(dwarf_formstring);
+    FB_SYM_DW_GET(dwarf_formudata);
+    FB_SYM_DW_GET(dwarf_diename);
+    FB_SYM_DW_GET(dwarf_getsrcfiles);
+    FB_SYM_DW_GET(dwarf_filesrc);
+#undef FB_SYM_DW_GET
+    fb_sym_dw.inline_ok = ok;
+    ok = true;
     /* What eu-addr2line uses for files on disk.  find_elf is never needed
      * for offline modules (the file is opened when reported) but libdwfl
      * expects a valid callback.  debuginfo_path NULL is the default
@@ -233,6 +260,7 @@ struct fb_sym_mod {
     size_t map_len;
     struct fb_sym_func *funcs;
     size_t nfuncs;
+    int disk_fd;             /* the on-disk cache, appended to; -1: none */
 };
 
 struct fb_sym_entry {
@@ -240,6 +268,11 @@ struct fb_sym_entry {
     uintptr_t addr;
     const char *func, *file;        /* interned */
     int line;
+    /* The frames of the address with its inlined calls, innermost first
+     * (fb_sym_lookup_inline), once known: nchain of them, all present
+     * when have == all bits of nchain. */
+    uint8_t nchain, have;
+    struct fb_sym *chain;
 };
 
 static struct {
@@ -361,6 +394,9 @@ static bool fb_sym_is_elf(const char *path)
 static void fb_sym_dw_attach(struct fb_sym_mod *m)
 {
     m->dw_tried = true;
+    /* Loaded at the first address no cache knows (dlopen costs ~1 ms). */
+    if (!fb_sym_dw_disabled)
+        fb_sym_dw_load();
     if (!fb_sym_dw_usable() || !fb_sym_is_elf(m->path))
         return;
     Dwfl *d = fb_sym_dw.dwfl_begin(&fb_sym_dw.callbacks);
@@ -614,6 +650,313 @@ static const char *fb_sym_elf_find(const struct fb_sym_mod *m, uint64_t addr)
     return sizeless;
 }
 
+/* ---- inlined calls, as addr2line -i ---------------------------------------- */
+
+/*
+ * One address of optimised code may be several frames: the innermost
+ * inlined function, the functions it was inlined into, and finally the
+ * function the code belongs to.  From the DWARF scopes at the address
+ * (innermost first): each DW_TAG_inlined_subroutine is a frame named
+ * after its abstract origin (the linkage name, demangled, else the plain
+ * name), at the line the line table gives for the innermost one and, for
+ * each outer one, at the call site (DW_AT_call_file/call_line) of the
+ * frame it inlined; the enclosing DW_TAG_subprogram ends the chain, named
+ * as fb_sym_lookup names it.  Without libdw's scope functions or DWARF the
+ * chain is the single frame fb_sym_lookup gives.
+ */
+static const char *fb_sym_die_name(Dwarf_Die *die, char *buf, size_t cap)
+{
+    Dwarf_Attribute at;
+    const char *n = NULL;
+    if (fb_sym_dw.dwarf_attr_integrate(die, DW_AT_linkage_name, &at) ||
+        fb_sym_dw.dwarf_attr_integrate(die, DW_AT_MIPS_linkage_name, &at))
+        n = fb_sym_dw.dwarf_formstring(&at);
+    if (!n)
+        n = fb_sym_dw.dwarf_diename(die);
+    if (!n)
+        return NULL;
+    return fb_sym_demangle(n, buf, cap);
+}
+
+/* The source file of index idx in cu's file table, absolute when the CU
+ * has an absolute compilation directory; NULL if unknown. */
+static const char *fb_sym_cu_file(Dwarf_Die *cu, Dwarf_Word idx)
+{
+    Dwarf_Files *files = NULL;
+    size_t nfiles = 0;
+    if (fb_sym_dw.dwarf_getsrcfiles(cu, &files, &nfiles) != 0 || idx >= nfiles)
+        return NULL;
+    const char *src = fb_sym_dw.dwarf_filesrc(files, idx, NULL, NULL);
+    if (!src || !*src)
+        return NULL;
+    if (src[0] != '/') {
+        Dwarf_Attribute at;
+        const char *dir = fb_sym_dw.dwarf_attr_integrate(cu, DW_AT_comp_dir, &at)
+                              ? fb_sym_dw.dwarf_formstring(&at)
+                              : NULL;
+        if (dir && dir[0] == '/') {
+            char joined[1024];
+            snprintf(joined, sizeof joined, "%s/%s", dir, src);
+            fb_sym_normalize(joined);
+            return fb_sym_intern(joined);
+        }
+    }
+    return fb_sym_intern(src);
+}
+
+/* The chain at addr (innermost first) into out; base is fb_sym_lookup's
+ * answer.  Returns the number of frames, 0 if DWARF says nothing. */
+static int fb_sym_dw_chain(const struct fb_sym_mod *m, uintptr_t addr,
+                           const struct fb_sym *base, struct fb_sym *out, int max)
+{
+    if (!m->dwfl || !fb_sym_dw.inline_ok)
+        return 0;
+    Dwarf_Addr a = (Dwarf_Addr)addr + m->dw_bias, cubias = 0;
+    Dwarf_Die *cu = fb_sym_dw.dwfl_module_addrdie(m->dwmod, a, &cubias);
+    if (!cu)
+        return 0;
+    /* The scopes at the address lead to the innermost function instance
+     * (inlined or not); its chain of containing DIEs in the concrete tree
+     * then holds each function it was inlined into (as eu-addr2line -i:
+     * past an inlined instance, dwarf_getscopes goes on into the inlined
+     * function's abstract definition, not into its caller). */
+    Dwarf_Die *at_pc = NULL, *scopes = NULL;
+    int npc = fb_sym_dw.dwarf_getscopes(cu, a - cubias, &at_pc);
+    int ns = 0;
+    for (int i = 0; i < npc; i++) {
+        int tag = fb_sym_dw.dwarf_tag(&at_pc[i]);
+        if (tag == DW_TAG_inlined_subroutine || tag == DW_TAG_subprogram) {
+            ns = fb_sym_dw.dwarf_getscopes_die(&at_pc[i], &scopes);
+            break;
+        }
+    }
+    free(at_pc);
+    int n = 0, ended = 0;
+    const char *file = base->file;
+    int line = base->line;
+    for (int i = 0; i < ns && n < max; i++) {
+        int tag = fb_sym_dw.dwarf_tag(&scopes[i]);
+        if (tag == DW_TAG_subprogram) {
+            out[n] = *base;
+            fb_sym_copy(out[n].file, sizeof out[n].file, file ? file : "");
+            out[n].line = file && *file ? line : 0;
+            n++;
+            ended = 1;
+            break;
+        }
+        if (tag != DW_TAG_inlined_subroutine)
+            continue;
+        const char *name = fb_sym_die_name(&scopes[i], out[n].func, sizeof out[n].func);
+        if (!name)
+            out[n].func[0] = '\0';
+        fb_sym_copy(out[n].file, sizeof out[n].file, file ? file : "");
+        out[n].line = file && *file ? line : 0;
+        n++;
+        /* The next frame is where this one was inlined. */
+        Dwarf_Attribute at;
+        Dwarf_Word cf = 0, cl = 0;
+        file = NULL;
+        line = 0;
+        if (fb_sym_dw.dwarf_attr_integrate(&scopes[i], DW_AT_call_file, &at) &&
+            fb_sym_dw.dwarf_formudata(&at, &cf) == 0)
+            file = fb_sym_cu_file(cu, cf);
+        if (fb_sym_dw.dwarf_attr_integrate(&scopes[i], DW_AT_call_line, &at) &&
+            fb_sym_dw.dwarf_formudata(&at, &cl) == 0)
+            line = (int)cl;
+    }
+    free(scopes);
+    /* Only inlined scopes, no enclosing subprogram: the function itself
+     * at the last call site ends the chain. */
+    if (n > 0 && !ended && n < max) {
+        out[n] = *base;
+        fb_sym_copy(out[n].file, sizeof out[n].file, file ? file : "");
+        out[n].line = file && *file ? line : 0;
+        n++;
+    }
+    return n;
+}
+
+/* ---- results on disk, per build id ------------------------------------- */
+
+/*
+ * A build or a test suite starts thousands of processes that report leaks
+ * through the same libraries: libc's first file:line alone costs ~130 ms
+ * (its separate debug file's compressed DWARF is inflated), every time.
+ * So results are also kept on disk, one file per ELF build id under
+ * $XDG_CACHE_HOME/fbmalloc (else ~/.cache/fbmalloc), one line per address:
+ *     <hex module address> TAB <function> TAB <file> TAB <line>
+ * A build id names the file's exact contents, so an entry can never be
+ * stale; a file without one is not cached.  The whole file is read when
+ * its module is first met, misses are appended with one write() each
+ * (O_APPEND: concurrent processes interleave whole lines).  Nothing here
+ * is needed for correctness: any failure just means no cache.  Not in
+ * setuid processes (secure_getenv), and the test hook turns it off.
+ */
+static bool fb_sym_disk_disabled;
+
+static bool fb_sym_cache_dir(char *buf, size_t cap)
+{
+    if (fb_sym_disk_disabled)
+        return false;
+    const char *xdg = secure_getenv("XDG_CACHE_HOME");
+    const char *home = secure_getenv("HOME");
+    int n;
+    if (xdg && xdg[0] == '/')
+        n = snprintf(buf, cap, "%s/fbmalloc", xdg);
+    else if (home && home[0] == '/')
+        n = snprintf(buf, cap, "%s/.cache/fbmalloc", home);
+    else
+        return false;
+    if (n <= 0 || (size_t)n >= cap)
+        return false;
+    /* mkdir -p of the last two components. */
+    char *slash = strrchr(buf, '/');
+    *slash = '\0';
+    mkdir(buf, 0700);
+    *slash = '/';
+    return mkdir(buf, 0700) == 0 || errno == EEXIST;
+}
+
+/* The GNU build id of the ELF file at path, in hex; false if none. */
+static bool fb_sym_build_id(const char *path, char *hex, size_t cap)
+{
+    if (!fb_sym_is_elf(path))
+        return false;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0)
+        return false;
+    bool found = false;
+    Elf64_Ehdr eh;
+    if (pread(fd, &eh, sizeof eh, 0) == (ssize_t)sizeof eh &&
+        eh.e_phentsize == sizeof(Elf64_Phdr) && eh.e_phnum < 256) {
+        Elf64_Phdr ph[256];
+        size_t len = eh.e_phnum * sizeof(Elf64_Phdr);
+        if (pread(fd, ph, len, (off_t)eh.e_phoff) == (ssize_t)len) {
+            for (unsigned i = 0; i < eh.e_phnum && !found; i++) {
+                if (ph[i].p_type != PT_NOTE || ph[i].p_filesz > 65536)
+                    continue;
+                unsigned char note[65536];
+                ssize_t got = pread(fd, note, ph[i].p_filesz, (off_t)ph[i].p_offset);
+                for (size_t at = 0; got > 0 && at + 12 <= (size_t)got && !found;) {
+                    uint32_t nsz, dsz, type;
+                    memcpy(&nsz, note + at, 4);
+                    memcpy(&dsz, note + at + 4, 4);
+                    memcpy(&type, note + at + 8, 4);
+                    size_t name = at + 12, desc = name + ((nsz + 3) & ~3u);
+                    size_t next = desc + ((dsz + 3) & ~3u);
+                    if (next > (size_t)got || next <= at)
+                        break;
+                    if (type == NT_GNU_BUILD_ID && nsz == 4 &&
+                        memcmp(note + name, "GNU", 4) == 0 && dsz &&
+                        dsz * 2 < cap) {
+                        for (uint32_t k = 0; k < dsz; k++)
+                            snprintf(hex + 2 * k, 3, "%02x", note[desc + k]);
+                        found = true;
+                    }
+                    at = next;
+                }
+            }
+        }
+    }
+    close(fd);
+    return found;
+}
+
+static void fb_sym_cache_put(const struct fb_sym_mod *m, uintptr_t addr,
+                             const struct fb_sym *s);
+static struct fb_sym_entry *fb_sym_cache_slot(const struct fb_sym_mod *m,
+                                              uintptr_t addr);
+
+/* Frame k of the n-frame chain at addr, from a "/n/k" line. */
+static void fb_sym_chain_put(const struct fb_sym_mod *m, uintptr_t addr,
+                             const char *nk, const struct fb_sym *s)
+{
+    unsigned n = 0, k = 0;
+    if (sscanf(nk, "/%u/%u", &n, &k) != 2 || n == 0 || n > FB_SYM_MAX_INLINE ||
+        k >= n || !fb_sym.cache_cap)
+        return;
+    struct fb_sym_entry *e = fb_sym_cache_slot(m, addr);
+    if (!e->mod)
+        return;        /* its own line comes first */
+    if (!e->chain) {
+        e->chain = calloc(n, sizeof *e->chain);
+        if (!e->chain)
+            return;
+        e->nchain = (uint8_t)n;
+    }
+    if (e->nchain != n)
+        return;
+    e->chain[k] = *s;
+    e->have |= (uint8_t)(1u << k);
+}
+
+/* Loads m's cached results and opens its file for appending. */
+static void fb_sym_disk_open(struct fb_sym_mod *m)
+{
+    m->disk_fd = -1;
+    char dir[PATH_MAX], id[130], path[PATH_MAX + 140];
+    if (!fb_sym_cache_dir(dir, sizeof dir) || !fb_sym_build_id(m->path, id, sizeof id))
+        return;
+    snprintf(path, sizeof path, "%s/%s.sym", dir, id);
+    int fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0)
+        return;
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > (16 << 20)) {
+        close(fd);
+        return;
+    }
+    char *text = st.st_size ? malloc((size_t)st.st_size + 1) : NULL;
+    ssize_t n = text ? pread(fd, text, (size_t)st.st_size, 0) : 0;
+    for (char *line = text; text && n > 0 && line < text + n;) {
+        char *nl = memchr(line, '\n', (size_t)(text + n - line));
+        if (!nl)
+            break;             /* a line being written: not yet */
+        *nl = '\0';
+        char *f[4] = {line, NULL, NULL, NULL};
+        for (int k = 1; k < 4 && f[k - 1]; k++) {
+            char *tab = strchr(f[k - 1], '\t');
+            if (tab) {
+                *tab = '\0';
+                f[k] = tab + 1;
+            }
+        }
+        if (f[3]) {
+            struct fb_sym s;
+            fb_sym_copy(s.func, sizeof s.func, f[1]);
+            fb_sym_copy(s.file, sizeof s.file, f[2]);
+            s.line = atoi(f[3]);
+            char *rest;
+            uintptr_t addr = (uintptr_t)strtoull(f[0], &rest, 16);
+            if (*rest == '/')
+                fb_sym_chain_put(m, addr, rest, &s);   /* "/n/k" */
+            else
+                fb_sym_cache_put(m, addr, &s);
+        }
+        line = nl + 1;
+    }
+    free(text);
+    m->disk_fd = fd;
+}
+
+/* Appends one result (never one with a tab or newline in it): frame k
+ * of an n-frame chain when n > 0.  Only what libdw could answer: without
+ * it, a missing file:line must not be remembered. */
+static void fb_sym_disk_put(const struct fb_sym_mod *m, uintptr_t addr,
+                            const struct fb_sym *s, int n, int k)
+{
+    if (m->disk_fd < 0 || !fb_sym_dw_usable() || strpbrk(s->func, "\t\n") ||
+        strpbrk(s->file, "\t\n"))
+        return;
+    char line[1200], nk[32] = "";
+    if (n > 0)
+        snprintf(nk, sizeof nk, "/%d/%d", n, k);
+    int len = snprintf(line, sizeof line, "%lx%s\t%s\t%s\t%d\n", (unsigned long)addr,
+                       nk, s->func, s->file, s->line);
+    if (len > 0 && (size_t)len < sizeof line && write(m->disk_fd, line, (size_t)len) < 0)
+        return;   /* best effort */
+}
+
 /* ---- caches ---------------------------------------------------------------- */
 
 static struct fb_sym_mod *fb_sym_module(const char *key)
@@ -639,6 +982,7 @@ static struct fb_sym_mod *fb_sym_module(const char *key)
     }
     m->next = fb_sym.mods;
     fb_sym.mods = m;
+    fb_sym_disk_open(m);
     return fb_sym.last = m;
 }
 
@@ -648,6 +992,8 @@ static void fb_sym_module_free(struct fb_sym_mod *m)
         fb_sym_dw.dwfl_end(m->dwfl);
     if (m->map)
         munmap(m->map, m->map_len);
+    if (m->disk_fd >= 0)
+        close(m->disk_fd);
     free(m->funcs);
     free(m->key);
     free(m->path);
@@ -706,11 +1052,7 @@ void fb_sym_open(void)
 {
     if (fb_sym.opened)
         return;
-    int saved = errno;
     fb_sym.opened = true;
-    if (!fb_sym_dw_disabled)
-        fb_sym_dw_load();
-    errno = saved;
 }
 
 void fb_sym_lookup(const char *module, uintptr_t addr, struct fb_sym *out)
@@ -756,7 +1098,52 @@ void fb_sym_lookup(const char *module, uintptr_t addr, struct fb_sym *out)
         out->line = line;
     }
     fb_sym_cache_put(m, addr, out);
+    fb_sym_disk_put(m, addr, out, 0, 0);
     errno = saved;
+}
+
+int fb_sym_lookup_inline(const char *module, uintptr_t addr, struct fb_sym *out,
+                         int max)
+{
+    if (!out || max <= 0)
+        return 0;
+    fb_sym_lookup(module, addr, &out[0]);
+    if (max == 1)
+        return 1;
+    int saved = errno;
+    struct fb_sym_mod *m = fb_sym_module(module ? module : "");
+    struct fb_sym_entry *e = m && fb_sym.cache_cap ? fb_sym_cache_slot(m, addr) : NULL;
+    if (e && !e->mod)
+        e = NULL;
+    if (e && e->chain && e->have == (uint8_t)((1u << e->nchain) - 1)) {
+        int n = e->nchain < max ? e->nchain : max;
+        memcpy(out, e->chain, (size_t)n * sizeof *out);
+        errno = saved;
+        return n;
+    }
+    struct fb_sym base = out[0];
+    struct fb_sym chain[FB_SYM_MAX_INLINE];
+    int n = 0;
+    if (m) {
+        if (!m->dw_tried)
+            fb_sym_dw_attach(m);   /* the base may have come from a cache */
+        n = fb_sym_dw_chain(m, addr, &base, chain, FB_SYM_MAX_INLINE);
+    }
+    if (n <= 0) {
+        chain[0] = base;
+        n = 1;
+    }
+    if (e && !e->chain && (e->chain = malloc((size_t)n * sizeof *e->chain))) {
+        memcpy(e->chain, chain, (size_t)n * sizeof *chain);
+        e->nchain = (uint8_t)n;
+        e->have = (uint8_t)((1u << n) - 1);
+    }
+    for (int k = 0; m && k < n; k++)
+        fb_sym_disk_put(m, addr, &chain[k], n, k);
+    n = n < max ? n : max;
+    memcpy(out, chain, (size_t)n * sizeof *out);
+    errno = saved;
+    return n;
 }
 
 void fb_sym_close(void)
@@ -771,6 +1158,8 @@ void fb_sym_close(void)
         fb_sym.chunks = c->next;
         free(c);
     }
+    for (size_t i = 0; i < fb_sym.cache_cap; i++)
+        free(fb_sym.cache[i].chain);
     free(fb_sym.cache);
     free(fb_sym.strs);
     /* libdw and libstdc++ stay loaded: unloading them at exit gains
@@ -783,4 +1172,5 @@ void fb_sym_test_disable_libdw(int disable)
 {
     fb_sym_close();
     fb_sym_dw_disabled = disable != 0;
+    fb_sym_disk_disabled = disable != 0;
 }

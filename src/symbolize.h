@@ -42,6 +42,18 @@ void fb_sym_open(void);
  */
 void fb_sym_lookup(const char *module, uintptr_t addr, struct fb_sym *out);
 
+/*
+ * The same frame with its inlined calls expanded, as addr2line -i does:
+ * out[0] is the innermost inlined function at its own file:line, each
+ * next one the function it was inlined into at the line of that call,
+ * and the last the function the code belongs to (as fb_sym_lookup names
+ * it).  Returns the number of frames written (1 when nothing was
+ * inlined, or without DWARF), at most max.
+ */
+#define FB_SYM_MAX_INLINE 8
+int fb_sym_lookup_inline(const char *module, uintptr_t addr, struct fb_sym *out,
+                         int max);
+
 /* Frees what fb_sym_open and lookups cached. */
 void fb_sym_close(void);
 

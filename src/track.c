@@ -2,9 +2,9 @@
  * Allocation tracking: stack capture, call-site table, per-object sites.
  *
  * Capturing a stack is what makes leak tracking expensive: a DWARF unwind
- * (libunwind) costs hundreds of nanoseconds.  Most allocations repeat a
- * stack the thread has seen before, at the same depth, so each thread
- * keeps a small cache keyed by (return address, frame address) of our
+ * costs microseconds.  Most allocations repeat a stack the thread has
+ * seen before, at the same depth, so each thread keeps a small
+ * set-associative cache keyed by (return address, frame address) of our
  * capture function.  Within our library every path from the program's
  * call to capture() has a fixed frame layout, so that key pins down the
  * program's stack pointer.  A hit is confirmed by re-reading, at the stack
@@ -30,14 +30,13 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#define UNW_LOCAL_ONLY
-#include <libunwind.h>
 
 #include "epoch.h"
 #include "options.h"
 #include "platform.h"
 
 int fb_track_on;
+size_t fb_track_gap;
 
 static unsigned fb_track_depth;
 static uintptr_t own_lo, own_hi;           /* our library's mapping */
@@ -80,42 +79,94 @@ static void *arena_alloc(size_t n)
 static struct fb_track_module modules[FB_MAX_MODULES];
 static uint32_t nmodules = 1;              /* 0: unknown */
 
-/* Interns the module holding ip (called without the site lock held: dladdr
- * takes the loader's lock). */
+/*
+ * Which module a frame belongs to.  This runs for every frame of every new
+ * stack, so it must not depend on the binary's size: dladdr1() would
+ * search the module's dynamic symbols linearly (node, cc1: 150-340x
+ * slowdowns) and the main program's name needs a readlink().  Instead
+ * glibc's _dl_find_object (2.35+; lock-free, no allocation, a binary
+ * search over the loaded objects; what libgcc's unwinder uses) gives the
+ * link map, and a small cache keyed by the link map pointer gives our
+ * module id.  An entry is trusted only while the link map still has the
+ * load bias and name it had when cached, so a library dlclose()d and
+ * another loaded in its place (even into the same link map memory) is
+ * interned afresh.  The main program's path is read once per process.
+ * Before ld.so has set _dl_find_object up (allocations during start-up)
+ * or if it fails, dladdr1 answers (rare: not per frame of a big binary).
+ */
+#define FB_LM_CACHE 64
+static struct lm_cache {
+    const struct link_map *lm;
+    uintptr_t bias;
+    const char *name;          /* lm->l_name when cached */
+    uint32_t id;
+} lm_cache[FB_LM_CACHE];
+static char *exe_path;          /* the main program, resolved once */
+
+/* Interns (path, bias); callers hold arena_lock. */
+static uint32_t module_intern(const char *name, uintptr_t bias)
+{
+    for (uint32_t i = 1; i < nmodules; i++)
+        if (modules[i].bias == bias && strcmp(modules[i].path, name) == 0)
+            return i;
+    if (nmodules >= FB_MAX_MODULES)
+        return 0;
+    size_t len = strlen(name) + 1;
+    char *copy = arena_alloc(len);
+    if (!copy)
+        return 0;
+    memcpy(copy, name, len);
+    modules[nmodules].path = copy;
+    modules[nmodules].bias = bias;
+    return nmodules++;
+}
+
+/* The main program's path; callers hold arena_lock. */
+static const char *main_path(void)
+{
+    if (!exe_path) {
+        char buf[4096];
+        ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+        size_t len = n > 0 ? (size_t)n : 0;
+        buf[len] = '\0';
+        exe_path = arena_alloc(len + 1);
+        if (exe_path)
+            memcpy(exe_path, buf, len + 1);
+    }
+    return exe_path ? exe_path : "";
+}
+
+static uint32_t module_of_map(const struct link_map *lm)
+{
+    const char *name = lm->l_name ? lm->l_name : "";
+    unsigned h = (unsigned)(((uintptr_t)lm >> 4) % FB_LM_CACHE);
+    pthread_mutex_lock(&arena_lock);
+    struct lm_cache *c = &lm_cache[h];
+    uint32_t id;
+    if (c->lm == lm && c->bias == lm->l_addr && c->name == name) {
+        id = c->id;
+    } else {
+        /* The main program: ld.so names it "". */
+        id = module_intern(name[0] ? name : main_path(), lm->l_addr);
+        if (id)
+            *c = (struct lm_cache){lm, lm->l_addr, name, id};
+    }
+    pthread_mutex_unlock(&arena_lock);
+    return id;
+}
+
+/* Interns the module holding ip (called without the site lock held:
+ * dladdr1, the fallback, takes the loader's lock). */
 static uint32_t module_of(uintptr_t ip)
 {
+    struct dl_find_object dlfo;
+    if (_dl_find_object((void *)ip, &dlfo) == 0 && dlfo.dlfo_link_map)
+        return module_of_map(dlfo.dlfo_link_map);
     Dl_info info;
     struct link_map *lm = NULL;
     if (!dladdr1((void *)ip, &info, (void **)&lm, RTLD_DL_LINKMAP) || !lm)
         return 0;
-    const char *name = lm->l_name ? lm->l_name : "";
-    char exe[512];
-    if (name[0] == '\0') {
-        /* The main program: ld.so names it "". */
-        ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-        exe[n > 0 ? n : 0] = '\0';
-        name = exe;
-    }
-    pthread_mutex_lock(&arena_lock);
-    uint32_t id = 0;
-    for (uint32_t i = 1; i < nmodules; i++) {
-        if (modules[i].bias == lm->l_addr && strcmp(modules[i].path, name) == 0) {
-            id = i;
-            break;
-        }
-    }
-    if (!id && nmodules < FB_MAX_MODULES) {
-        size_t len = strlen(name) + 1;
-        char *copy = arena_alloc(len);
-        if (copy) {
-            memcpy(copy, name, len);
-            modules[nmodules].path = copy;
-            modules[nmodules].bias = lm->l_addr;
-            id = nmodules++;
-        }
-    }
-    pthread_mutex_unlock(&arena_lock);
-    return id;
+    return module_of_map(lm);
 }
 
 const struct fb_track_module *fb_track_module(uint32_t id)
@@ -220,7 +271,16 @@ int fb_track_is_own(uintptr_t ip)
 /* ---------------------------------------------------------------------- */
 /* Capture, with the per-thread verified cache                             */
 
-#define FB_CACHE_ENTRIES 256
+/* Set-associative: one key (one stack pointer at our entry) is shared by
+ * every call chain that reaches malloc at that depth, e.g. a function
+ * that calls malloc from two places in a loop (OpenSSL's alg_copy: a
+ * direct-mapped cache missed on half of node's 456k captures, each a full
+ * unwind).  Ways of a set may hold the same key with different chains;
+ * the re-read of the return addresses tells them apart, and a wrong way
+ * fails on its first frame. */
+#define FB_CACHE_WAYS 8
+#define FB_CACHE_SETS 128
+#define FB_CACHE_ENTRIES (FB_CACHE_WAYS * FB_CACHE_SETS)
 
 struct cache_entry {
     uintptr_t key_ra, key_fp;
@@ -230,43 +290,84 @@ struct cache_entry {
 
 static __thread char *fb_track_cache __attribute__((tls_model("initial-exec")));
 static size_t cache_stride;
+/* The cache is FB_CACHE_ENTRIES entries, then one round-robin victim
+ * counter per set. */
+static size_t cache_size;
 
 static struct cache_entry *cache_at(char *cache, unsigned i)
 {
     return (struct cache_entry *)(cache + (size_t)i * cache_stride);
 }
 
-/* Full unwind: frames outside our library, and the stack address each
- * frame's return address was read from (CFA - 8 on x86-64). */
+/*
+ * Full unwind: frames outside our library, and the stack address each
+ * frame's return address was read from (the callee's CFA - 8 on x86-64).
+ *
+ * With libgcc's unwinder, not libunwind's: in glibc 2.35+ it finds each
+ * frame's FDE through _dl_find_object (lock-free, no system call, no
+ * allocation), while libunwind's local unwinder blocks every signal
+ * around a dl_iterate_phdr per rule-cache miss and, past a frame without
+ * unwind information (node's JIT code), checks every read with mincore:
+ * 72 us per stack in node against a few here.
+ */
+/* libgcc's unwinder, linked statically (libgcc_eh.a) and referenced
+ * hidden, so the static link resolves it: the libunwind we also link
+ * exports the same _Unwind_* names, and our private copy never touches
+ * the program's exception handling.  Declared here, from the Itanium C++
+ * ABI's unwind interface, because <unwind.h> forces default visibility. */
+struct _Unwind_Context;
+typedef enum { FB_URC_NO_REASON = 0, FB_URC_END_OF_STACK = 5 } fb_urc;
+typedef fb_urc (*fb_trace_fn)(struct _Unwind_Context *, void *);
+fb_urc _Unwind_Backtrace(fb_trace_fn, void *);
+uintptr_t _Unwind_GetIP(struct _Unwind_Context *);
+uintptr_t _Unwind_GetCFA(struct _Unwind_Context *);
+__asm__(".hidden _Unwind_Backtrace\n.hidden _Unwind_GetIP\n.hidden _Unwind_GetCFA");
+
+struct unwind_state {
+    uintptr_t *frames, *slots;
+    unsigned n;
+};
+
+/* libgcc calls back with the context of each caller in turn: its return
+ * address, and the CFA of the frame that returns there, just above which
+ * that return address is stored. */
+static fb_urc unwind_frame(struct _Unwind_Context *ctx, void *arg)
+{
+    struct unwind_state *u = arg;
+    uintptr_t ip = _Unwind_GetIP(ctx);
+    if (!ip)
+        return FB_URC_END_OF_STACK;
+    if (u->n == 0 && fb_track_is_own(ip))
+        return FB_URC_NO_REASON;     /* our own frames */
+    u->frames[u->n] = ip;
+    u->slots[u->n] = _Unwind_GetCFA(ctx) - sizeof(uintptr_t);
+    return ++u->n < fb_track_depth ? FB_URC_NO_REASON : FB_URC_END_OF_STACK;
+}
+
 static unsigned unwind(uintptr_t *frames, uintptr_t *slots)
 {
-    unw_context_t uc;
-    unw_cursor_t cur;
-    unsigned n = 0;
-    if (unw_getcontext(&uc) != 0 || unw_init_local(&cur, &uc) != 0)
-        return 0;
-    while (n < fb_track_depth && unw_step(&cur) > 0) {
-        unw_word_t ip, sp;
-        unw_get_reg(&cur, UNW_REG_IP, &ip);
-        unw_get_reg(&cur, UNW_REG_SP, &sp);
-        if (n == 0 && fb_track_is_own(ip))
-            continue;                /* our own frames */
-        frames[n] = ip;
-        slots[n] = sp - sizeof(uintptr_t);
-        n++;
-    }
-    return n;
+    struct unwind_state u = {frames, slots, 0};
+    _Unwind_Backtrace(unwind_frame, &u);
+    return u.n;
 }
 
 /* A cache miss: unwind for real, intern the stack, remember where its
- * return addresses were found. */
-static FB_NOINLINE uint32_t capture_miss(struct cache_entry *e, uintptr_t ra,
-                                         uintptr_t fp)
+ * return addresses were found, in an empty way of the set or else the
+ * next in turn. */
+static FB_NOINLINE uint32_t capture_miss(char *cache, unsigned set,
+                                         uintptr_t ra, uintptr_t fp)
 {
     uintptr_t frames[FB_TRACK_MAX_DEPTH], slots[FB_TRACK_MAX_DEPTH];
     unsigned n = unwind(frames, slots);
     uint32_t site = n ? site_intern(frames, n) : 0;
-    if (e && site) {
+    if (cache && site) {
+        uint8_t *turn = (uint8_t *)cache_at(cache, FB_CACHE_ENTRIES) + set;
+        unsigned w = 0;
+        while (w < FB_CACHE_WAYS && cache_at(cache, set * FB_CACHE_WAYS + w)->site)
+            w++;
+        if (w == FB_CACHE_WAYS)
+            w = (*turn)++ % FB_CACHE_WAYS;
+        struct cache_entry *e = cache_at(cache, set * FB_CACHE_WAYS + w);
         e->key_ra = ra;
         e->key_fp = fp;
         e->site = site;
@@ -285,13 +386,15 @@ static FB_NOINLINE uint32_t capture(void)
     char *cache = fb_track_cache;
     if (fb_unlikely(!cache)) {
         if (fb_t.state != FB_T_DEAD)
-            cache = fb_track_cache = map_rw(cache_stride * FB_CACHE_ENTRIES);
+            cache = fb_track_cache = map_rw(cache_size);
         if (!cache)
-            return capture_miss(NULL, ra, fp);
+            return capture_miss(NULL, 0, ra, fp);
     }
-    unsigned i = (unsigned)(((fp >> 4) ^ (ra * 0x9e3779b1u)) % FB_CACHE_ENTRIES);
-    struct cache_entry *e = cache_at(cache, i);
-    if (e->key_ra == ra && e->key_fp == fp && e->site) {
+    unsigned set = (unsigned)(((fp >> 4) ^ (ra * 0x9e3779b1u)) % FB_CACHE_SETS);
+    for (unsigned w = 0; w < FB_CACHE_WAYS; w++) {
+        struct cache_entry *e = cache_at(cache, set * FB_CACHE_WAYS + w);
+        if (e->key_ra != ra || e->key_fp != fp || !e->site)
+            continue;
         const uintptr_t *frames = sites[e->site].frames;
         unsigned k = 0;
         while (k < e->n && *(const uintptr_t *)e->slot[k] == frames[k])
@@ -299,7 +402,7 @@ static FB_NOINLINE uint32_t capture(void)
         if (k == e->n)
             return e->site;
     }
-    return capture_miss(e, ra, fp);
+    return capture_miss(cache, set, ra, fp);
 }
 
 /* Captures with the recursion guard set: libunwind and dladdr must not
@@ -591,6 +694,7 @@ int fb_track_init(int for_trace)
     fb_track_depth = (unsigned)fb_opt.stack_depth;
     cache_stride = sizeof(struct cache_entry) + fb_track_depth * sizeof(uintptr_t);
     cache_stride = (cache_stride + 15) & ~(size_t)15;
+    cache_size = cache_stride * FB_CACHE_ENTRIES + FB_CACHE_SETS;
     dl_iterate_phdr(find_own, (void *)(uintptr_t)fb_track_init);
     site_buckets = map_rw(FB_SITE_BUCKETS * sizeof *site_buckets);
     sites = map_rw((size_t)FB_SITES_RESERVED * sizeof *sites);
@@ -600,6 +704,7 @@ int fb_track_init(int for_trace)
     if (!site_buckets || !sites || (fb_g.size && !site_map))
         return 0;
     fb_track_on = 1;
+    fb_track_gap = fb_opt.leaks != FB_LEAKS_OFF;
     return 1;
 }
 
@@ -608,7 +713,7 @@ void fb_track_thread_exit(void)
     char *cache = fb_track_cache;
     if (cache) {
         fb_track_cache = NULL;
-        munmap(cache, cache_stride * FB_CACHE_ENTRIES);
+        munmap(cache, cache_size);
     }
 }
 

@@ -25,6 +25,28 @@
 
 extern FB_HIDDEN int fb_track_on;
 
+/*
+ * With leak reports on, every block gets at least one byte more than asked
+ * (fb_track_pad), so no block ends exactly where the next one starts.
+ * Blocks otherwise sit back to back (buffer granules, jemalloc's slab
+ * regions), and the end of a [begin, end) range -- std::vector's end and
+ * capacity pointers, any C pair -- would be exactly the next block's start
+ * and keep it alive: a leak right after a full 400-byte vector buffer was
+ * "still reachable", a direct leak after a leaked object's vector
+ * "indirect".  valgrind leaves redzones between blocks and LeakSanitizer's
+ * allocator chunk headers and size classes, so the end pointer hits no
+ * block there; with the padding it falls inside its own block (an
+ * interior pointer to it) or in freed space.  No heuristic on the
+ * pointer's neighbours can tell an end pointer from an array of pointers
+ * to consecutive blocks; a gap can.  The request recorded stays the
+ * program's; usable sizes grow by at most a granule.
+ */
+extern FB_HIDDEN size_t fb_track_gap;
+static inline size_t fb_track_pad(size_t n)
+{
+    return n < (size_t)PTRDIFF_MAX ? n + fb_track_gap : n;
+}
+
 #define FB_TRACK_MAX_DEPTH 64
 
 struct fb_track_module {

@@ -97,6 +97,13 @@ def text_groups(report):
     return groups
 
 
+def frame_name(s):
+    """A -traces frame as the text report names it: pprof marks the lines
+    of a location that were inlined into the next with " (inline)"."""
+    s = s.strip()
+    return s[:-len(" (inline)")] if s.endswith(" (inline)") else s
+
+
 def traces(out):
     """[(value, kind, [function names, leaf first])] of pprof -traces."""
     res = []
@@ -110,9 +117,9 @@ def traces(out):
                 continue
             m = re.match(r"^\s*(\d+)B?\s{3}(\S.*)$", l)
             if m and value is None:
-                value, stack = int(m.group(1)), [m.group(2).strip()]
+                value, stack = int(m.group(1)), [frame_name(m.group(2))]
             elif value is not None and l.startswith(" " * 13):
-                stack.append(l.strip())
+                stack.append(frame_name(l))
         if value is not None:
             res.append((value, kind, stack))
     return res

@@ -15,6 +15,15 @@
 #      documented keys and pid == the pid in its name, bad_frees == 0 in each,
 #      the sum of fast_mallocs > 0, and at least FB_MIN_STATS files exist.
 #
+# FB_EXTRA_MODES (an array the script may set) adds passes, each compared
+# with the plain one like the preloaded pass (exit code, stdout, FB_COMPARE
+# files, no fbmalloc line on stderr: reports go to files), and each bounded
+# in time: at most FB_MAX_RATIO (default 6) times the plain pass, plus 2 s
+# for a loaded machine; the ratio is logged.  Modes:
+#   leaks   FBMALLOC_LEAKS=1 (call-stack capture on every allocation)
+#   check   FBMALLOC_CHECK=1 FBMALLOC_CANARY=1
+# FB_REAL_MODES="leaks check" (environment) overrides the script's.
+#
 # Inside `workload`, prefix every command that should run under the
 # allocator with `fb` (e.g. `fb git commit -q -m x`).  Helper commands that
 # only prepare or summarise (sha256sum, sed, ...) run without `fb`, so every
@@ -42,6 +51,7 @@ FB_NAME=${FB_NAME:-$(basename "$0" .sh)}
 FB_PY=/usr/bin/python3          # the parser; never the pyenv one
 FB_MIN_STATS=${FB_MIN_STATS:-1}
 FB_COMPARE=()
+FB_EXTRA_MODES=()
 
 fb_log()  { printf '%s: %s\n' "real-$FB_NAME" "$*" >&2; }
 fb_fail() { printf 'FAIL real-%s: %s\n' "$FB_NAME" "$*" >&2; exit 1; }
@@ -77,17 +87,25 @@ FB_TMP=$(mktemp -d "${TMPDIR:-/tmp}/fbreal-$FB_NAME.XXXXXX")
 trap '[[ -n ${FBMALLOC_REAL_KEEP:-} ]] || rm -rf "$FB_TMP"' EXIT
 FB_IN=$FB_TMP/in
 FB_STATS=$FB_TMP/stats
-mkdir -p "$FB_IN" "$FB_STATS"
-export FB_IN FB_STATS
+FB_REPORTS=$FB_TMP/reports      # leak and check reports of the extra modes
+mkdir -p "$FB_IN" "$FB_STATS" "$FB_REPORTS"
+export FB_IN FB_STATS FB_REPORTS
 
-# Run "$@" under the allocator in the preloaded pass, plainly otherwise.
+# Run "$@" under the allocator in the preloaded passes, plainly otherwise.
 fb() {
-    if [[ $FB_MODE == pre ]]; then
+    case $FB_MODE in
+    pre)
         LD_PRELOAD=$FBMALLOC_LIB FBMALLOC_STATS=json \
-            FBMALLOC_OUTPUT=$FB_STATS/stats.%p.json "$@"
-    else
-        "$@"
-    fi
+            FBMALLOC_OUTPUT=$FB_STATS/stats.%p.json "$@" ;;
+    leaks)
+        LD_PRELOAD=$FBMALLOC_LIB FBMALLOC_LEAKS=1 \
+            FBMALLOC_OUTPUT=$FB_REPORTS/leaks.%p "$@" ;;
+    check)
+        LD_PRELOAD=$FBMALLOC_LIB FBMALLOC_CHECK=1 FBMALLOC_CANARY=1 \
+            FBMALLOC_OUTPUT=$FB_REPORTS/check.%p "$@" ;;
+    *)
+        "$@" ;;
+    esac
 }
 
 fb_describe_rc() {
@@ -116,6 +134,7 @@ fb_run_once() {
     ) >"$FB_TMP/$mode.out" 2>"$FB_TMP/$mode.err" </dev/null || rc=$?
     end=$(date +%s.%N)
     echo "$rc" >"$FB_TMP/$mode.rc"
+    awk -v a="$start" -v b="$end" 'BEGIN{printf "%.3f\n", b-a}' >"$FB_TMP/$mode.time"
     mv "$FB_TMP/w" "$FB_TMP/w.$mode"
     fb_log "$mode run: exit $(fb_describe_rc "$rc"), $(awk -v a="$start" -v b="$end" 'BEGIN{printf "%.1f", b-a}')s, stdout $(wc -c <"$FB_TMP/$mode.out") bytes"
 }
@@ -258,6 +277,46 @@ fb_main() {
             msg+=$'\n'"stats check failed: $out"$'\n'
             fails+=(stats)
         fi
+    fi
+
+    local mode ratio
+    if [[ -n ${FB_REAL_MODES:-} ]]; then
+        read -r -a FB_EXTRA_MODES <<<"$FB_REAL_MODES"
+    fi
+    for mode in "${FB_EXTRA_MODES[@]}"; do
+        fb_run_once "$mode"
+        src=$(<"$FB_TMP/$mode.rc")
+        if [[ $prc != "$src" ]]; then
+            msg+=$'\n'"[$mode] exit code differs: plain $(fb_describe_rc "$prc"), $mode $(fb_describe_rc "$src")"$'\n'
+            msg+=$(fb_show_stderr "$mode")$'\n'
+            fails+=("$mode:exit-code")
+        fi
+        if ! cmp -s "$FB_TMP/plain.out" "$FB_TMP/$mode.out"; then
+            msg+=$'\n'"[$mode] stdout differs:"$'\n'
+            msg+=$(fb_diff_excerpt "$FB_TMP/plain.out" "$FB_TMP/$mode.out")$'\n'
+            fails+=("$mode:stdout")
+        fi
+        for f in "${FB_COMPARE[@]}"; do
+            if ! cmp -s "$FB_TMP/w.plain/$f" "$FB_TMP/w.$mode/$f"; then
+                msg+=$'\n'"[$mode] output file $f differs"$'\n'
+                fails+=("$mode:file:$f")
+            fi
+        done
+        if grep -E -n -m 5 '^(fbmalloc|\{"fbmalloc")' "$FB_TMP/$mode.err" >"$FB_TMP/fbmsg" 2>/dev/null; then
+            msg+=$'\n'"[$mode] stderr has output from fbmalloc:"$'\n'"$(cat "$FB_TMP/fbmsg")"$'\n'
+            fails+=("$mode:stderr")
+        fi
+        ratio=$(awk -v p="$(<"$FB_TMP/plain.time")" -v m="$(<"$FB_TMP/$mode.time")" \
+                'BEGIN{printf "%.2f", m / (p > 0.001 ? p : 0.001)}')
+        fb_log "$mode: $(<"$FB_TMP/$mode.time")s vs plain $(<"$FB_TMP/plain.time")s: ${ratio}x"
+        if ! awk -v p="$(<"$FB_TMP/plain.time")" -v m="$(<"$FB_TMP/$mode.time")" \
+                -v r="${FB_MAX_RATIO:-6}" 'BEGIN{exit !(m <= p * r + 2)}'; then
+            msg+=$'\n'"[$mode] took ${ratio}x the plain run (bound ${FB_MAX_RATIO:-6}x + 2 s)"$'\n'
+            fails+=("$mode:time")
+        fi
+    done
+    if [[ -n "$(ls -A "$FB_REPORTS")" ]]; then
+        fb_log "reports written: $(ls "$FB_REPORTS" | tr '\n' ' ')"
     fi
 
     if (( ${#fails[@]} )); then

@@ -107,4 +107,6 @@ workload() {
 }
 # 37 top-level git commands (each exits normally), plus their children.
 FB_MIN_STATS=37
+# Also under leak tracking and under checking + canaries (see common.sh).
+FB_EXTRA_MODES=(leaks check)
 fb_main

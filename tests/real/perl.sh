@@ -74,4 +74,6 @@ workload() {
     PERL_HASH_SEED=0 PERL_PERTURB_KEYS=0 fb perl "$FB_IN/work.pl" 100000
 }
 FB_MIN_STATS=1
+# Also under leak tracking and under checking + canaries (see common.sh).
+FB_EXTRA_MODES=(leaks check)
 fb_main

@@ -88,4 +88,6 @@ workload() {
     PYTHONMALLOC=malloc fb "$PY" -s -B "$FB_IN/work.py" 80000
 }
 FB_MIN_STATS=2
+# Also under leak tracking and under checking + canaries (see common.sh).
+FB_EXTRA_MODES=(leaks check)
 fb_main

@@ -39,4 +39,6 @@ workload() {
 }
 FB_COMPARE=(s1.txt s2.txt s3.txt s4.txt s5.txt)
 FB_MIN_STATS=5
+# Also under leak tracking and under checking + canaries (see common.sh).
+FB_EXTRA_MODES=(leaks check)
 fb_main

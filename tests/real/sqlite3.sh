@@ -59,4 +59,6 @@ workload() {
     sha256sum dump.sql
 }
 FB_MIN_STATS=3
+# Also under leak tracking and under checking + canaries (see common.sh).
+FB_EXTRA_MODES=(leaks check)
 fb_main

@@ -66,4 +66,6 @@ FB_COMPARE=(a.tar.gz b.tar.gz listing.txt sums.txt)
 # tar, gzip, gunzip, tar (listing), tar -I and its gzip, gzip -t, gunzip x2,
 # gzip -dc and tar -x.
 FB_MIN_STATS=11
+# Also under leak tracking and under checking + canaries (see common.sh).
+FB_EXTRA_MODES=(leaks check)
 fb_main
