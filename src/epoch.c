@@ -421,15 +421,15 @@ static void observe_new(void *p, size_t n, int buffer, size_t usable);
 void *fb_epoch_malloc_slow(size_t n)
 {
     struct fb_tls *t = &fb_t;
-    if (fb_likely(t->state != FB_T_NEW && !fb_observe && fb_je.malloc != NULL)) {
+    if (fb_likely(t->state != FB_T_NEW && !fb_observe)) {
         if (n > fb_g.max_small)
-            return fb_je.malloc(fb_je_size(n));
+            return fb_je_malloc(n);
         /* Every epoch pinned, and not yet time to look again (see
          * epoch_next): a small request goes to jemalloc just as cheaply. */
         if (t->backoff && t->limit == 0) {
             t->backoff--;
             t->slot->stats.buffer_full++;
-            return fb_je.malloc(fb_je_size(n));
+            return fb_je_malloc(n);
         }
     }
     return malloc_generic(n);

@@ -56,9 +56,11 @@ static void fork_prepare(void)
         fb_track_fork_prepare();
     if (fb_trace_on)
         fb_trace_fork_prepare();
+    fb_je_fork_prepare();            /* last: we call jemalloc under ours */
 }
 static void fork_parent(void)
 {
+    fb_je_fork_parent();
     if (fb_trace_on)
         fb_trace_fork_parent();
     if (fb_track_on)
@@ -67,6 +69,7 @@ static void fork_parent(void)
 }
 static void fork_child(void)
 {
+    fb_je_fork_child();
     if (fb_trace_on)
         fb_trace_fork_child();
     if (fb_track_on) {
@@ -101,7 +104,6 @@ int fb_init(void)
     if (!atomic_compare_exchange_strong(&fb_init_state, &expected,
                                         FB_INIT_RUNNING))
         return 0;                    /* another thread is at it */
-    fb_je_resolve();
     fb_opt_init();
     fb_stats_on = fb_opt.stats != FB_STATS_OFF;
     fb_epoch_init();

@@ -30,12 +30,12 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#define UNW_LOCAL_ONLY
-#include <libunwind.h>
+#include "unwind.h"
 
 #include "epoch.h"
 #include "options.h"
 #include "platform.h"
+#include "report.h"
 #include "trace.h"
 
 int fb_track_on;
@@ -592,6 +592,9 @@ int fb_track_init(void)
     fb_track_depth = (unsigned)fb_opt.stack_depth;
     cache_stride = sizeof(struct cache_entry) + fb_track_depth * sizeof(uintptr_t);
     cache_stride = (cache_stride + 15) & ~(size_t)15;
+    if (!fb_unw_load())
+        fb_report_note("libunwind.so.8 could not be loaded: call stacks "
+                       "will be empty");
     dl_iterate_phdr(find_own, (void *)(uintptr_t)fb_track_init);
     site_buckets = map_rw(FB_SITE_BUCKETS * sizeof *site_buckets);
     sites = map_rw((size_t)FB_SITES_RESERVED * sizeof *sites);
