@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "fb.h"
@@ -42,6 +43,28 @@ int fb_plat_commit(void *p, size_t size)
 void fb_plat_release(void *p, size_t size)
 {
     munmap(p, size);
+}
+
+/* The kernel counts every mapping against RLIMIT_AS, PROT_NONE and
+ * MAP_NORESERVE ones included; /proc/self/statm's first field is that
+ * total, in pages.  Read only when a limit is set. */
+size_t fb_plat_as_left(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_AS, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+        return SIZE_MAX;
+    size_t limit = (size_t)rl.rlim_cur, used = 0;
+    char buf[128];
+    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    ssize_t n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
+    if (fd >= 0)
+        close(fd);
+    if (n <= 0)
+        return limit / 2;            /* unknown: assume half is in use */
+    for (ssize_t i = 0; i < n && buf[i] >= '0' && buf[i] <= '9'; i++)
+        used = used * 10 + (size_t)(buf[i] - '0');
+    used *= fb_plat_page_size();
+    return limit > used ? limit - used : 0;
 }
 
 size_t fb_plat_page_size(void)
