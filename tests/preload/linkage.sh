@@ -65,10 +65,17 @@ if [[ "$out" == *"Begin jemalloc statistics"* ]]; then
 else
     bad "MALLOC_CONF=stats_print:true printed: $(head -3 <<<"$out")"
 fi
-ours=$(grep -m1 'config.malloc_conf:' <<<"$out")
-[[ "$ours" == *'"'?*'"'* ]] && ok "jemalloc sees fbmalloc's compiled-in configuration: ${ours## }" \
-    || bad "no compiled-in configuration: $ours"
+# fbmalloc's compiled-in defaults (src/backend.c, README "jemalloc inside").
+if grep -q 'opt.dirty_decay_ms: 30000 ' <<<"$out" && grep -q 'opt.muzzy_decay_ms: -1 ' <<<"$out"; then
+    ok "jemalloc runs with fbmalloc's compiled-in defaults (dirty 30 s, muzzy never)"
+else
+    bad "compiled-in defaults not in effect: $(grep 'decay_ms' <<<"$out" | tr '\n' ' ')"
+fi
+out=$(run_stats stats_print:true,muzzy_decay_ms:0)
+grep -q 'opt.muzzy_decay_ms: 0 ' <<<"$out" && grep -q 'opt.dirty_decay_ms: 30000 ' <<<"$out" \
+    && ok "MALLOC_CONF overrides one default and keeps the others (muzzy_decay_ms:0)" \
+    || bad "MALLOC_CONF=muzzy_decay_ms:0 gave: $(grep 'decay_ms' <<<"$out" | tr '\n' ' ')"
 out=$(run_stats stats_print:true,narenas:3)
-grep -q 'opt.narenas: 3$' <<<"$out" && ok "MALLOC_CONF overrides it (narenas:3)" \
+grep -q 'opt.narenas: 3$' <<<"$out" && ok "MALLOC_CONF=narenas:3 is honoured" \
     || bad "MALLOC_CONF=narenas:3 gave: $(grep 'opt.narenas' <<<"$out")"
 exit $fail

@@ -9,6 +9,7 @@ set -uo pipefail
 prog=$1
 . "$(dirname "$0")/lib.sh"
 JEMALLOC=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2
+[[ -f $JEMALLOC ]] || { echo "FAIL $JEMALLOC missing (libjemalloc2; scripts/setup --tests)"; exit 1; }
 
 # run LIMIT_MB LIB CMD...: stdout of CMD under the limit; the exit status
 # (128 + signal for a signal) in $rc.
