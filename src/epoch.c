@@ -115,8 +115,9 @@ int fb_epoch_init(void)
      * The target is that the program keeps 95% of what jemalloc alone
      * would give it; half of that margin is jemalloc's: it maps in
      * growing steps, so a budget a little smaller can cost it a whole
-     * step (5% measured 89% of jemalloc's calloc total under 100 MB).  Without a limit: the configured region, and at least a
-     * handful of slots.  Either way, halve on failure (strict overcommit,
+     * step (5% measured 89% of jemalloc's calloc total under 100 MB).
+     * Without a limit: the configured region, and at least a handful of
+     * slots.  Either way, halve on failure (strict overcommit,
      * a full address space); below the minimum the fast path is off and
      * everything goes to jemalloc. */
     size_t region_max = fb_opt.region_size, region_min = 4 * slot_size;
