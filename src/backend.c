@@ -6,6 +6,7 @@
 
 #include <stdatomic.h>
 #include <string.h>
+#include <sys/single_threaded.h>
 
 /*
  * jemalloc's configuration for an embedding program: the global it reads
@@ -61,13 +62,25 @@ int fb_jemalloc_pthread_atfork(void (*prepare)(void), void (*parent)(void),
     return 0;
 }
 
-/* Whether jemalloc is initialised is decided once, in prepare: the parent
- * and child handlers must match what prepare did. */
+/*
+ * Whether jemalloc's handlers run is decided once, in prepare (parent and
+ * child must match it): only if jemalloc is initialised, and only if the
+ * process has ever had a second thread (glibc's __libc_single_threaded
+ * stays true until the first pthread_create).  jemalloc's handlers lock
+ * and unlock every mutex of every arena and bin, so after a fork parent
+ * and child each take a copy-on-write fault on every page holding one:
+ * a shell's fork+exec loop took ~45 more page faults per command under
+ * jemalloc than under glibc.  In a process that never had another thread
+ * no jemalloc lock can be held by anyone else at fork, and the rest of
+ * jemalloc's child handler (the thread list, arena thread counts) leaves
+ * things as they are when the forking thread is the only one.
+ */
 static int je_forking;
 
 void fb_je_fork_prepare(void)
 {
-    je_forking = atomic_load_explicit(&je_forks, memory_order_acquire);
+    je_forking = atomic_load_explicit(&je_forks, memory_order_acquire) &&
+                 !__libc_single_threaded;
     if (je_forking && je_prepare)
         je_prepare();
 }

@@ -78,4 +78,34 @@ grep -q 'opt.muzzy_decay_ms: 0 ' <<<"$out" && grep -q 'opt.dirty_decay_ms: 30000
 out=$(run_stats stats_print:true,narenas:3)
 grep -q 'opt.narenas: 3$' <<<"$out" && ok "MALLOC_CONF=narenas:3 is honoured" \
     || bad "MALLOC_CONF=narenas:3 gave: $(grep 'opt.narenas' <<<"$out")"
+
+# jemalloc's fork handlers are ours to run (src/backend.c): skipped in a
+# process that never had a second thread, run after our locks otherwise.
+# Either way the child allocates, frees what it inherited, and exits.
+for threads in 0 3; do
+    out=$(LD_PRELOAD=$lib /usr/bin/python3 -c "
+import os, threading
+keep = [bytearray(100000 + i) for i in range(50)]
+stop = False
+def churn():
+    while not stop:
+        [bytearray(200000) for _ in range(10)]
+ts = [threading.Thread(target=churn) for _ in range($threads)]
+for t in ts: t.start()
+bad = 0
+for i in range(20):
+    pid = os.fork()
+    if pid == 0:
+        big = [bytearray(300000) for _ in range(20)]
+        del keep[:]
+        os._exit(0 if len(big) == 20 else 1)
+    _, st = os.waitpid(pid, 0)
+    bad += st != 0
+stop = True
+for t in ts: t.join()
+print('forks ok' if bad == 0 else 'bad children: %d' % bad)
+" 2>&1)
+    [[ "$out" == "forks ok" ]] && ok "fork with $threads other threads: children allocate and free from jemalloc" \
+        || bad "fork with $threads other threads: $out"
+done
 exit $fail
