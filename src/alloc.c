@@ -14,8 +14,9 @@
  *
  * and for free: canary (checks and unwraps), check (FBMALLOC_CHECK:
  * reports bad frees, quarantines good ones), the observers, then the
- * buffers or jemalloc.  Nothing below this file knows which modes are on;
- * the buffers only see their two gates.
+ * buffers or jemalloc.  Nothing below this file and init.c (which reads
+ * the modes, fb_observe, and sets the buffers' two gates) knows which
+ * modes are on.
  */
 #include "alloc.h"
 
@@ -36,8 +37,6 @@
 #include "trace.h"
 #include "track.h"
 
-int fb_observe;
-
 static void *malloc_raw(size_t n, uintptr_t ra);
 static void *malloc_layer(size_t n);
 static void free_raw(void *ptr);
@@ -49,23 +48,6 @@ static const struct fb_layer_below below_canary = {
     malloc_layer, memalign_raw, free_raw, usable_raw,
 };
 
-/* Once per process, after the options are read and before any thread
- * takes a slot: the modes decide the buffers' gates.  With statistics or
- * tracking on, the malloc gate stays shut so every allocation is seen by
- * the generic path, which does the same work.  The owner's free gate only
- * needs shutting for statistics, the log, checks and canaries: tracking
- * reads the granule map's "freed" mark, which the fast free writes. */
-static pthread_once_t modes_once = PTHREAD_ONCE_INIT;
-
-static void set_modes(void)
-{
-    fb_canary_attach(&below_canary);
-    fb_observe = fb_stats_on || fb_track_on || fb_fail_on || fb_trace_on ||
-                 fb_canary_on;
-    fb_epoch_set_gates(!fb_observe,
-                       !fb_stats_on && !fb_trace_on && !fb_check_on && !fb_canary_on);
-}
-
 /* A thread's first allocation: initialise the process if it can be,
  * then take a slot.  If initialisation cannot run yet (too early in
  * start-up, or another thread is at it) the thread stays NEW and is
@@ -74,14 +56,13 @@ static FB_COLD void thread_first(struct fb_tls *t)
 {
     t->busy = 1;
     if (fb_init()) {
-        pthread_once(&modes_once, set_modes);
         if (fb_epoch_thread_start())
             fb_stats_event(&fb_stats_g.threads);
         else if (fb_g.size && fb_opt.verbose >= 2)
             fb_report_note("no buffer for a new thread: it uses jemalloc only");
         /* A call at thread exit; may allocate (t->busy is set). */
         fb_init_register_thread();
-        t->quick = !fb_observe && fb_je.malloc != NULL;
+        t->quick = !fb_observe;
     }
     t->busy = 0;
 }
@@ -196,7 +177,7 @@ void *fb_alloc_malloc_slow(size_t n, uintptr_t ra)
     struct fb_tls *t = &fb_t;
     if (fb_likely(t->quick)) {
         if (n > fb_g.max_small || fb_epoch_full_skip(t) || routed_away(t, ra))
-            return fb_je.malloc(fb_je_size(n));
+            return fb_je_malloc(n);
         if (t->sample_state == FB_SAMPLE_RECORDING)
             return record_alloc(n, ra);
     }
@@ -206,7 +187,7 @@ void *fb_alloc_malloc_slow(size_t n, uintptr_t ra)
 static FB_NOINLINE void *malloc_generic(size_t n, uintptr_t ra)
 {
     if (fb_canary_on && !fb_t.busy)
-        return fb_canary_alloc(FB_ALIGN, n, 0);
+        return fb_canary_alloc(&below_canary, FB_ALIGN, n, 0);
     return malloc_raw(n, ra);
 }
 
@@ -274,7 +255,7 @@ void fb_alloc_free_slow(void *ptr)
 static FB_NOINLINE void free_generic(void *ptr)
 {
     if (fb_canary_on && ptr && !fb_t.busy) {
-        fb_canary_free(ptr);
+        fb_canary_free(&below_canary, ptr);
         return;
     }
     free_raw(ptr);
@@ -319,7 +300,7 @@ void *fb_alloc_calloc(size_t n, uintptr_t ra)
         return p ? memset(p, 0, n) : NULL;
     }
     if (fb_unlikely(fb_canary_on) && !fb_t.busy)
-        return fb_canary_alloc(FB_ALIGN, n, 1);
+        return fb_canary_alloc(&below_canary, FB_ALIGN, n, 1);
     if (fb_fail_reject(n))
         return NULL;
     return backend_result(fb_je_calloc(fb_track_pad(n)), n);
@@ -354,7 +335,7 @@ static void *realloc_buffer(void *p, size_t n, uintptr_t ra)
 void *fb_alloc_realloc(void *p, size_t n, uintptr_t ra)
 {
     if (fb_unlikely(fb_canary_on) && !fb_t.busy)
-        return fb_canary_realloc(p, n);
+        return fb_canary_realloc(&below_canary, p, n);
     if (!p)
         return fb_alloc_malloc(n, ra);
     if (n == 0) {
@@ -390,7 +371,7 @@ void *fb_alloc_aligned(size_t align, size_t n)
     if (align <= FB_ALIGN)
         return fb_alloc_malloc(n, 0);
     if (fb_unlikely(fb_canary_on) && !fb_t.busy)
-        return fb_canary_alloc(align, n, 0);
+        return fb_canary_alloc(&below_canary, align, n, 0);
     if (fb_fail_reject(n))
         return NULL;
     return memalign_raw(align, n);
@@ -401,6 +382,6 @@ size_t fb_alloc_usable(const void *p)
     if (!p)
         return 0;
     if (fb_unlikely(fb_canary_on) && !fb_t.busy)
-        return fb_canary_usable(p);
+        return fb_canary_usable(&below_canary, p);
     return usable_raw(p);
 }

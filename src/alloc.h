@@ -12,7 +12,7 @@
  *
  * It is the only module that calls the debugging layers and the
  * observers; they never call it back but through the fb_layer_below
- * table it hands them (layer.h).
+ * table it passes them (layer.h).
  */
 #ifndef FB_ALLOC_H
 #define FB_ALLOC_H
@@ -22,10 +22,7 @@
 
 #include "epoch.h"
 #include "fb.h"
-
-/* Non-zero when statistics, tracking, the log, failure injection or
- * canaries watch every call: then the fast-path gates are shut. */
-extern FB_HIDDEN int fb_observe;
+#include "init.h"
 
 /* Generic paths (alloc.c).  ra: the program's call site (the return
  * address of the exported entry), 0 where none is known. */

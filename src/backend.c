@@ -1,103 +1,106 @@
 /*
- * jemalloc: finding its real entry points; statistics and purging (for
+ * jemalloc: its compiled-in configuration, statistics and purging (for
  * mallinfo, malloc_trim and our own report).
  */
-#define _GNU_SOURCE
 #include "backend.h"
 
-#include <link.h>
+#include <stdatomic.h>
 #include <string.h>
+#include <sys/single_threaded.h>
 
-struct fb_je_fns fb_je;
+/*
+ * jemalloc's configuration for an embedding program: the global it reads
+ * before /etc/malloc.conf and the MALLOC_CONF environment variable, which
+ * therefore still override any of these settings (jemalloc's manual,
+ * "malloc_conf"; its TUNING.md).  Renamed with the rest of jemalloc's
+ * public names; jemalloc's own definition is weak, so this one wins.
+ *
+ * Chosen by scripts/bench --jeconf (docs/bench/jeconf.md): jemalloc's
+ * defaults purge unused pages (MADV_DONTNEED after the dirty decay, its
+ * muzzy_decay_ms is 0), so a program that keeps allocating and freeing
+ * blocks of 64 KiB-8 MiB page-faults every page again: big took 6.2 s
+ * there, 0.22 s with these settings, for a peak RSS 1.02x jemalloc's
+ * (geometric mean over 8 workloads; at worst 1.05x).
+ *  - muzzy_decay_ms:-1: pages leaving the dirty state are MADV_FREEd,
+ *    never MADV_DONTNEEDed: the kernel takes them back under memory
+ *    pressure, and reusing them before that costs no fault.
+ *  - dirty_decay_ms:30000: pages freed stay dirty (reusable at no cost)
+ *    30 s instead of 10.  With muzzy -1 alone, big's peak RSS was 1.17x
+ *    (pages decayed to MADV_FREE early were not the ones reused).
+ * Background purging threads (background_thread:true) measured no better,
+ * and would start a thread in every process that uses jemalloc; fewer
+ * arenas (narenas:2) no better either.
+ */
+FB_HIDDEN const char *fb_jemalloc_malloc_conf =
+    "dirty_decay_ms:30000,muzzy_decay_ms:-1";
 
-/* ld.so relocates the d_ptr entries of .dynamic in place on x86-64; be
- * robust to a loader that does not. */
-static uintptr_t dyn_ptr(uintptr_t v, uintptr_t base)
+/*
+ * jemalloc's fork handlers.  jemalloc registers them with pthread_atfork
+ * when it initialises; the build renames that call to this function
+ * (src/tools/jemalloc-embed.sh), and init.c's handlers run them, so the
+ * order is fixed: our locks are taken first and jemalloc's after them
+ * (we call jemalloc while holding ours, never the reverse), and released
+ * in the opposite order.  With pthread_atfork's own ordering (prepare
+ * handlers in reverse order of registration) that would depend on which
+ * of us initialised first, and jemalloc initialises lazily, on its first
+ * call, which may come long after ours.  Until then there is nothing of
+ * jemalloc's to lock.
+ */
+static void (*je_prepare)(void), (*je_parent)(void), (*je_child)(void);
+static _Atomic int je_forks;
+
+FB_HIDDEN int fb_jemalloc_pthread_atfork(void (*prepare)(void),
+                                         void (*parent)(void),
+                                         void (*child)(void));
+int fb_jemalloc_pthread_atfork(void (*prepare)(void), void (*parent)(void),
+                               void (*child)(void))
 {
-    return v < base ? v + base : v;
+    je_prepare = prepare;
+    je_parent = parent;
+    je_child = child;
+    atomic_store_explicit(&je_forks, 1, memory_order_release);
+    return 0;
 }
 
-/* Looks name up through the object's GNU hash table (the standard
- * algorithm of the ELF gABI extension: bucket, then the chain). */
-static void *gnu_lookup(uintptr_t base, const ElfW(Sym) *symtab,
-                        const char *strtab, const uint32_t *gnu_hash,
-                        const char *name)
+/*
+ * Whether jemalloc's handlers run is decided once, in prepare (parent and
+ * child must match it): only if jemalloc is initialised, and only if the
+ * process has ever had a second thread (glibc's __libc_single_threaded
+ * stays true until the first pthread_create).  jemalloc's handlers lock
+ * and unlock every mutex of every arena and bin, so after a fork parent
+ * and child each take a copy-on-write fault on every page holding one:
+ * a shell's fork+exec loop took ~45 more page faults per command under
+ * jemalloc than under glibc.  In a process that never had another thread
+ * no jemalloc lock can be held by anyone else at fork, and the rest of
+ * jemalloc's child handler (the thread list, arena thread counts) leaves
+ * things as they are when the forking thread is the only one.
+ */
+static int je_forking;
+
+void fb_je_fork_prepare(void)
 {
-    uint32_t nbuckets = gnu_hash[0], symoffset = gnu_hash[1];
-    uint32_t bloom_size = gnu_hash[2];
-    const ElfW(Addr) *bloom = (const ElfW(Addr) *)(gnu_hash + 4);
-    const uint32_t *buckets = (const uint32_t *)(bloom + bloom_size);
-    const uint32_t *chain = buckets + nbuckets;
-    uint32_t h = 5381;
-    for (const char *c = name; *c; c++)
-        h = h * 33 + (unsigned char)*c;
-    if (nbuckets == 0)
-        return NULL;
-    uint32_t i = buckets[h % nbuckets];
-    if (i < symoffset)
-        return NULL;
-    for (;; i++) {
-        uint32_t h2 = chain[i - symoffset];
-        const ElfW(Sym) *s = &symtab[i];
-        if ((h | 1) == (h2 | 1) && s->st_value && s->st_shndx != SHN_UNDEF &&
-            strcmp(strtab + s->st_name, name) == 0)
-            return (void *)(base + s->st_value);
-        if (h2 & 1)
-            return NULL;
-    }
+    je_forking = atomic_load_explicit(&je_forks, memory_order_acquire) &&
+                 !__libc_single_threaded;
+    if (je_forking && je_prepare)
+        je_prepare();
 }
 
-static int find_jemalloc(struct dl_phdr_info *info, size_t size, void *arg)
+void fb_je_fork_parent(void)
 {
-    (void)size;
-    (void)arg;
-    if (!info->dlpi_name || !strstr(info->dlpi_name, "libjemalloc"))
-        return 0;
-    const ElfW(Sym) *symtab = NULL;
-    const char *strtab = NULL;
-    const uint32_t *gnu_hash = NULL;
-    for (int i = 0; i < info->dlpi_phnum; i++) {
-        if (info->dlpi_phdr[i].p_type != PT_DYNAMIC)
-            continue;
-        const ElfW(Dyn) *d = (const ElfW(Dyn) *)(info->dlpi_addr +
-                                                 info->dlpi_phdr[i].p_vaddr);
-        for (; d->d_tag != DT_NULL; d++) {
-            uintptr_t v = dyn_ptr(d->d_un.d_ptr, info->dlpi_addr);
-            if (d->d_tag == DT_SYMTAB)
-                symtab = (const ElfW(Sym) *)v;
-            else if (d->d_tag == DT_STRTAB)
-                strtab = (const char *)v;
-            else if (d->d_tag == DT_GNU_HASH)
-                gnu_hash = (const uint32_t *)v;
-        }
-    }
-    if (!symtab || !strtab || !gnu_hash)
-        return 1;
-    uintptr_t base = info->dlpi_addr;
-    void *m = gnu_lookup(base, symtab, strtab, gnu_hash, "malloc");
-    void *f = gnu_lookup(base, symtab, strtab, gnu_hash, "free");
-    void *c = gnu_lookup(base, symtab, strtab, gnu_hash, "calloc");
-    void *r = gnu_lookup(base, symtab, strtab, gnu_hash, "realloc");
-    /* All or nothing: a block must be freed by the family that made it,
-     * and both families here are jemalloc's. */
-    if (m && f && c && r) {
-        fb_je.malloc = (void *(*)(size_t))m;
-        fb_je.free = (void (*)(void *))f;
-        fb_je.calloc = (void *(*)(size_t, size_t))c;
-        fb_je.realloc = (void *(*)(void *, size_t))r;
-    }
-    return 1;
+    if (je_forking && je_parent)
+        je_parent();
 }
 
-void fb_je_resolve(void)
+void fb_je_fork_child(void)
 {
-    dl_iterate_phdr(find_jemalloc, NULL);
+    if (je_forking && je_child)
+        je_child();
 }
 
 static size_t read_stat(const char *name)
 {
     size_t v = 0, len = sizeof v;
-    if (mallctl(name, &v, &len, NULL, 0) != 0)
+    if (fb_jemalloc_mallctl(name, &v, &len, NULL, 0) != 0)
         return 0;
     return v;
 }
@@ -107,7 +110,7 @@ void fb_je_info(struct fb_je_info *out)
     /* Statistics are cached per "epoch" in jemalloc; bump it to refresh. */
     uint64_t epoch = 1;
     size_t len = sizeof epoch;
-    mallctl("epoch", &epoch, &len, &epoch, len);
+    fb_jemalloc_mallctl("epoch", &epoch, &len, &epoch, len);
     out->allocated = read_stat("stats.allocated");
     out->active = read_stat("stats.active");
     out->resident = read_stat("stats.resident");
@@ -120,5 +123,5 @@ int fb_je_trim(void)
     /* MALLCTL_ARENAS_ALL: purge every arena. */
     memset(name, 0, sizeof name);
     strcpy(name, "arena.4096.purge");
-    return mallctl(name, NULL, NULL, NULL, 0) == 0;
+    return fb_jemalloc_mallctl(name, NULL, NULL, NULL, 0) == 0;
 }

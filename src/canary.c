@@ -15,8 +15,6 @@
 #include "track.h"
 
 int fb_canary_on;
-static int wanted;
-static const struct fb_layer_below *below;
 
 #define FB_CANARY_MAGIC 0xFBCA4A21u       /* header, right before p */
 #define FB_CANARY_FRONT 0xFBF407A1u       /* front pad of aligned blocks */
@@ -31,14 +29,8 @@ struct header {
 
 int fb_canary_init(void)
 {
-    wanted = fb_opt.canary != 0;
-    return wanted;
-}
-
-void fb_canary_attach(const struct fb_layer_below *b)
-{
-    below = b;
-    fb_canary_on = wanted;
+    fb_canary_on = fb_opt.canary != 0;
+    return fb_canary_on;
 }
 
 static struct header *header_of(const void *p)
@@ -46,7 +38,7 @@ static struct header *header_of(const void *p)
     return (struct header *)((uintptr_t)p - sizeof(struct header));
 }
 
-void *fb_canary_alloc(size_t align, size_t n, int zero)
+void *fb_canary_alloc(const struct fb_layer_below *below, size_t align, size_t n, int zero)
 {
     size_t pad = align <= FB_ALIGN ? sizeof(struct header) : align;
     size_t inner;
@@ -140,6 +132,20 @@ static FB_COLD void report(const char *p, const struct header *h, enum damage d,
  * block at all (allocated before the option took effect). */
 static int check(const char *p, const char *when, int stack_now)
 {
+    /* The header is read only where it can be: a guarded block's header
+     * starts a live block (the inner one).  In the buffers, the granule
+     * map says so (a block at a slot's start, from before the option
+     * took effect, has unmapped memory before it); outside, a
+     * page-aligned pointer may start a mapping, and a guarded one lies
+     * in a tracked block. */
+    size_t sz;
+    uint32_t site;
+    uintptr_t hdr = (uintptr_t)p - sizeof(struct header);
+    if (fb_epoch_owns(p) ? !fb_epoch_usable((const void *)hdr)
+                         : ((uintptr_t)p & 4095) == 0 &&
+                               !fb_track_big_lookup(hdr, &sz, &site) &&
+                               !fb_track_big_containing(hdr, &sz, &site))
+        return 0;
     const struct header *h = header_of(p);
     if (h->magic != FB_CANARY_MAGIC || h->pad < sizeof(struct header)) {
         /* Either a block without guards, or its header was overwritten:
@@ -160,7 +166,7 @@ static int check(const char *p, const char *when, int stack_now)
     return 1;
 }
 
-void fb_canary_free(void *p)
+void fb_canary_free(const struct fb_layer_below *below, void *p)
 {
     if (!check(p, "at free", 1)) {
         below->free(p);
@@ -172,18 +178,18 @@ void fb_canary_free(void *p)
     below->free((char *)p - pad);
 }
 
-void *fb_canary_realloc(void *p, size_t n)
+void *fb_canary_realloc(const struct fb_layer_below *below, void *p, size_t n)
 {
     if (!p)
-        return fb_canary_alloc(FB_ALIGN, n, 0);
+        return fb_canary_alloc(below, FB_ALIGN, n, 0);
     if (n == 0) {
-        fb_canary_free(p);
+        fb_canary_free(below, p);
         return NULL;
     }
     if (!check(p, "at realloc", 1)) {
         /* An unguarded block: move it into a guarded one. */
         size_t old = below->usable(p);
-        void *q = fb_canary_alloc(FB_ALIGN, n, 0);
+        void *q = fb_canary_alloc(below, FB_ALIGN, n, 0);
         if (q) {
             memcpy(q, p, old < n ? old : n);
             below->free(p);
@@ -192,15 +198,15 @@ void *fb_canary_realloc(void *p, size_t n)
     }
     const struct header *h = header_of(p);
     size_t align = h->pad > sizeof(struct header) ? h->pad : FB_ALIGN;
-    void *q = fb_canary_alloc(align, n, 0);
+    void *q = fb_canary_alloc(below, align, n, 0);
     if (!q)
         return NULL;                  /* errno set; p untouched */
     memcpy(q, p, h->size < n ? h->size : n);
-    fb_canary_free(p);
+    fb_canary_free(below, p);
     return q;
 }
 
-size_t fb_canary_usable(const void *p)
+size_t fb_canary_usable(const struct fb_layer_below *below, const void *p)
 {
     if (!p)
         return 0;

@@ -22,18 +22,17 @@
 
 #include "layer.h"
 
-/* On once attached (below): never before the layer below is known. */
 extern FB_HIDDEN int fb_canary_on;
 
-/* Reads the option; returns 1 if canaries are wanted. */
+/* Reads the option; returns 1 if canaries are on. */
 int fb_canary_init(void);
-/* Switches the layer on (if wanted) over the allocator below it. */
-void fb_canary_attach(const struct fb_layer_below *below);
-/* align: a power of two; zero: clear the program's bytes. */
-void *fb_canary_alloc(size_t align, size_t n, int zero);
-void fb_canary_free(void *p);
-void *fb_canary_realloc(void *p, size_t n);
-size_t fb_canary_usable(const void *p);
+/* Each call wraps the allocator below it, which the caller names (alloc.c
+ * passes its own paths without the canary layer).  align: a power of
+ * two; zero: clear the program's bytes. */
+void *fb_canary_alloc(const struct fb_layer_below *below, size_t align, size_t n, int zero);
+void fb_canary_free(const struct fb_layer_below *below, void *p);
+void *fb_canary_realloc(const struct fb_layer_below *below, void *p, size_t n);
+size_t fb_canary_usable(const struct fb_layer_below *below, const void *p);
 /* At exit, for every live tracked block (the walk is leak.c's, called by
  * init.c): checks the guards of the block that starts at base. */
 void fb_canary_check_block(void *ctx, uintptr_t base, size_t usable, uint32_t site);

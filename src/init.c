@@ -34,6 +34,8 @@
 
 extern char **environ;
 
+int fb_observe;
+
 enum { FB_INIT_NONE, FB_INIT_RUNNING, FB_INIT_DONE };
 static _Atomic int fb_init_state;
 static pthread_key_t fb_thread_key;
@@ -60,9 +62,11 @@ static void fork_prepare(void)
         fb_track_fork_prepare();
     if (fb_trace_on)
         fb_trace_fork_prepare();
+    fb_je_fork_prepare();            /* last: we call jemalloc under ours */
 }
 static void fork_parent(void)
 {
+    fb_je_fork_parent();
     if (fb_trace_on)
         fb_trace_fork_parent();
     if (fb_track_on)
@@ -71,6 +75,7 @@ static void fork_parent(void)
 }
 static void fork_child(void)
 {
+    fb_je_fork_child();
     if (fb_trace_on)
         fb_trace_fork_child();
     if (fb_track_on) {
@@ -112,7 +117,6 @@ int fb_init(void)
     if (!atomic_compare_exchange_strong(&fb_init_state, &expected,
                                         FB_INIT_RUNNING))
         return 0;                    /* another thread is at it */
-    fb_je_resolve();
     fb_opt_init();
     fb_stats_on = fb_opt.stats != FB_STATS_OFF;
     /* Lifetime routing samples epochs whose granule index fits 16 bits. */
@@ -130,7 +134,17 @@ int fb_init(void)
     }
     fb_fail_init();
     fb_check_init();
-    fb_canary_init();   /* switched on by the dispatch (alloc.c) */
+    fb_canary_init();
+    /* The modes decide the buffers' gates, before any thread takes a
+     * slot.  With statistics or tracking on, the malloc gate stays shut
+     * so every allocation is seen by the generic path, which does the
+     * same work.  The owner's free gate only needs shutting for
+     * statistics, the log, checks and canaries: tracking reads the
+     * granule map's "freed" mark, which the fast free writes. */
+    fb_observe = fb_stats_on || fb_track_on || fb_fail_on || fb_trace_on ||
+                 fb_canary_on;
+    fb_epoch_set_gates(!fb_observe,
+                       !fb_stats_on && !fb_trace_on && !fb_check_on && !fb_canary_on);
     fb_key_ok = pthread_key_create(&fb_thread_key, thread_exit_cb) == 0;
     pthread_atfork(fork_prepare, fork_parent, fork_child);
     atomic_store_explicit(&fb_init_state, FB_INIT_DONE, memory_order_release);

@@ -5,6 +5,14 @@
 #ifndef FB_INIT_H
 #define FB_INIT_H
 
+#include "fb.h"
+
+/* Non-zero when statistics, tracking, the log, failure injection or
+ * canaries watch every call (set by fb_init, before it reports the
+ * process initialised): the dispatch then takes its generic path, and
+ * the buffers' fast-path gates are shut. */
+extern FB_HIDDEN int fb_observe;
+
 /* Returns 1 once the process is initialised, 0 if not (yet): too early in
  * start-up, or another thread is at it.  Re-entrant; allocates nothing. */
 int fb_init(void);

@@ -1,7 +1,7 @@
 /*
  * The one interface of the debugging layers that wrap allocation
  * (canary.c): the allocator below them, as a table the dispatch layer
- * (alloc.c) hands them at start-up.  A layer calls down through it and
+ * (alloc.c) passes on every call.  A layer calls down through it and
  * never names the module that implements it, so layers stack without
  * knowing each other.
  */

@@ -51,8 +51,7 @@
 #include "symbolize.h"
 #include "track.h"
 
-#define UNW_LOCAL_ONLY
-#include <libunwind.h>
+#include "unwind.h"
 
 extern char *program_invocation_name;
 
@@ -447,20 +446,26 @@ static void scan_thread_area(uintptr_t lo, uintptr_t hi, uintptr_t tp)
 
 static void (*tls_info)(size_t *, size_t *);
 
-/* Where jemalloc's static TLS block sits relative to the thread pointer. */
+/* Where jemalloc's static TLS sits relative to the thread pointer.
+ * jemalloc is linked into our library (meson.build), so its TLS is part
+ * of our module's TLS block, beside fb_t: the block holding fb_t is
+ * skipped as a whole, all of it allocator state, none the program's. */
 static int find_je_tls(struct dl_phdr_info *info, size_t size, void *arg)
 {
     (void)size;
     (void)arg;
-    if (!info->dlpi_name || !strstr(info->dlpi_name, "libjemalloc") || !info->dlpi_tls_data)
+    if (!info->dlpi_tls_data)
         return 0;
     for (int i = 0; i < info->dlpi_phnum; i++) {
-        if (info->dlpi_phdr[i].p_type == PT_TLS) {
-            je_tls_off = (intptr_t)((uintptr_t)info->dlpi_tls_data - thread_pointer());
+        uintptr_t lo = (uintptr_t)info->dlpi_tls_data;
+        if (info->dlpi_phdr[i].p_type == PT_TLS && (uintptr_t)&fb_t >= lo &&
+            (uintptr_t)&fb_t < lo + info->dlpi_phdr[i].p_memsz) {
+            je_tls_off = (intptr_t)(lo - thread_pointer());
             je_tls_len = info->dlpi_phdr[i].p_memsz;
+            return 1;
         }
     }
-    return 1;
+    return 0;
 }
 
 /* Looked up once at start-up: any dlsym() during a check would run
@@ -468,6 +473,11 @@ static int find_je_tls(struct dl_phdr_info *info, size_t size, void *arg)
  * message, i.e. change the heap being checked. */
 void fb_leak_init(void)
 {
+    /* libunwind finds the exit() frame and libc's start frames (call
+     * stacks themselves are captured by libgcc's unwinder, track.c). */
+    if (!fb_unw_load())
+        fb_report_note("libunwind.so.8 could not be loaded: the leak check "
+                       "scans whole stacks");
     dl_iterate_phdr(find_je_tls, NULL);
     tls_info = (void (*)(size_t *, size_t *))dlsym(RTLD_DEFAULT,
                                                     "_dl_get_tls_static_info");

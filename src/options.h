@@ -61,7 +61,8 @@ enum fb_opt_type {
     X(REGION_SIZE, region_size, FB_OT_SIZE, "64G", 64 * FB_M,                \
       (uint64_t)1 << 46, FB_OF_POW2, NULL,                                   \
       "Address space reserved (not committed) for all buffers; "            \
-      "REGION_SIZE / BUFFER_SIZE threads can own a buffer at once.")        \
+      "REGION_SIZE / BUFFER_SIZE threads can own a buffer at once. Under "  \
+      "ulimit -v, at most 2.5% of the address space left.")                 \
     X(STATS, stats, FB_OT_ENUM, "0", 0, 0, FB_OF_BOOL, "0|1|json",           \
       "Print statistics at exit: 1 for people, json for tools. Counting "   \
       "every call costs a little, so it is off by default.")                \

@@ -28,6 +28,10 @@ int fb_plat_output_fd(void);
 /* Closes the output file after a report (it is reopened if needed). */
 void fb_plat_output_done(void);
 
+/* Address space this process may still map under RLIMIT_AS (ulimit -v),
+ * or SIZE_MAX when there is no limit. */
+size_t fb_plat_as_left(void);
+
 /* Page size, read once. */
 size_t fb_plat_page_size(void);
 
