@@ -700,9 +700,14 @@ void *fb_epoch_realloc(void *p, size_t n)
             fb_trace_event(FB_TR_REALLOC, p, n, site);
         return p;
     }
-    /* The last object of our current epoch grows in place. */
+    /* The last object of our current epoch grows in place.  It must lie
+     * in that epoch: a block ending exactly where the current epoch starts
+     * (the last one of an earlier epoch, or of the slot before ours) also
+     * ends at the bump pointer, but growing it would put bytes in an epoch
+     * that does not count it, and that epoch's next reset would hand them
+     * out again. */
     if ((uintptr_t)p + usable == t->bump && n <= fb_g.max_small &&
-        t->state == FB_T_ACTIVE) {
+        t->state == FB_T_ACTIVE && (uintptr_t)p >= t->limit - fb_g.epoch_size) {
         size_t sz = (n + 15) & ~(size_t)15;
         if ((uintptr_t)p + sz <= t->limit) {
             t->bump = (uintptr_t)p + sz;
