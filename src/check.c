@@ -44,6 +44,26 @@ int fb_check_init(void)
     return fb_check_on;
 }
 
+/* fork: the quarantine lock is held across it, so the child inherits a
+ * consistent ring (a thread freeing at that moment could otherwise leave
+ * it locked forever in the child); the child, alone, starts with a fresh
+ * lock.  q_lock is a leaf (nothing else is taken under it), so taking it
+ * after the other modules' locks cannot invert an order. */
+void fb_check_fork_prepare(void)
+{
+    pthread_mutex_lock(&q_lock);
+}
+
+void fb_check_fork_parent(void)
+{
+    pthread_mutex_unlock(&q_lock);
+}
+
+void fb_check_fork_child(void)
+{
+    pthread_mutex_init(&q_lock, NULL);
+}
+
 /* Really releases a block leaving the quarantine. */
 static void release(const struct qent *q)
 {

@@ -31,4 +31,9 @@ int fb_check_realloc(void *ptr);
  * with stacks. */
 void fb_check_report(const void *ptr, int is_double, const char *op);
 
+/* fork: hold / release the quarantine lock (init.c's atfork handlers). */
+void fb_check_fork_prepare(void);
+void fb_check_fork_parent(void);
+void fb_check_fork_child(void);
+
 #endif

@@ -56,9 +56,13 @@ static void fork_prepare(void)
         fb_track_fork_prepare();
     if (fb_trace_on)
         fb_trace_fork_prepare();
+    if (fb_check_on)
+        fb_check_fork_prepare();
 }
 static void fork_parent(void)
 {
+    if (fb_check_on)
+        fb_check_fork_parent();
     if (fb_trace_on)
         fb_trace_fork_parent();
     if (fb_track_on)
@@ -67,6 +71,8 @@ static void fork_parent(void)
 }
 static void fork_child(void)
 {
+    if (fb_check_on)
+        fb_check_fork_child();
     if (fb_trace_on)
         fb_trace_fork_child();
     if (fb_track_on) {
