@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "check.h"
 #include "epoch.h"
 #include "fmt.h"
 #include "leak.h"
@@ -21,6 +22,7 @@ int fb_canary_on;
 
 #define FB_CANARY_MAGIC 0xFBCA4A21u       /* header, right before p */
 #define FB_CANARY_FRONT 0xFBF407A1u       /* front pad of aligned blocks */
+#define FB_CANARY_DEAD 0xFBDEAD21u        /* header of a block freed since */
 #define FB_GUARD_BYTE 0xFB
 #define FB_TAIL 16
 
@@ -139,6 +141,8 @@ static FB_COLD void report(const char *p, const struct header *h, enum damage d,
 static int check(const char *p, const char *when, int stack_now)
 {
     const struct header *h = header_of(p);
+    if (h->magic == FB_CANARY_DEAD)
+        return 0;                     /* freed: see freed_guarded() */
     if (h->magic != FB_CANARY_MAGIC || h->pad < sizeof(struct header)) {
         /* Either a block without guards, or its header was overwritten:
          * it is ours if the block the header would belong to exists. */
@@ -158,16 +162,68 @@ static int check(const char *p, const char *when, int stack_now)
     return 1;
 }
 
+/*
+ * A pointer whose header says "freed": a guarded block freed before (its
+ * memory not reused since).  It must never go on to the unguarded free:
+ * the program's pointer is 16 bytes (or the alignment) inside the inner
+ * block, an interior pointer that jemalloc would accept and "free",
+ * handing out overlapping blocks later.  The free below writes the mark
+ * before releasing the inner block; nothing else writes it, and the
+ * default mode's own double-free mark (backend.h) is the inner block's
+ * first word, which leaves this one intact.
+ */
+static int freed_guarded(const void *p)
+{
+    return header_of(p)->magic == FB_CANARY_DEAD;
+}
+
+static FB_COLD void report_freed(const void *p, const char *op)
+{
+    if (fb_check_on)
+        fb_check_report(p, 1, op);
+    else
+        fb_report_bad_free(p, FB_BAD_DOUBLE, op);
+}
+
 void fb_canary_free(void *p)
 {
     if (!check(p, "at free", 1)) {
-        fb_epoch_free_raw(p);
+        size_t size;
+        uint32_t site;
+        if (freed_guarded(p))
+            report_freed(p, "free");
+        else if (!fb_check_on && !fb_epoch_owns(p) &&
+                 fb_track_big_containing((uintptr_t)p, &size, &site))
+            /* Inside a live guarded jemalloc block (whose inner block
+             * starts before p): jemalloc would free that block. */
+            fb_report_bad_free(p, FB_BAD_INVALID, "free");
+        else
+            fb_epoch_free_raw(p);
         return;
     }
     struct header *h = header_of(p);
     size_t pad = h->pad >= sizeof(struct header) ? h->pad : sizeof(struct header);
-    h->magic = 0;                     /* a second free is no longer "guarded" */
+    h->magic = FB_CANARY_DEAD;        /* a second free is caught as such */
     fb_epoch_free_raw((char *)p - pad);
+}
+
+/* Usable size of an unguarded block (allocated before the option took
+ * effect) for realloc, or 0 if p is no live block (reported). */
+static size_t unguarded_usable(void *p)
+{
+    if (freed_guarded(p)) {
+        report_freed(p, "realloc");
+        return 0;
+    }
+    if (fb_epoch_owns(p)) {
+        size_t u = fb_epoch_usable(p);
+        if (!u)
+            report_freed(p, "realloc");
+        return u;
+    }
+    if (fb_check_on && fb_check_realloc(p) != 0)
+        return 0;
+    return fb_je_usable(p);
 }
 
 void *fb_canary_realloc(void *p, size_t n)
@@ -180,7 +236,11 @@ void *fb_canary_realloc(void *p, size_t n)
     }
     if (!check(p, "at realloc", 1)) {
         /* An unguarded block: move it into a guarded one. */
-        size_t old = fb_epoch_usable_any(p);
+        size_t old = unguarded_usable(p);
+        if (!old) {
+            errno = EINVAL;
+            return NULL;
+        }
         void *q = fb_canary_alloc(FB_ALIGN, n, 0);
         if (q) {
             memcpy(q, p, old < n ? old : n);

@@ -188,9 +188,12 @@ static void report_bad(const void *ptr, const char *op, uint32_t now_site,
         b.alloc_site = q.alloc_site;
         b.size = q.size;
     } else if (map_says_freed) {
+        /* A buffer block's map says so, or a guarded block's header (then
+         * ptr may be a jemalloc block's interior: no buffer lookup). */
         b.what = strcmp(op, "free") == 0 ? "double free" : "use of a freed block";
         size_t request;
-        b.alloc_site = fb_track_buffer_site(ptr, 16, &request);
+        if (fb_epoch_owns(ptr))
+            b.alloc_site = fb_track_buffer_site(ptr, 16, &request);
     } else if ((b.block = fb_epoch_block_containing(ptr, &usable))) {
         b.what = "interior pointer";
         b.size = usable;
