@@ -70,8 +70,15 @@ void *fb_canary_alloc(size_t align, size_t n, int zero)
         ((uint64_t *)base)[0] = pad;
         ((uint32_t *)base)[3] = FB_CANARY_FRONT;
     }
-    *header_of(p) = (struct header){n, (uint32_t)pad, FB_CANARY_MAGIC};
+    /* Guards first, the magic last (a release store): the exit check runs
+     * while other threads may still be here, or, in a forked child, with
+     * this block cut short forever; it checks only blocks whose magic it
+     * sees (acquire), whose guards are then complete. */
+    struct header *h = header_of(p);
+    h->size = n;
+    h->pad = (uint32_t)pad;
     memset(p + n, FB_GUARD_BYTE, FB_TAIL);
+    __atomic_store_n(&h->magic, FB_CANARY_MAGIC, __ATOMIC_RELEASE);
     if (zero)
         memset(p, 0, n);
     return p;
@@ -292,8 +299,12 @@ static void check_block(void *ctx, uintptr_t base, size_t usable, uint32_t site)
     (void)ctx;
     (void)usable;
     (void)site;
+    /* Only complete blocks (see fb_canary_alloc): a header without its
+     * magic is a block another thread is still setting up, not damage.
+     * (An underrun that destroyed the magic is still found at free.) */
     uintptr_t p = guarded_ptr(base);
-    if (p)
+    if (p && __atomic_load_n(&header_of((const void *)p)->magic, __ATOMIC_ACQUIRE) ==
+                 FB_CANARY_MAGIC)
         check((const char *)p, "at exit", 0);
 }
 

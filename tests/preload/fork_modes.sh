@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# fork() while threads allocate, under each debugging mode given as
-# arguments after the program (VAR=VALUE[,VAR=VALUE...]): 200 children
-# per mode must exit cleanly (no hang on a lock held across fork, no false
+# PROG 200 (fork while threads allocate, or exit while they do) under each
+# debugging mode given as an argument after the program
+# (VAR=VALUE[,VAR=VALUE...]): 200 children per mode must exit cleanly (no hang on a lock held across fork, no false
 # report at exit), and nothing may appear on stderr.
 set -uo pipefail
 prog=$1; shift
