@@ -221,6 +221,10 @@ void fb_check_free(void *ptr)
             size_t request;
             uint32_t site = fb_track_buffer_site(ptr, (size_t)usable, &request);
             quarantine_push((uintptr_t)ptr, (uint64_t)usable, site, now, 1);
+            /* Freed for the program (and the statistics) now, however
+             * long the quarantine keeps its memory. */
+            if (fb_stats_on)
+                fb_stats_free(fb_epoch_stats_block(), (size_t)usable, FB_ST_FAST);
             return;
         }
         report_bad(ptr, "free", now, usable == 0);
@@ -229,6 +233,8 @@ void fb_check_free(void *ptr)
     size_t size;
     uint32_t site;
     if (fb_track_big_take((uintptr_t)ptr, &size, &site)) {
+        if (fb_stats_on)
+            fb_stats_free(fb_epoch_stats_block(), fb_je_usable(ptr), FB_ST_BACKEND);
         quarantine_push((uintptr_t)ptr, size, site, now, 0);
         return;
     }

@@ -692,9 +692,12 @@ void *fb_epoch_realloc(void *p, size_t n)
          * it stay unused until the epoch resets), so its usable size stays
          * within a granule of the request, as for any new block. */
         size_t sz = (n + 15) & ~(size_t)15;
-        if (sz < usable)
+        if (sz < usable) {
             fb_g.map[((uintptr_t)p - fb_g.base) >> FB_GRANULE_SHIFT] =
                 (uint8_t)(sz >> FB_GRANULE_SHIFT);
+            if (fb_stats_on)          /* its free will count sz */
+                fb_stats_resize(fb_epoch_stats_block(), usable, sz);
+        }
         uint32_t site = fb_track_on ? fb_track_buffer(p, n) : 0;
         if (fb_trace_on)
             fb_trace_event(FB_TR_REALLOC, p, n, site);
@@ -713,6 +716,8 @@ void *fb_epoch_realloc(void *p, size_t n)
             t->bump = (uintptr_t)p + sz;
             t->slot_map[((uintptr_t)p - t->slot_base) >> FB_GRANULE_SHIFT] =
                 (uint8_t)(sz >> FB_GRANULE_SHIFT);
+            if (fb_stats_on)
+                fb_stats_resize(&t->slot->stats, usable, sz);
             uint32_t site = fb_track_on ? fb_track_buffer(p, n) : 0;
             if (fb_trace_on)
                 fb_trace_event(FB_TR_REALLOC, p, n, site);
