@@ -13,6 +13,7 @@
 #include "backend.h"
 #include "epoch.h"
 #include "fmt.h"
+#include "leak.h"
 #include "options.h"
 #include "report.h"
 #include "stats.h"
@@ -167,11 +168,12 @@ static int in_loaded_object(const void *p)
     return dl_iterate_phdr(in_object_cb, &a) != 0;
 }
 
-/* On the calling thread's stack (within 64 MiB of a local)? */
-static int on_own_stack(const void *p)
+/* On a live thread's stack?  The thread registry knows each one's exact
+ * bounds.  (A guess from the distance to a local misfired: thread stacks
+ * are mapped among jemalloc's own mappings.) */
+static int on_a_stack(const void *p)
 {
-    uintptr_t here = (uintptr_t)&here, a = (uintptr_t)p;
-    return a >= here - (64u << 20) && a < here + (64u << 20);
+    return fb_leak_on_a_stack((uintptr_t)p);
 }
 
 /* Classifies a bad pointer not found live, and reports it. */
@@ -244,7 +246,7 @@ void fb_check_free(void *ptr)
     size_t usable;
     if (quarantine_find((uintptr_t)ptr, &q) ||
         fb_track_big_containing((uintptr_t)ptr, &usable, &site) ||
-        in_loaded_object(ptr) || on_own_stack(ptr)) {
+        in_loaded_object(ptr) || on_a_stack(ptr)) {
         report_bad(ptr, "free", now, 0);
         return;
     }
@@ -262,7 +264,7 @@ int fb_check_realloc(void *ptr)
     uint32_t site;
     if (quarantine_find((uintptr_t)ptr, &q) ||
         fb_track_big_containing((uintptr_t)ptr, &usable, &site) ||
-        in_loaded_object(ptr) || on_own_stack(ptr)) {
+        in_loaded_object(ptr) || on_a_stack(ptr)) {
         report_bad(ptr, "realloc", fb_track_capture(), 0);
         return -1;
     }

@@ -51,6 +51,7 @@ static void thread_exit_cb(void *arg)
  * consistent tables; the child then drops the other threads' state. */
 static void fork_prepare(void)
 {
+    fb_report_fork_prepare();         /* first: a report may allocate */
     fb_epoch_fork_prepare();
     if (fb_track_on)
         fb_track_fork_prepare();
@@ -68,6 +69,7 @@ static void fork_parent(void)
     if (fb_track_on)
         fb_track_fork_parent();
     fb_epoch_fork_parent();
+    fb_report_fork_parent();
 }
 static void fork_child(void)
 {
@@ -80,6 +82,7 @@ static void fork_child(void)
         fb_leak_fork_child();
     }
     fb_epoch_fork_child();
+    fb_report_fork_child();
 }
 
 static FB_COLD void verbose_summary(void)
