@@ -6,9 +6,24 @@
 #include "backend.h"
 
 #include <link.h>
+#include <sys/auxv.h>
 #include <string.h>
 
 struct fb_je_fns fb_je;
+/* Before fb_je_mark_init (frees during start-up): any constant but 0. */
+uint64_t fb_je_mark = 0xfb0dead0fb0dead1ull;
+
+void fb_je_mark_init(void)
+{
+    /* The kernel's 16 random bytes for this process (no system call, no
+     * allocation); a program cannot forge the mark by accident. */
+    const unsigned char *r = (const unsigned char *)getauxval(AT_RANDOM);
+    uint64_t v = 0;
+    if (r)
+        memcpy(&v, r + 8, sizeof v);
+    v ^= 0xfb0dead0fb0dead1ull;
+    fb_je_mark = v ? v : 1;
+}
 
 /* ld.so relocates the d_ptr entries of .dynamic in place on x86-64; be
  * robust to a loader that does not. */

@@ -282,8 +282,14 @@ static uintptr_t guarded_ptr(uintptr_t base)
     const uint32_t *w = (const uint32_t *)base;
     if (w[3] == FB_CANARY_MAGIC)
         return base + sizeof(struct header);
-    if (w[3] == FB_CANARY_FRONT)
-        return base + *(const uint64_t *)base;
+    if (w[3] == FB_CANARY_FRONT) {
+        /* The pad (a power of two) is in the first word, which the free of
+         * a jemalloc block overwrites with its freed mark (backend.h): a
+         * block freed while we look must not send us anywhere. */
+        uint64_t pad = *(const volatile uint64_t *)base;
+        if (pad >= 2 * sizeof(struct header) && !(pad & (pad - 1)) && pad <= (1ull << 40))
+            return base + pad;
+    }
     return 0;
 }
 

@@ -250,6 +250,10 @@ void fb_check_free(void *ptr)
         report_bad(ptr, "free", now, 0);
         return;
     }
+    if (fb_je_freed(ptr)) {          /* freed again after the quarantine */
+        report_bad(ptr, "free", now, 1);
+        return;
+    }
     int saved = errno;
     fb_je_free(ptr);
     errno = saved;

@@ -423,13 +423,13 @@ void *fb_epoch_malloc_slow(size_t n)
     struct fb_tls *t = &fb_t;
     if (fb_likely(t->state != FB_T_NEW && !fb_observe && fb_je.malloc != NULL)) {
         if (n > fb_g.max_small)
-            return fb_je.malloc(fb_je_size(n));
+            return fb_je_fresh(fb_je.malloc(fb_je_size(n)));
         /* Every epoch pinned, and not yet time to look again (see
          * epoch_next): a small request goes to jemalloc just as cheaply. */
         if (t->backoff && t->limit == 0) {
             t->backoff--;
             t->slot->stats.buffer_full++;
-            return fb_je.malloc(fb_je_size(n));
+            return fb_je_fresh(fb_je.malloc(fb_je_size(n)));
         }
     }
     return malloc_generic(n);
@@ -532,13 +532,29 @@ void fb_epoch_free_slow(void *ptr)
 {
     if (fb_likely(!fb_epoch_owns(ptr) && !fb_observe)) {
         if (ptr) {
+            if (fb_unlikely(fb_je_take(ptr))) {
+                fb_epoch_big_freed(ptr, "free");
+                return;
+            }
             int *err = &errno, saved = *err;
-            fb_je_free(ptr);
+            fb_je_release(ptr);
             *err = saved;
         }
         return;
     }
     free_generic(ptr);
+}
+
+/* A jemalloc block freed before (fb_je_freed): reported, never passed on.
+ * Returns NULL with EINVAL for realloc. */
+FB_COLD void *fb_epoch_big_freed(void *ptr, const char *op)
+{
+    if (fb_check_on && !fb_t.busy)
+        fb_check_report(ptr, 1, op);
+    else
+        fb_report_bad_free(ptr, FB_BAD_DOUBLE, op);
+    errno = EINVAL;
+    return NULL;
 }
 
 static FB_NOINLINE void free_generic(void *ptr)
@@ -561,6 +577,12 @@ void fb_epoch_free_raw(void *ptr)
         return;
     }
     if (!fb_epoch_owns(ptr)) {
+        if (fb_unlikely(fb_je_freed(ptr))) {
+            int saved = errno;
+            fb_epoch_big_freed(ptr, "free");
+            errno = saved;
+            return;
+        }
         if (fb_observe)
             fb_epoch_observe_big_free(ptr);
         int saved = errno;

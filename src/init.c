@@ -111,6 +111,7 @@ int fb_init(void)
                                         FB_INIT_RUNNING))
         return 0;                    /* another thread is at it */
     fb_je_resolve();
+    fb_je_mark_init();
     fb_opt_init();
     fb_stats_on = fb_opt.stats != FB_STATS_OFF;
     fb_epoch_init();
