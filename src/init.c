@@ -25,6 +25,7 @@
 #include "options.h"
 #include "report.h"
 #include "stats.h"
+#include "symbolize.h"
 #include "trace.h"
 #include "track.h"
 
@@ -113,6 +114,7 @@ int fb_init(void)
     fb_je_resolve();
     fb_je_mark_init();
     fb_opt_init();
+    fb_sym_debuginfod = (int)fb_opt.debuginfod;
     fb_stats_on = fb_opt.stats != FB_STATS_OFF;
     fb_epoch_init();
     fb_trace_init();
