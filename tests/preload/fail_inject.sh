@@ -37,7 +37,7 @@ FBMALLOC_FAIL_AFTER=5 FBMALLOC_STATS=json FBMALLOC_OUTPUT="$tmp/s.json" \
 n=$(/usr/bin/python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['injected_failures'])" "$tmp/s.json")
 [[ "$n" -ge 7 ]] && ok "statistics count $n injected failures (7 seen by the program, stdio may add its buffer)" || bad "stats injected_failures=$n"
 
-out=$(FBMALLOC_FAIL_RATE=0.5 FBMALLOC_FAIL_MIN_SIZE=50000 LD_PRELOAD=$FBMALLOC_LIB /usr/bin/python3 -c '
+out=$(FBMALLOC_FAIL_RATE=0.5 FBMALLOC_FAIL_MIN_SIZE=50000 LD_PRELOAD=$FBMALLOC_LIB /usr/bin/python3 -S -c '
 ok = bad = 0
 for i in range(200):
     try:
