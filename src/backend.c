@@ -13,8 +13,43 @@ struct fb_je_fns fb_je;
 /* Before fb_je_mark_init (frees during start-up): any constant but 0. */
 uint64_t fb_je_mark = 0xfb0dead0fb0dead1ull;
 
+struct fb_je_foreign_ranges fb_je_foreign_r;
+extern void *__libc_stack_end;
+
+/* The executable's image, from its program headers (the auxiliary vector:
+ * no lock, no allocation). */
+static void find_exe_range(void)
+{
+    const ElfW(Phdr) *ph = (const ElfW(Phdr) *)getauxval(AT_PHDR);
+    unsigned long n = getauxval(AT_PHNUM);
+    uintptr_t bias = 0, lo = UINTPTR_MAX, hi = 0;
+    if (!ph)
+        return;
+    for (unsigned long i = 0; i < n; i++)
+        if (ph[i].p_type == PT_PHDR)
+            bias = (uintptr_t)ph - ph[i].p_vaddr;
+    for (unsigned long i = 0; i < n; i++)
+        if (ph[i].p_type == PT_LOAD) {
+            uintptr_t a = bias + ph[i].p_vaddr;
+            if (a < lo)
+                lo = a;
+            if (a + ph[i].p_memsz > hi)
+                hi = a + ph[i].p_memsz;
+        }
+    if (hi > lo) {
+        fb_je_foreign_r.exe_lo = lo;
+        fb_je_foreign_r.exe_len = hi - lo;
+    }
+}
+
 void fb_je_mark_init(void)
 {
+    find_exe_range();
+    uintptr_t top = (uintptr_t)__libc_stack_end, span = (uintptr_t)32 << 20;
+    if (top > span) {
+        fb_je_foreign_r.stack_lo = top - span;
+        fb_je_foreign_r.stack_len = span;
+    }
     /* The kernel's 16 random bytes for this process (no system call, no
      * allocation); a program cannot forge the mark by accident. */
     const unsigned char *r = (const unsigned char *)getauxval(AT_RANDOM);

@@ -63,8 +63,31 @@ void fb_je_resolve(void);
  */
 extern FB_HIDDEN uint64_t fb_je_mark;
 
-/* Chooses the secret (never 0, so zeroed memory is never "freed"). */
+/* Chooses the secret (never 0, so zeroed memory is never "freed"), and
+ * finds the ranges of fb_je_foreign. */
 void fb_je_mark_init(void);
+
+/*
+ * Address ranges that never hold a jemalloc block, checked before a
+ * pointer outside the buffers reaches jemalloc (whose lookup faults on
+ * them): the executable's own image (its globals and literals) and the
+ * top 32 MiB of the main thread's stack, which the kernel keeps clear of
+ * mappings (mmap_base lies at least 128 MiB below the stack top).  Exact,
+ * so a hit is never a false report; globals of libraries, other threads'
+ * stacks and mmap()ed memory lie among jemalloc's own mappings and are
+ * not caught here.  Empty ranges (len 0) until fb_je_mark_init.
+ */
+struct fb_je_foreign_ranges {
+    uintptr_t exe_lo, exe_len, stack_lo, stack_len;
+};
+extern FB_HIDDEN struct fb_je_foreign_ranges fb_je_foreign_r;
+
+FB_INLINE int fb_je_foreign(const void *p)
+{
+    uintptr_t a = (uintptr_t)p;
+    return a - fb_je_foreign_r.exe_lo < fb_je_foreign_r.exe_len ||
+           a - fb_je_foreign_r.stack_lo < fb_je_foreign_r.stack_len;
+}
 
 /* Was p freed by us and not handed out since?  p: a jemalloc block (any
  * readable pointer of at least 8 bytes). */
@@ -132,11 +155,14 @@ FB_INLINE void fb_je_release(void *p)
         dallocx(p, 0);
 }
 
-/* Before freeing p: 1 if p was already freed (leave it alone), else marks
- * it freed and returns 0. */
+/* Before freeing p: 1 if p was already freed, 2 if it is no jemalloc
+ * block at all (fb_je_foreign): leave it alone.  Else marks it freed and
+ * returns 0. */
 FB_INLINE int fb_je_take(void *p)
 {
     uint64_t mark = fb_je_mark;
+    if (fb_unlikely(fb_je_foreign(p)))
+        return 2;
     if (fb_unlikely(*(volatile uint64_t *)p == mark))
         return 1;
     *(uint64_t *)p = mark;

@@ -230,6 +230,10 @@ static size_t unguarded_usable(void *p)
     }
     if (fb_check_on && fb_check_realloc(p) != 0)
         return 0;
+    if (fb_je_foreign(p) || fb_je_freed(p)) {
+        fb_epoch_big_bad(p, !fb_je_foreign(p), "realloc");
+        return 0;
+    }
     return fb_je_usable(p);
 }
 

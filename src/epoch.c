@@ -532,8 +532,9 @@ void fb_epoch_free_slow(void *ptr)
 {
     if (fb_likely(!fb_epoch_owns(ptr) && !fb_observe)) {
         if (ptr) {
-            if (fb_unlikely(fb_je_take(ptr))) {
-                fb_epoch_big_freed(ptr, "free");
+            int bad = fb_je_take(ptr);
+            if (fb_unlikely(bad)) {
+                fb_epoch_big_bad(ptr, bad == 1, "free");
                 return;
             }
             int *err = &errno, saved = *err;
@@ -545,14 +546,15 @@ void fb_epoch_free_slow(void *ptr)
     free_generic(ptr);
 }
 
-/* A jemalloc block freed before (fb_je_freed): reported, never passed on.
- * Returns NULL with EINVAL for realloc. */
-FB_COLD void *fb_epoch_big_freed(void *ptr, const char *op)
+/* A jemalloc block freed before (fb_je_freed), or a pointer that is no
+ * jemalloc block (fb_je_foreign): reported, never passed on.  Returns
+ * NULL with EINVAL for realloc. */
+FB_COLD void *fb_epoch_big_bad(void *ptr, int is_double, const char *op)
 {
     if (fb_check_on && !fb_t.busy)
-        fb_check_report(ptr, 1, op);
+        fb_check_report(ptr, is_double, op);
     else
-        fb_report_bad_free(ptr, FB_BAD_DOUBLE, op);
+        fb_report_bad_free(ptr, is_double ? FB_BAD_DOUBLE : FB_BAD_INVALID, op);
     errno = EINVAL;
     return NULL;
 }
@@ -577,9 +579,10 @@ void fb_epoch_free_raw(void *ptr)
         return;
     }
     if (!fb_epoch_owns(ptr)) {
-        if (fb_unlikely(fb_je_freed(ptr))) {
+        int foreign = fb_je_foreign(ptr);
+        if (fb_unlikely(foreign || fb_je_freed(ptr))) {
             int saved = errno;
-            fb_epoch_big_freed(ptr, "free");
+            fb_epoch_big_bad(ptr, !foreign, "free");
             errno = saved;
             return;
         }

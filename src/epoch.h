@@ -144,9 +144,10 @@ FB_INLINE void fb_epoch_free(void *ptr)
     fb_epoch_free_slow(ptr);
 }
 
-/* A free or realloc (op) of a jemalloc block already freed: reported;
- * returns NULL with errno EINVAL. */
-void *fb_epoch_big_freed(void *ptr, const char *op);
+/* A free or realloc (op) of a jemalloc block already freed (is_double)
+ * or of a pointer that is no jemalloc block: reported; returns NULL with
+ * errno EINVAL. */
+void *fb_epoch_big_bad(void *ptr, int is_double, const char *op);
 
 /* Is p inside the buffer region (any thread's slot)? */
 FB_INLINE int fb_epoch_owns(const void *p)

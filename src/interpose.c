@@ -79,8 +79,10 @@ FB_EXPORT void *realloc(void *p, size_t n)
     }
     if (fb_epoch_owns(p))
         return fb_epoch_realloc(p, n);
+    if (fb_unlikely(fb_je_foreign(p)))
+        return fb_epoch_big_bad(p, 0, "realloc");
     if (fb_unlikely(fb_je_freed(p)))
-        return fb_epoch_big_freed(p, "realloc");
+        return fb_epoch_big_bad(p, 1, "realloc");
     /* Our own reallocs (libdw's, while a report is written) are not the
      * program's: never checked. */
     if (fb_unlikely(fb_check_on) && !fb_t.busy && fb_check_realloc(p) != 0) {
