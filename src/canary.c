@@ -186,7 +186,12 @@ static int freed_guarded(const void *p)
 
 static FB_COLD void report_freed(const void *p, const char *op)
 {
-    if (fb_check_on)
+    /* With checking, the inner block still waits in the quarantine, its
+     * header intact: the report can show where it was freed. */
+    const struct header *h = header_of(p);
+    if (fb_check_on && freed_guarded(p) && h->pad >= sizeof(struct header))
+        fb_check_report_inner(p, (const char *)p - h->pad, h->size, op);
+    else if (fb_check_on)
         fb_check_report(p, 1, op);
     else
         fb_report_bad_free(p, FB_BAD_DOUBLE, op);

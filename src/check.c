@@ -209,6 +209,20 @@ static void report_bad(const void *ptr, const char *op, uint32_t now_site,
     report(&b);
 }
 
+void fb_check_report_inner(const void *ptr, const void *block, uint64_t size,
+                           const char *op)
+{
+    struct bad b = {ptr, op, strcmp(op, "free") == 0 ? "double free" : "use of a freed block",
+                    fb_track_capture(), 0, 0, NULL, 0};
+    struct qent q;
+    if (quarantine_find((uintptr_t)block, &q)) {
+        b.free_site = q.free_site;
+        b.alloc_site = q.alloc_site;
+        b.size = size;
+    }
+    report(&b);
+}
+
 void fb_check_report(const void *ptr, int is_double, const char *op)
 {
     report_bad(ptr, op, fb_track_capture(), is_double);
