@@ -124,6 +124,21 @@ static void observe_resize(void *p, size_t n)
         fb_trace_event(FB_TR_REALLOC, p, n, site);
 }
 
+/* A free or realloc (op) of a jemalloc block already freed (is_double:
+ * its freed mark, backend.h) or of a pointer that is no jemalloc block
+ * (the program's image, the main stack): reported, never passed on (a
+ * second free would put the block on jemalloc's lists twice, and jemalloc
+ * faults on pointers it never mapped).  NULL with errno EINVAL. */
+static FB_COLD void *big_bad(void *ptr, int is_double, const char *op)
+{
+    if (fb_check_on && !fb_t.busy)
+        fb_check_report(ptr, is_double, op);
+    else
+        fb_report_bad_free(ptr, is_double ? FB_BAD_DOUBLE : FB_BAD_INVALID, op);
+    errno = EINVAL;
+    return NULL;
+}
+
 /* What every jemalloc allocation returns: NULL with ENOMEM, or the block,
  * observed when someone watches. */
 static inline void *backend_result(void *p, size_t n)
@@ -244,7 +259,11 @@ void fb_alloc_free_slow(void *ptr)
     if (fb_likely(!fb_epoch_owns(ptr) && !fb_observe)) {
         if (ptr) {
             int *err = &errno, saved = *err;
-            fb_je_free(ptr);
+            int bad = fb_je_take(ptr);
+            if (fb_unlikely(bad))
+                big_bad(ptr, bad == 1, "free");
+            else
+                fb_je_release(ptr);
             *err = saved;
         }
         return;
@@ -271,10 +290,14 @@ static void free_raw(void *ptr)
         return;
     }
     if (!fb_epoch_owns(ptr)) {
-        if (fb_observe)
-            observe_big_free(ptr);
-        int saved = errno;
-        fb_je_free(ptr);
+        int saved = errno, foreign = fb_je_foreign(ptr);
+        if (fb_unlikely(foreign || fb_je_freed(ptr))) {
+            big_bad(ptr, !foreign, "free");
+        } else {
+            if (fb_observe)
+                observe_big_free(ptr);
+            fb_je_free(ptr);
+        }
         errno = saved;
         return;
     }
@@ -320,6 +343,8 @@ static void *realloc_buffer(void *p, size_t n, uintptr_t ra)
         return NULL;
     }
     if (fb_epoch_resize(p, usable, fb_track_pad(n))) {
+        if (fb_stats_on)              /* its free will count the new size */
+            fb_stats_resize(my_stats(), usable, fb_epoch_usable(p));
         if (fb_track_on || fb_trace_on)
             observe_resize(p, n);
         return p;
@@ -344,7 +369,13 @@ void *fb_alloc_realloc(void *p, size_t n, uintptr_t ra)
     }
     if (fb_epoch_owns(p))
         return realloc_buffer(p, n, ra);
-    if (fb_unlikely(fb_check_on) && fb_check_realloc(p) != 0) {
+    if (fb_unlikely(fb_je_foreign(p)))
+        return big_bad(p, 0, "realloc");
+    if (fb_unlikely(fb_je_freed(p)))
+        return big_bad(p, 1, "realloc");
+    /* Our own reallocs (libdw's, while a report is written) are not the
+     * program's: never checked. */
+    if (fb_unlikely(fb_check_on) && !fb_t.busy && fb_check_realloc(p) != 0) {
         errno = EINVAL;
         return NULL;
     }

@@ -5,6 +5,8 @@
 #include "backend.h"
 
 #include <stdatomic.h>
+#include <link.h>
+#include <sys/auxv.h>
 #include <string.h>
 #include <sys/single_threaded.h>
 
@@ -33,6 +35,59 @@
  */
 FB_HIDDEN const char *fb_jemalloc_malloc_conf =
     "dirty_decay_ms:30000,muzzy_decay_ms:-1";
+
+/* Before fb_je_mark_init (frees during start-up): any constant but 0. */
+uint64_t fb_je_mark = 0xfb0dead0fb0dead1ull;
+
+struct fb_je_foreign_ranges fb_je_foreign_r;
+
+/* The executable's image, from its program headers (the auxiliary vector:
+ * no lock, no allocation). */
+static void find_exe_range(void)
+{
+    const ElfW(Phdr) *ph = (const ElfW(Phdr) *)getauxval(AT_PHDR);
+    unsigned long n = getauxval(AT_PHNUM);
+    uintptr_t bias = 0, lo = UINTPTR_MAX, hi = 0;
+    if (!ph)
+        return;
+    for (unsigned long i = 0; i < n; i++)
+        if (ph[i].p_type == PT_PHDR)
+            bias = (uintptr_t)ph - ph[i].p_vaddr;
+    for (unsigned long i = 0; i < n; i++)
+        if (ph[i].p_type == PT_LOAD) {
+            uintptr_t a = bias + ph[i].p_vaddr;
+            if (a < lo)
+                lo = a;
+            if (a + ph[i].p_memsz > hi)
+                hi = a + ph[i].p_memsz;
+        }
+    if (hi > lo) {
+        fb_je_foreign_r.exe_lo = lo;
+        fb_je_foreign_r.exe_len = hi - lo;
+    }
+}
+
+void fb_je_mark_init(void)
+{
+    find_exe_range();
+    /* The main stack's top: the kernel puts the executable's file name
+     * (AT_EXECFN) at the very top of it (ld.so's __libc_stack_end would
+     * make ld.so a NEEDED library of ours). */
+    uintptr_t top = (getauxval(AT_EXECFN) + 4095) & ~(uintptr_t)4095;
+    uintptr_t span = (uintptr_t)32 << 20;
+    if (top > span) {
+        fb_je_foreign_r.stack_lo = top - span;
+        fb_je_foreign_r.stack_len = span;
+    }
+    /* The kernel's 16 random bytes for this process (no system call, no
+     * allocation); a program cannot forge the mark by accident. */
+    const unsigned char *r = (const unsigned char *)getauxval(AT_RANDOM);
+    uint64_t v = 0;
+    if (r)
+        memcpy(&v, r + 8, sizeof v);
+    v ^= 0xfb0dead0fb0dead1ull;
+    fb_je_mark = v ? v : 1;
+}
 
 /*
  * jemalloc's fork handlers.  jemalloc registers them with pthread_atfork

@@ -39,6 +39,71 @@ FB_HIDDEN size_t fb_jemalloc_sallocx(const void *p, int flags);
 FB_HIDDEN int fb_jemalloc_mallctl(const char *name, void *oldp,
                                   size_t *oldlenp, void *newp, size_t newlen);
 
+/*
+ * Double frees of jemalloc blocks (glibc's tcache "key", applied to
+ * jemalloc): free writes a per-process secret into the block's first word
+ * before handing it to jemalloc, and everything that takes a block from
+ * jemalloc for the program clears it (fb_je_fresh; calloc zeroes it, and
+ * realloc copies the old block's first word over it).  A free, or a
+ * realloc, that finds the secret there is given a block freed and not
+ * handed out since: a double free, refused before jemalloc could put the
+ * block on its free lists twice and hand it out twice.  jemalloc writes
+ * nothing into a freed region (its thread caches and slab bitmaps are
+ * outside the blocks; junk filling is off in release builds), so the mark
+ * lasts until the block is reused; a purged page reads as zeros (no
+ * mark: not detected, never a false report).  The word is the block's
+ * first: FBMALLOC_CANARY's freed mark, in its header's last word, stays.
+ * Cost: a load, a compare and a store on free, a store on malloc.
+ *
+ * What this cannot see, and jemalloc's public interface gives no safe way
+ * to check (its pointer lookup faults on addresses it never mapped and
+ * accepts any address inside a block): interior pointers of jemalloc
+ * blocks, pointers jemalloc never returned (globals, stacks, mmap), and a
+ * double free after the block was reused.
+ */
+extern FB_HIDDEN uint64_t fb_je_mark;
+
+/* Chooses the secret (never 0, so zeroed memory is never "freed"), and
+ * finds the ranges of fb_je_foreign. */
+void fb_je_mark_init(void);
+
+/*
+ * Address ranges that never hold a jemalloc block, checked before a
+ * pointer outside the buffers reaches jemalloc (whose lookup faults on
+ * them): the executable's own image (its globals and literals) and the
+ * top 32 MiB of the main thread's stack, which the kernel keeps clear of
+ * mappings (mmap_base lies at least 128 MiB below the stack top).  Exact,
+ * so a hit is never a false report; globals of libraries, other threads'
+ * stacks and mmap()ed memory lie among jemalloc's own mappings and are
+ * not caught here.  Empty ranges (len 0) until fb_je_mark_init.
+ */
+struct fb_je_foreign_ranges {
+    uintptr_t exe_lo, exe_len, stack_lo, stack_len;
+};
+extern FB_HIDDEN struct fb_je_foreign_ranges fb_je_foreign_r;
+
+FB_INLINE int fb_je_foreign(const void *p)
+{
+    uintptr_t a = (uintptr_t)p;
+    return a - fb_je_foreign_r.exe_lo < fb_je_foreign_r.exe_len ||
+           a - fb_je_foreign_r.stack_lo < fb_je_foreign_r.stack_len;
+}
+
+/* Was p freed by us and not handed out since?  p: a jemalloc block (any
+ * readable pointer of at least 8 bytes). */
+FB_INLINE int fb_je_freed(const void *p)
+{
+    return *(const volatile uint64_t *)p == fb_je_mark;
+}
+
+/* Every block taken from jemalloc for the program passes through here. */
+FB_INLINE void *fb_je_fresh(void *p)
+{
+    if (fb_likely(p != NULL))
+        *(uint64_t *)p = 0;
+    return p;
+}
+
 FB_INLINE size_t fb_je_size(size_t n)
 {
     return n < FB_ALIGN ? FB_ALIGN : n;
@@ -48,7 +113,7 @@ FB_INLINE size_t fb_je_size(size_t n)
  * above its largest size class (far below FB_MAX_REQUEST). */
 FB_INLINE void *fb_je_malloc(size_t n)
 {
-    return fb_jemalloc_malloc(fb_je_size(n));
+    return fb_je_fresh(fb_jemalloc_malloc(fb_je_size(n)));
 }
 
 FB_INLINE void *fb_je_calloc(size_t n)
@@ -65,8 +130,8 @@ FB_INLINE void *fb_je_memalign(size_t align, size_t n)
         return NULL;
     if (align <= FB_ALIGN)
         return fb_je_malloc(n);
-    return fb_jemalloc_mallocx(n ? n : 1,
-                               MALLOCX_LG_ALIGN(__builtin_ctzl(align)));
+    return fb_je_fresh(fb_jemalloc_mallocx(n ? n : 1,
+                                           MALLOCX_LG_ALIGN(__builtin_ctzl(align))));
 }
 
 FB_INLINE void *fb_je_realloc(void *p, size_t n)
@@ -76,9 +141,32 @@ FB_INLINE void *fb_je_realloc(void *p, size_t n)
     return fb_jemalloc_realloc(p, fb_je_size(n));
 }
 
-FB_INLINE void fb_je_free(void *p)
+/* The free itself, without the mark. */
+FB_INLINE void fb_je_release(void *p)
 {
     fb_jemalloc_free(p);
+}
+
+/* Before freeing p: 1 if p was already freed, 2 if it is no jemalloc
+ * block at all (fb_je_foreign): leave it alone.  Else marks it freed and
+ * returns 0. */
+FB_INLINE int fb_je_take(void *p)
+{
+    uint64_t mark = fb_je_mark;
+    if (fb_unlikely(fb_je_foreign(p)))
+        return 2;
+    if (fb_unlikely(*(volatile uint64_t *)p == mark))
+        return 1;
+    *(uint64_t *)p = mark;
+    return 0;
+}
+
+/* Frees a live jemalloc block (callers check fb_je_freed first), leaving
+ * the freed mark in it. */
+FB_INLINE void fb_je_free(void *p)
+{
+    *(uint64_t *)p = fb_je_mark;
+    fb_je_release(p);
 }
 
 FB_INLINE size_t fb_je_usable(const void *p)

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "check.h"
 #include "epoch.h"
 #include "fmt.h"
 #include "options.h"
@@ -18,6 +19,7 @@ int fb_canary_on;
 
 #define FB_CANARY_MAGIC 0xFBCA4A21u       /* header, right before p */
 #define FB_CANARY_FRONT 0xFBF407A1u       /* front pad of aligned blocks */
+#define FB_CANARY_DEAD 0xFBDEAD21u        /* header of a block freed since */
 #define FB_GUARD_BYTE 0xFB
 #define FB_TAIL 16
 
@@ -62,8 +64,15 @@ void *fb_canary_alloc(const struct fb_layer_below *below, size_t align, size_t n
         ((uint64_t *)base)[0] = pad;
         ((uint32_t *)base)[3] = FB_CANARY_FRONT;
     }
-    *header_of(p) = (struct header){n, (uint32_t)pad, FB_CANARY_MAGIC};
+    /* Guards first, the magic last (a release store): the exit check runs
+     * while other threads may still be here, or, in a forked child, with
+     * this block cut short forever; it checks only blocks whose magic it
+     * sees (acquire), whose guards are then complete. */
+    struct header *h = header_of(p);
+    h->size = n;
+    h->pad = (uint32_t)pad;
     memset(p + n, FB_GUARD_BYTE, FB_TAIL);
+    __atomic_store_n(&h->magic, FB_CANARY_MAGIC, __ATOMIC_RELEASE);
     if (zero)
         memset(p, 0, n);
     return p;
@@ -130,23 +139,29 @@ static FB_COLD void report(const char *p, const struct header *h, enum damage d,
 
 /* Checks p's guards; reports damage.  Returns 0 if p is not a guarded
  * block at all (allocated before the option took effect). */
-static int check(const char *p, const char *when, int stack_now)
+/* Can p's header be read?  A guarded block's header starts a live block
+ * (the inner one).  In the buffers the granule map says so (a block at a
+ * slot's start, from before the option took effect, may have unmapped
+ * memory before it); outside, a page-aligned pointer may start a mapping,
+ * and a guarded one lies in a tracked block. */
+static int header_readable(const void *p)
 {
-    /* The header is read only where it can be: a guarded block's header
-     * starts a live block (the inner one).  In the buffers, the granule
-     * map says so (a block at a slot's start, from before the option
-     * took effect, has unmapped memory before it); outside, a
-     * page-aligned pointer may start a mapping, and a guarded one lies
-     * in a tracked block. */
     size_t sz;
     uint32_t site;
     uintptr_t hdr = (uintptr_t)p - sizeof(struct header);
-    if (fb_epoch_owns(p) ? !fb_epoch_usable((const void *)hdr)
-                         : ((uintptr_t)p & 4095) == 0 &&
-                               !fb_track_big_lookup(hdr, &sz, &site) &&
-                               !fb_track_big_containing(hdr, &sz, &site))
+    if (fb_epoch_owns(p))
+        return fb_epoch_usable((const void *)hdr) != 0 || fb_epoch_is_freed((const void *)hdr);
+    return ((uintptr_t)p & 4095) != 0 || fb_track_big_lookup(hdr, &sz, &site) ||
+           fb_track_big_containing(hdr, &sz, &site);
+}
+
+static int check(const char *p, const char *when, int stack_now)
+{
+    if (!header_readable(p))
         return 0;
     const struct header *h = header_of(p);
+    if (h->magic == FB_CANARY_DEAD)
+        return 0;                     /* freed: see freed_guarded() */
     if (h->magic != FB_CANARY_MAGIC || h->pad < sizeof(struct header)) {
         /* Either a block without guards, or its header was overwritten:
          * it is ours if the block the header would belong to exists. */
@@ -166,16 +181,86 @@ static int check(const char *p, const char *when, int stack_now)
     return 1;
 }
 
+/*
+ * A pointer whose header says "freed": a guarded block freed before (its
+ * memory not reused since).  It must never go on to the unguarded free:
+ * the program's pointer is 16 bytes (or the alignment) inside the inner
+ * block, an interior pointer that jemalloc would accept and "free",
+ * handing out overlapping blocks later.  The free below writes the mark
+ * before releasing the inner block; nothing else writes it, and the
+ * default mode's own double-free mark (backend.h) is the inner block's
+ * first word, which leaves this one intact.
+ */
+static int freed_guarded(const void *p)
+{
+    return header_readable(p) && header_of(p)->magic == FB_CANARY_DEAD;
+}
+
+/* A jemalloc-path pointer already freed, or no jemalloc block at all. */
+static FB_COLD void report_big(const void *p, int is_double, const char *op)
+{
+    if (fb_check_on && !fb_t.busy)
+        fb_check_report(p, is_double, op);
+    else
+        fb_report_bad_free(p, is_double ? FB_BAD_DOUBLE : FB_BAD_INVALID, op);
+}
+
+static FB_COLD void report_freed(const void *p, const char *op)
+{
+    /* With checking, the inner block still waits in the quarantine, its
+     * header intact: the report can show where it was freed. */
+    const struct header *h = header_of(p);
+    if (fb_check_on && freed_guarded(p) && h->pad >= sizeof(struct header))
+        fb_check_report_inner(p, (const char *)p - h->pad, h->size, op);
+    else if (fb_check_on)
+        fb_check_report(p, 1, op);
+    else
+        fb_report_bad_free(p, FB_BAD_DOUBLE, op);
+}
+
 void fb_canary_free(const struct fb_layer_below *below, void *p)
 {
     if (!check(p, "at free", 1)) {
-        below->free(p);
+        size_t size;
+        uint32_t site;
+        if (freed_guarded(p))
+            report_freed(p, "free");
+        else if (!fb_check_on && !fb_epoch_owns(p) &&
+                 fb_track_big_containing((uintptr_t)p, &size, &site))
+            /* Inside a live guarded jemalloc block (whose inner block
+             * starts before p): jemalloc would free that block. */
+            fb_report_bad_free(p, FB_BAD_INVALID, "free");
+        else
+            below->free(p);
         return;
     }
     struct header *h = header_of(p);
     size_t pad = h->pad >= sizeof(struct header) ? h->pad : sizeof(struct header);
-    h->magic = 0;                     /* a second free is no longer "guarded" */
+    h->magic = FB_CANARY_DEAD;        /* a second free is caught as such */
     below->free((char *)p - pad);
+}
+
+/* Usable size of an unguarded block (allocated before the option took
+ * effect) for realloc, or 0 if p is no live block (reported). */
+static size_t unguarded_usable(const struct fb_layer_below *below, void *p)
+{
+    if (freed_guarded(p)) {
+        report_freed(p, "realloc");
+        return 0;
+    }
+    if (fb_epoch_owns(p)) {
+        size_t u = fb_epoch_usable(p);
+        if (!u)
+            report_freed(p, "realloc");
+        return u;
+    }
+    if (fb_check_on && fb_check_realloc(p) != 0)
+        return 0;
+    if (fb_je_foreign(p) || fb_je_freed(p)) {
+        report_big(p, !fb_je_foreign(p), "realloc");
+        return 0;
+    }
+    return below->usable(p);
 }
 
 void *fb_canary_realloc(const struct fb_layer_below *below, void *p, size_t n)
@@ -188,7 +273,11 @@ void *fb_canary_realloc(const struct fb_layer_below *below, void *p, size_t n)
     }
     if (!check(p, "at realloc", 1)) {
         /* An unguarded block: move it into a guarded one. */
-        size_t old = below->usable(p);
+        size_t old = unguarded_usable(below, p);
+        if (!old) {
+            errno = EINVAL;
+            return NULL;
+        }
         void *q = fb_canary_alloc(below, FB_ALIGN, n, 0);
         if (q) {
             memcpy(q, p, old < n ? old : n);
@@ -211,7 +300,7 @@ size_t fb_canary_usable(const struct fb_layer_below *below, const void *p)
     if (!p)
         return 0;
     const struct header *h = header_of(p);
-    if (h->magic == FB_CANARY_MAGIC)
+    if (header_readable(p) && h->magic == FB_CANARY_MAGIC)
         return h->size;
     return below->usable(p);
 }
@@ -223,8 +312,14 @@ static uintptr_t guarded_ptr(uintptr_t base)
     const uint32_t *w = (const uint32_t *)base;
     if (w[3] == FB_CANARY_MAGIC)
         return base + sizeof(struct header);
-    if (w[3] == FB_CANARY_FRONT)
-        return base + *(const uint64_t *)base;
+    if (w[3] == FB_CANARY_FRONT) {
+        /* The pad (a power of two) is in the first word, which the free of
+         * a jemalloc block overwrites with its freed mark (backend.h): a
+         * block freed while we look must not send us anywhere. */
+        uint64_t pad = *(const volatile uint64_t *)base;
+        if (pad >= 2 * sizeof(struct header) && !(pad & (pad - 1)) && pad <= (1ull << 40))
+            return base + pad;
+    }
     return 0;
 }
 
@@ -240,7 +335,11 @@ void fb_canary_check_block(void *ctx, uintptr_t base, size_t usable, uint32_t si
     (void)ctx;
     (void)usable;
     (void)site;
+    /* Only complete blocks (see fb_canary_alloc): a header without its
+     * magic is a block another thread is still setting up, not damage.
+     * (An underrun that destroyed the magic is still found at free.) */
     uintptr_t p = guarded_ptr(base);
-    if (p)
+    if (p && __atomic_load_n(&header_of((const void *)p)->magic, __ATOMIC_ACQUIRE) ==
+                 FB_CANARY_MAGIC)
         check((const char *)p, "at exit", 0);
 }

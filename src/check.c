@@ -38,10 +38,35 @@ static struct qent quarantine[FB_QUARANTINE];
 static unsigned q_head, q_count;
 static uint64_t q_bytes;
 
-int fb_check_init(void)
+/* The leak check's thread registry, handed down by init.c (it sits
+ * above us): is an address on a live thread's stack? */
+static int (*stack_test)(uintptr_t a);
+
+int fb_check_init(int (*on_a_stack)(uintptr_t a))
 {
+    stack_test = on_a_stack;
     fb_check_on = fb_opt.check != 0 && fb_track_on;
     return fb_check_on;
+}
+
+/* fork: the quarantine lock is held across it, so the child inherits a
+ * consistent ring (a thread freeing at that moment could otherwise leave
+ * it locked forever in the child); the child, alone, starts with a fresh
+ * lock.  q_lock is a leaf (nothing else is taken under it), so taking it
+ * after the other modules' locks cannot invert an order. */
+void fb_check_fork_prepare(void)
+{
+    pthread_mutex_lock(&q_lock);
+}
+
+void fb_check_fork_parent(void)
+{
+    pthread_mutex_unlock(&q_lock);
+}
+
+void fb_check_fork_child(void)
+{
+    pthread_mutex_init(&q_lock, NULL);
 }
 
 /* Really releases a block leaving the quarantine. */
@@ -147,11 +172,14 @@ static int in_loaded_object(const void *p)
     return dl_iterate_phdr(in_object_cb, &a) != 0;
 }
 
-/* On the calling thread's stack (within 64 MiB of a local)? */
-static int on_own_stack(const void *p)
+/* On a live thread's stack?  The thread registry knows each one's exact
+ * bounds.  (A guess from the distance to a local misfired: thread stacks
+ * are mapped among jemalloc's own mappings.) */
+static int on_a_stack(const void *p)
 {
-    uintptr_t here = (uintptr_t)&here, a = (uintptr_t)p;
-    return a >= here - (64u << 20) && a < here + (64u << 20);
+    /* The main thread's stack top and the executable's image are known
+     * without the registry (backend.h), for a thread not registered. */
+    return fb_je_foreign(p) || (stack_test && stack_test((uintptr_t)p));
 }
 
 /* Classifies a bad pointer not found live, and reports it. */
@@ -168,9 +196,12 @@ static void report_bad(const void *ptr, const char *op, uint32_t now_site,
         b.alloc_site = q.alloc_site;
         b.size = q.size;
     } else if (map_says_freed) {
+        /* A buffer block's map says so, or a guarded block's header (then
+         * ptr may be a jemalloc block's interior: no buffer lookup). */
         b.what = strcmp(op, "free") == 0 ? "double free" : "use of a freed block";
         size_t request;
-        b.alloc_site = fb_track_buffer_site(ptr, 16, &request);
+        if (fb_epoch_owns(ptr))
+            b.alloc_site = fb_track_buffer_site(ptr, 16, &request);
     } else if ((b.block = fb_epoch_block_containing(ptr, &usable))) {
         b.what = "interior pointer";
         b.size = usable;
@@ -180,6 +211,20 @@ static void report_bad(const void *ptr, const char *op, uint32_t now_site,
         b.what = "interior pointer";
         b.size = usable;
         b.alloc_site = site;
+    }
+    report(&b);
+}
+
+void fb_check_report_inner(const void *ptr, const void *block, uint64_t size,
+                           const char *op)
+{
+    struct bad b = {ptr, op, strcmp(op, "free") == 0 ? "double free" : "use of a freed block",
+                    fb_track_capture(), 0, 0, NULL, 0};
+    struct qent q;
+    if (quarantine_find((uintptr_t)block, &q)) {
+        b.free_site = q.free_site;
+        b.alloc_site = q.alloc_site;
+        b.size = size;
     }
     report(&b);
 }
@@ -198,6 +243,10 @@ void fb_check_free(void *ptr)
             size_t request;
             uint32_t site = fb_track_buffer_site(ptr, (size_t)usable, &request);
             quarantine_push((uintptr_t)ptr, (uint64_t)usable, site, now, 1);
+            /* Freed for the program (and the statistics) now, however
+             * long the quarantine keeps its memory. */
+            if (fb_stats_on)
+                fb_stats_free(fb_t.stats, (size_t)usable, FB_ST_FAST);
             return;
         }
         report_bad(ptr, "free", now, usable == 0);
@@ -206,6 +255,8 @@ void fb_check_free(void *ptr)
     size_t size;
     uint32_t site;
     if (fb_track_big_take((uintptr_t)ptr, &size, &site)) {
+        if (fb_stats_on)
+            fb_stats_free(fb_t.stats, fb_je_usable(ptr), FB_ST_BACKEND);
         quarantine_push((uintptr_t)ptr, size, site, now, 0);
         return;
     }
@@ -215,8 +266,12 @@ void fb_check_free(void *ptr)
     size_t usable;
     if (quarantine_find((uintptr_t)ptr, &q) ||
         fb_track_big_containing((uintptr_t)ptr, &usable, &site) ||
-        in_loaded_object(ptr) || on_own_stack(ptr)) {
+        in_loaded_object(ptr) || on_a_stack(ptr)) {
         report_bad(ptr, "free", now, 0);
+        return;
+    }
+    if (fb_je_freed(ptr)) {          /* freed again after the quarantine */
+        report_bad(ptr, "free", now, 1);
         return;
     }
     int saved = errno;
@@ -233,7 +288,7 @@ int fb_check_realloc(void *ptr)
     uint32_t site;
     if (quarantine_find((uintptr_t)ptr, &q) ||
         fb_track_big_containing((uintptr_t)ptr, &usable, &site) ||
-        in_loaded_object(ptr) || on_own_stack(ptr)) {
+        in_loaded_object(ptr) || on_a_stack(ptr)) {
         report_bad(ptr, "realloc", fb_track_capture(), 0);
         return -1;
     }

@@ -16,12 +16,15 @@
 #define FB_CHECK_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "fb.h"
 
 extern FB_HIDDEN int fb_check_on;
 
-int fb_check_init(void);
+/* on_a_stack: the leak check's thread registry (exact stack bounds of
+ * every live thread), used to classify a bad pointer. */
+int fb_check_init(int (*on_a_stack)(uintptr_t a));
 /* free() with checks: reports bad frees, quarantines good ones. */
 void fb_check_free(void *ptr);
 /* Before realloc of a jemalloc-path pointer: 0 if it is a live block,
@@ -30,5 +33,17 @@ int fb_check_realloc(void *ptr);
 /* A bad free or realloc of a buffer pointer found elsewhere: report it
  * with stacks. */
 void fb_check_report(const void *ptr, int is_double, const char *op);
+
+/* A second free (or realloc) of ptr, the program's pointer of a block
+ * whose inner block (FBMALLOC_CANARY's) starts at block: reported with
+ * the first free's and the allocation's stacks while the inner block is
+ * quarantined; size: the program's size of the block. */
+void fb_check_report_inner(const void *ptr, const void *block, uint64_t size,
+                           const char *op);
+
+/* fork: hold / release the quarantine lock (init.c's atfork handlers). */
+void fb_check_fork_prepare(void);
+void fb_check_fork_parent(void);
+void fb_check_fork_child(void);
 
 #endif

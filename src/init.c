@@ -29,6 +29,7 @@
 #include "report.h"
 #include "route.h"
 #include "stats.h"
+#include "symbolize.h"
 #include "trace.h"
 #include "track.h"
 
@@ -57,25 +58,33 @@ static void thread_exit_cb(void *arg)
  * consistent tables; the child then drops the other threads' state. */
 static void fork_prepare(void)
 {
+    fb_report_fork_prepare();         /* first: a report may allocate */
     fb_epoch_fork_prepare();
     if (fb_track_on)
         fb_track_fork_prepare();
     if (fb_trace_on)
         fb_trace_fork_prepare();
+    if (fb_check_on)
+        fb_check_fork_prepare();
     fb_je_fork_prepare();            /* last: we call jemalloc under ours */
 }
 static void fork_parent(void)
 {
     fb_je_fork_parent();
+    if (fb_check_on)
+        fb_check_fork_parent();
     if (fb_trace_on)
         fb_trace_fork_parent();
     if (fb_track_on)
         fb_track_fork_parent();
     fb_epoch_fork_parent();
+    fb_report_fork_parent();
 }
 static void fork_child(void)
 {
     fb_je_fork_child();
+    if (fb_check_on)
+        fb_check_fork_child();
     if (fb_trace_on)
         fb_trace_fork_child();
     if (fb_track_on) {
@@ -83,6 +92,7 @@ static void fork_child(void)
         fb_leak_fork_child();
     }
     fb_epoch_fork_child();
+    fb_report_fork_child();
 }
 
 /* FBMALLOC_VERBOSE=1: the effective configuration in one block (one
@@ -117,7 +127,9 @@ int fb_init(void)
     if (!atomic_compare_exchange_strong(&fb_init_state, &expected,
                                         FB_INIT_RUNNING))
         return 0;                    /* another thread is at it */
+    fb_je_mark_init();
     fb_opt_init();
+    fb_sym_debuginfod = (int)fb_opt.debuginfod;
     fb_stats_on = fb_opt.stats != FB_STATS_OFF;
     /* Lifetime routing samples epochs whose granule index fits 16 bits. */
     fb_route_init(fb_opt.lifetime != 0 && fb_opt.buffer_size != 0 &&
@@ -133,7 +145,7 @@ int fb_init(void)
         fb_leak_install_snapshot_signal();
     }
     fb_fail_init();
-    fb_check_init();
+    fb_check_init(fb_leak_on_a_stack);
     fb_canary_init();
     /* The modes decide the buffers' gates, before any thread takes a
      * slot.  With statistics or tracking on, the malloc gate stays shut

@@ -150,6 +150,16 @@ void fb_leak_register_thread(void)
     pthread_mutex_unlock(&thread_lock);
 }
 
+int fb_leak_on_a_stack(uintptr_t a)
+{
+    int hit = 0;
+    pthread_mutex_lock(&thread_lock);
+    for (size_t i = 0; threads && i < nthreads_hw && !hit; i++)
+        hit = threads[i].used && a >= threads[i].lo && a < threads[i].hi;
+    pthread_mutex_unlock(&thread_lock);
+    return hit;
+}
+
 void fb_leak_unregister_thread(void)
 {
     pthread_t me = pthread_self();

@@ -50,6 +50,9 @@ void fb_leak_init(void);
  * allocates, when tracking is on), so other threads' checks scan it. */
 void fb_leak_register_thread(void);
 void fb_leak_unregister_thread(void);
+/* Is a inside the stack of a registered (live) thread?  Exact bounds from
+ * the thread registry; 0 when tracking has no registry. */
+int fb_leak_on_a_stack(uintptr_t a);
 /* In a fork child: only the calling thread is left. */
 void fb_leak_fork_child(void);
 

@@ -95,6 +95,10 @@ enum fb_opt_type {
       NULL,                                                                  \
       "LeakSanitizer-style file of leak:<pattern> lines (function, module " \
       "or source file) whose leaks are not reported.")                      \
+    X(DEBUGINFOD, debuginfod, FB_OT_ENUM, "0", 0, 0, FB_OF_BOOL, "0|1",      \
+      "1 lets reports fetch missing debug information through libdw's "     \
+      "debuginfod client (it follows DEBUGINFOD_URLS); never in setuid "    \
+      "programs.")                                                          \
     X(CHECK, check, FB_OT_ENUM, "0", 0, 0, FB_OF_BOOL, "0|1",                \
       "Check every free: double frees, frees of pointers never returned "   \
       "or inside a block, realloc of freed blocks, reported with the "      \

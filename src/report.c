@@ -4,6 +4,7 @@
 #include "report.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,8 +14,34 @@
 #include "options.h"
 #include "stats.h"
 
+/*
+ * One report at a time: the symboliser (libdw, its caches) is not
+ * thread-safe, and two threads reporting at once crashed in it.  A report
+ * written from inside another one on the same thread (a bad free by our
+ * own code) must not wait for itself: the depth counts those.
+ */
+static pthread_mutex_t report_lock = PTHREAD_MUTEX_INITIALIZER;
+static __thread unsigned report_depth __attribute__((tls_model("initial-exec")));
+
+void fb_report_fork_prepare(void)
+{
+    pthread_mutex_lock(&report_lock);
+}
+
+void fb_report_fork_parent(void)
+{
+    pthread_mutex_unlock(&report_lock);
+}
+
+void fb_report_fork_child(void)
+{
+    pthread_mutex_init(&report_lock, NULL);
+}
+
 void fb_report_begin(struct fb_report_ctx *r)
 {
+    if (report_depth++ == 0)
+        pthread_mutex_lock(&report_lock);
     r->saved_errno = errno;
     r->was_busy = fb_t.busy;
     r->sym_open = 0;
@@ -48,6 +75,8 @@ void fb_report_end(struct fb_report_ctx *r)
     if (fatal)
         abort();
     fb_t.busy = r->was_busy;
+    if (--report_depth == 0)
+        pthread_mutex_unlock(&report_lock);
     errno = r->saved_errno;
 }
 

@@ -53,6 +53,11 @@ void fb_report_begin(struct fb_report_ctx *r);
 void fb_report_section(struct fb_report_ctx *r, const char *title, uint32_t site);
 void fb_report_end(struct fb_report_ctx *r);
 
+/* fork: hold / release the lock that serialises reports. */
+void fb_report_fork_prepare(void);
+void fb_report_fork_parent(void);
+void fb_report_fork_child(void);
+
 /* One informational line on stderr: "fbmalloc: <msg>". */
 void fb_report_note(const char *msg);
 

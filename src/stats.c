@@ -95,6 +95,12 @@ void fb_stats_free(struct fb_stats_block *b, size_t usable,
     live_add(b, -(int64_t)usable);
 }
 
+void fb_stats_resize(struct fb_stats_block *b, size_t old_usable,
+                     size_t new_usable)
+{
+    live_add(b, (int64_t)new_usable - (int64_t)old_usable);
+}
+
 void fb_stats_collect(struct fbmalloc_stats *st)
 {
     struct fb_stats_block sum;
@@ -130,7 +136,15 @@ void fb_stats_collect(struct fbmalloc_stats *st)
     /* sum includes every slot's pending live bytes */
     int64_t live = atomic_load(&fb_stats_g.live_bytes) + sum.live_pending;
     st->live_bytes = live > 0 ? (uint64_t)live : 0;
-    st->peak_live_bytes = atomic_load(&fb_stats_g.peak_live_bytes);
+    /* The global peak only sees flushed changes; the live figure also
+     * holds every thread's pending part, so it can be the higher one.  It
+     * is a moment of the run too: the peak is at least that. */
+    uint64_t peak = atomic_load(&fb_stats_g.peak_live_bytes);
+    while (st->live_bytes > peak &&
+           !atomic_compare_exchange_weak(&fb_stats_g.peak_live_bytes, &peak,
+                                         st->live_bytes))
+        ;
+    st->peak_live_bytes = peak > st->live_bytes ? peak : st->live_bytes;
     st->epochs_pinned = fb_epoch_count_pinned();
     st->counting = fb_stats_on;
 }

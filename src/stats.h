@@ -36,6 +36,10 @@ void fb_stats_malloc(struct fb_stats_block *b, size_t request, size_t usable,
 void fb_stats_free(struct fb_stats_block *b, size_t usable,
                    enum fb_stats_kind kind);
 
+/* A block resized in place (realloc): only the live bytes change. */
+void fb_stats_resize(struct fb_stats_block *b, size_t old_usable,
+                     size_t new_usable);
+
 static inline void fb_stats_event(_Atomic uint64_t *c)
 {
     atomic_fetch_add_explicit(c, 1, memory_order_relaxed);

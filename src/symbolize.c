@@ -38,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/auxv.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -74,6 +75,7 @@ static struct {
     FB_SYM_DW_FN(dwfl_line_comp_dir);
     FB_SYM_DW_FN(dwfl_build_id_find_elf);
     FB_SYM_DW_FN(dwfl_standard_find_debuginfo);
+    FB_SYM_DW_FN(dwfl_build_id_find_debuginfo);
     FB_SYM_DW_FN(dwfl_offline_section_address);
     /* Inlined frames (optional: without them, one frame per address). */
     bool inline_ok;
@@ -91,6 +93,84 @@ static struct {
 } fb_sym_dw;
 
 static bool fb_sym_dw_disabled;   /* fb_sym_test_disable_libdw */
+
+int fb_sym_debuginfod;
+
+/* CRC-32 (the polynomial of .gnu_debuglink) of a whole file; -1 on error. */
+static int64_t fb_sym_file_crc(int fd)
+{
+    uint32_t crc = 0xffffffffu;
+    unsigned char buf[8192];
+    ssize_t n;
+    while ((n = read(fd, buf, sizeof buf)) > 0)
+        for (ssize_t i = 0; i < n; i++) {
+            crc ^= buf[i];
+            for (int k = 0; k < 8; k++)
+                crc = (crc >> 1) ^ (0xedb88320u & (0u - (crc & 1u)));
+        }
+    if (n < 0)
+        return -1;
+    return (int64_t)(crc ^ 0xffffffffu);
+}
+
+/*
+ * The local half of dwfl_standard_find_debuginfo, without its debuginfod
+ * fallback: the build-id tree (/usr/lib/debug/.build-id, also for dwz
+ * alternate files), then the .gnu_debuglink name next to the file, in its
+ * .debug directory and under /usr/lib/debug, checked against the link's
+ * CRC (as gdb and libdw do).  Paths come from the module's own file only,
+ * never from the environment.
+ */
+static int fb_sym_find_local_debuginfo(Dwfl_Module *mod, void **userdata,
+                                       const char *modname, Dwarf_Addr base,
+                                       const char *file_name,
+                                       const char *debuglink_file,
+                                       GElf_Word debuglink_crc,
+                                       char **debuginfo_file_name)
+{
+    int fd = fb_sym_dw.dwfl_build_id_find_debuginfo(mod, userdata, modname, base,
+                                                    file_name, debuglink_file,
+                                                    debuglink_crc, debuginfo_file_name);
+    if (fd >= 0 || !debuglink_file || !file_name || strchr(debuglink_file, '/'))
+        return fd;
+    const char *slash = strrchr(file_name, '/');
+    int dirlen = slash ? (int)(slash - file_name) : 1;
+    const char *dir = slash ? file_name : ".";
+    static const char *const fmt[] = {"%.*s/%s", "%.*s/.debug/%s", "/usr/lib/debug%.*s/%s"};
+    for (unsigned i = 0; i < sizeof fmt / sizeof fmt[0]; i++) {
+        char path[PATH_MAX];
+        if (i == 2 && dir[0] != '/')
+            break;
+        if (snprintf(path, sizeof path, fmt[i], dirlen, dir, debuglink_file) >=
+                (int)sizeof path ||
+            strcmp(path, file_name) == 0)
+            continue;
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            continue;
+        if (fb_sym_file_crc(fd) == (int64_t)debuglink_crc &&
+            lseek(fd, 0, SEEK_SET) == 0 && (*debuginfo_file_name = strdup(path))) {
+            return fd;
+        }
+        close(fd);
+    }
+    errno = ENOENT;
+    return -1;
+}
+
+/* find_elf for offline modules, which never need it (and must not reach
+ * debuginfod through dwfl_build_id_find_elf). */
+static int fb_sym_find_no_elf(Dwfl_Module *mod, void **userdata, const char *modname,
+                              Dwarf_Addr base, char **file_name, Elf **elfp)
+{
+    (void)mod;
+    (void)userdata;
+    (void)modname;
+    (void)base;
+    (void)file_name;
+    *elfp = NULL;
+    return -1;
+}
 
 static void fb_sym_dw_load(void)
 {
@@ -119,6 +199,7 @@ static void fb_sym_dw_load(void)
     FB_SYM_DW_GET(dwfl_line_comp_dir);
     FB_SYM_DW_GET(dwfl_build_id_find_elf);
     FB_SYM_DW_GET(dwfl_standard_find_debuginfo);
+    FB_SYM_DW_GET(dwfl_build_id_find_debuginfo);
     FB_SYM_DW_GET(dwfl_offline_section_address);
     if (!ok)
         return;   /* a libdw too old or too odd: use the ELF fallback */
@@ -140,7 +221,16 @@ static void fb_sym_dw_load(void)
      * expects a valid callback.  debuginfo_path NULL is the default
      * ":.debug:/usr/lib/debug". */
     fb_sym_dw.callbacks.find_elf = fb_sym_dw.dwfl_build_id_find_elf;
-    fb_sym_dw.callbacks.find_debuginfo = fb_sym_dw.dwfl_standard_find_debuginfo;
+    /* libdw's standard lookups end in its debuginfod client, which follows
+     * DEBUGINFOD_URLS onto the network and creates and reads its cache at
+     * DEBUGINFOD_CACHE_PATH: never in a setuid program (the user would
+     * choose what root writes and parses), and otherwise only when the
+     * user asks for it with FBMALLOC_DEBUGINFOD=1. */
+    fb_sym_dw.callbacks.find_debuginfo =
+        fb_sym_debuginfod && !getauxval(AT_SECURE) ? fb_sym_dw.dwfl_standard_find_debuginfo
+                                                   : fb_sym_find_local_debuginfo;
+    if (fb_sym_dw.callbacks.find_debuginfo == fb_sym_find_local_debuginfo)
+        fb_sym_dw.callbacks.find_elf = fb_sym_find_no_elf;
     fb_sym_dw.callbacks.section_address = fb_sym_dw.dwfl_offline_section_address;
     fb_sym_dw.callbacks.debuginfo_path = NULL;
     fb_sym_dw.ok = true;

@@ -61,4 +61,9 @@ void fb_sym_close(void);
  * not mangled or no demangler is available.  Returns buf. */
 char *fb_sym_demangle(const char *name, char *buf, size_t cap);
 
+/* FBMALLOC_DEBUGINFOD: non-zero lets libdw's debuginfod client fetch
+ * missing debug information (set at start-up; ignored in setuid
+ * programs, where only local files are read). */
+extern int fb_sym_debuginfod;
+
 #endif

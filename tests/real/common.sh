@@ -201,6 +201,26 @@ for path in files:
         errors.append(f"{name}: pid {obj['pid']} differs from the pid in the file name")
     if obj["bad_frees"] != 0:
         errors.append(f"{name}: bad_frees = {obj['bad_frees']}")
+    # The figures must agree with each other (issue 13, item 10): the peak
+    # is a high-water mark of the live figure, the histogram counts every
+    # allocation, cross-thread frees are buffer frees, nothing is freed
+    # from the buffers that was not allocated there, and the live bytes
+    # never exceed what was ever handed out (a usable size is at most
+    # 1.25 x the request + 16 bytes in every size class).
+    agree = [
+        ("peak_live_bytes >= live_bytes", obj["peak_live_bytes"] >= obj["live_bytes"]),
+        ("sum(size_hist) == fast_mallocs + backend_mallocs",
+         isinstance(h, list) and sum(h) == obj["fast_mallocs"] + obj["backend_mallocs"]),
+        ("remote_frees <= fast_frees <= fast_mallocs",
+         obj["remote_frees"] <= obj["fast_frees"] <= obj["fast_mallocs"]),
+        ("fast_bytes <= 4064 * fast_mallocs", obj["fast_bytes"] <= 4064 * obj["fast_mallocs"]),
+        ("peak_live_bytes <= bytes ever allocated (as usable sizes)",
+         obj["peak_live_bytes"] <= obj["fast_bytes"] + 16 * obj["fast_mallocs"]
+         + 1.25 * obj["backend_bytes"] + 16 * obj["backend_mallocs"] + 4096),
+    ]
+    for what, good in agree:
+        if not good:
+            errors.append(f"{name}: figures disagree: not {what}: {lines[0][:400]}")
     stats.append(obj)
 total = {k: sum(o[k] for o in stats) for k in keys[2:-1]}
 summary = (f"{len(stats)} stats file(s); sum fast_mallocs={total.get('fast_mallocs', 0)} "
