@@ -124,17 +124,14 @@ static void observe_resize(void *p, size_t n)
         fb_trace_event(FB_TR_REALLOC, p, n, site);
 }
 
-/* A free or realloc (op) of a jemalloc block already freed (is_double:
- * its freed mark, backend.h) or of a pointer that is no jemalloc block
- * (the program's image, the main stack): reported, never passed on (a
- * second free would put the block on jemalloc's lists twice, and jemalloc
- * faults on pointers it never mapped).  NULL with errno EINVAL. */
+/* A bad free or realloc (op): a block freed before (is_double: the map's
+ * mark, or jemalloc blocks' freed mark, backend.h), or a pointer that is
+ * no block (the program's image, the main stack).  Reported, never passed
+ * on (a second free would put a jemalloc block on its lists twice, and
+ * jemalloc faults on pointers it never mapped).  NULL with errno EINVAL. */
 static FB_COLD void *big_bad(void *ptr, int is_double, const char *op)
 {
-    if (fb_check_on && !fb_t.busy)
-        fb_check_report(ptr, is_double, op);
-    else
-        fb_report_bad_free(ptr, is_double ? FB_BAD_DOUBLE : FB_BAD_INVALID, op);
+    fb_check_report(ptr, is_double, op);
     errno = EINVAL;
     return NULL;
 }
@@ -304,8 +301,7 @@ static void free_raw(void *ptr)
     size_t usable = 0;
     enum fb_epoch_freed how = fb_epoch_free_block(ptr, &usable);
     if (how == FB_EF_DOUBLE || how == FB_EF_INVALID) {
-        fb_report_bad_free(ptr, how == FB_EF_DOUBLE ? FB_BAD_DOUBLE : FB_BAD_INVALID,
-                           "free");
+        fb_check_report(ptr, how == FB_EF_DOUBLE, "free");
         return;
     }
     observe_buffer_free(ptr, usable, how);
@@ -333,15 +329,8 @@ void *fb_alloc_calloc(size_t n, uintptr_t ra)
 static void *realloc_buffer(void *p, size_t n, uintptr_t ra)
 {
     size_t usable = fb_epoch_usable(p);
-    if (!usable) {
-        int is_double = fb_epoch_is_freed(p);
-        if (fb_check_on)
-            fb_check_report(p, is_double, "realloc");
-        else
-            fb_report_bad_free(p, is_double ? FB_BAD_DOUBLE : FB_BAD_INVALID, "realloc");
-        errno = EINVAL;
-        return NULL;
-    }
+    if (!usable)
+        return big_bad(p, fb_epoch_is_freed(p), "realloc");
     if (fb_epoch_resize(p, usable, fb_track_pad(n))) {
         if (fb_stats_on)              /* its free will count the new size */
             fb_stats_resize(my_stats(), usable, fb_epoch_usable(p));

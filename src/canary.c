@@ -196,15 +196,6 @@ static int freed_guarded(const void *p)
     return header_readable(p) && header_of(p)->magic == FB_CANARY_DEAD;
 }
 
-/* A jemalloc-path pointer already freed, or no jemalloc block at all. */
-static FB_COLD void report_big(const void *p, int is_double, const char *op)
-{
-    if (fb_check_on && !fb_t.busy)
-        fb_check_report(p, is_double, op);
-    else
-        fb_report_bad_free(p, is_double ? FB_BAD_DOUBLE : FB_BAD_INVALID, op);
-}
-
 static FB_COLD void report_freed(const void *p, const char *op)
 {
     /* With checking, the inner block still waits in the quarantine, its
@@ -212,10 +203,8 @@ static FB_COLD void report_freed(const void *p, const char *op)
     const struct header *h = header_of(p);
     if (fb_check_on && freed_guarded(p) && h->pad >= sizeof(struct header))
         fb_check_report_inner(p, (const char *)p - h->pad, h->size, op);
-    else if (fb_check_on)
-        fb_check_report(p, 1, op);
     else
-        fb_report_bad_free(p, FB_BAD_DOUBLE, op);
+        fb_check_report(p, 1, op);
 }
 
 void fb_canary_free(const struct fb_layer_below *below, void *p)
@@ -257,7 +246,7 @@ static size_t unguarded_usable(const struct fb_layer_below *below, void *p)
     if (fb_check_on && fb_check_realloc(p) != 0)
         return 0;
     if (fb_je_foreign(p) || fb_je_freed(p)) {
-        report_big(p, !fb_je_foreign(p), "realloc");
+        fb_check_report(p, !fb_je_foreign(p), "realloc");
         return 0;
     }
     return below->usable(p);

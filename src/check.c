@@ -231,6 +231,12 @@ void fb_check_report_inner(const void *ptr, const void *block, uint64_t size,
 
 void fb_check_report(const void *ptr, int is_double, const char *op)
 {
+    /* Without checking, or for our own calls (libdw's realloc while a
+     * report is written): the one-line report, no stacks. */
+    if (!fb_check_on || fb_t.busy) {
+        fb_report_bad_free(ptr, is_double ? FB_BAD_DOUBLE : FB_BAD_INVALID, op);
+        return;
+    }
     report_bad(ptr, op, fb_track_capture(), is_double);
 }
 

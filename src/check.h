@@ -30,8 +30,9 @@ void fb_check_free(void *ptr);
 /* Before realloc of a jemalloc-path pointer: 0 if it is a live block,
  * -1 if it was reported as bad (the caller returns NULL, EINVAL). */
 int fb_check_realloc(void *ptr);
-/* A bad free or realloc of a buffer pointer found elsewhere: report it
- * with stacks. */
+/* A bad free or realloc found elsewhere (is_double: of a block freed
+ * before): reported with stacks when checking is on, else in one line;
+ * then the FBMALLOC_ON_BAD_FREE policy.  The one report of every layer. */
 void fb_check_report(const void *ptr, int is_double, const char *op);
 
 /* A second free (or realloc) of ptr, the program's pointer of a block

@@ -841,27 +841,7 @@ class Driver:
     def big_case(self, ctx, runs=30):
         """big.c, 30 times (ASLR moves the block): every run must report
         it as a direct leak."""
-        spec = self.spec('big')
-        exe = self.exe('big')
-        bad = []
-        for i in range(runs):
-            sub = Ctx(self, ctx.name, tmp=ctx.tmp)
-            try:
-                res = run([exe], sub.fb_env())
-                sub.check_rc(res, 0)
-                rep = sub.one_report(res)
-                sub.expect(rep, spec)
-            except Failed:
-                pass
-            if sub.probs:
-                if not bad:
-                    ctx.quote(sub.excerpt)
-                bad.append((i + 1, sub.probs[0]))
-        if bad:
-            ctx.fail('%d of %d runs wrong; run %d: %s'
-                     % (len(bad), runs, bad[0][0], bad[0][1]))
-        else:
-            ctx.notes.append('%d of %d runs right' % (runs, runs))
+        self.repeat(ctx, 'big', runs)
 
     def after_inlined(self, ctx, rep, res):
         """inlined.c (-O2): make_inner, inlined into make_middle, inlined
