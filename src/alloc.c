@@ -179,11 +179,42 @@ static FB_NOINLINE void *record_alloc(size_t n, uintptr_t ra)
 }
 
 /*
- * Entry from the fast path.  Kept tiny (no register saves) so that its
- * common cases, a large request or a long-lived site's small one from a
- * thread past start-up with nobody watching, are a tail call into
- * jemalloc's own malloc (which sets errno).
+ * Entries from the fast path (alloc.h says which door is which).  Kept
+ * tiny (no register saves) so that their common cases, a large request
+ * or a long-lived site's small one from a thread past start-up with
+ * nobody watching, are a call into jemalloc's own malloc (which sets
+ * errno) and the store of fb_je_fresh.
  */
+void *fb_alloc_malloc_big(size_t n, uintptr_t ra)
+{
+    struct fb_tls *t = &fb_t;
+    if (fb_likely(t->quick)) {
+        /* fb_g.max_small >= 16: n needs no rounding for jemalloc. */
+        if (fb_likely(n > fb_g.max_small))
+            return fb_je_fresh(fb_jemalloc_malloc(n));
+        /* A full buffer shuts the size gate (epoch.c) and sets the
+         * backoff: until its next rescan, small requests come here.  With
+         * the gate shut for any other reason (sampling) backoff is 0. */
+        if (t->backoff) {
+            t->backoff--;
+            t->stats->buffer_full++;
+            return fb_je_malloc(n);
+        }
+    }
+    return fb_alloc_malloc_slow(n, ra);
+}
+
+void *fb_alloc_malloc_routed(size_t n, uintptr_t ra)
+{
+    struct fb_tls *t = &fb_t;
+    /* The size gate passed, so t is an active slot owner (epoch.h). */
+    if (fb_likely(t->quick) && !(t->sample_probe & 1)) {
+        t->stats->routed_long++;
+        return fb_je_malloc(n);
+    }
+    return fb_alloc_malloc_slow(n, ra);
+}
+
 void *fb_alloc_malloc_slow(size_t n, uintptr_t ra)
 {
     struct fb_tls *t = &fb_t;
@@ -248,20 +279,29 @@ static size_t usable_raw(const void *p)
 
 static FB_NOINLINE void free_generic(void *ptr);
 
+/* A bad free of a jemalloc-side pointer (fb_je_take's verdict), out of
+ * the entry below so that the entry needs no frame. */
+static FB_NOINLINE FB_COLD void free_bad(void *ptr, int bad)
+{
+    int saved = errno;
+    big_bad(ptr, bad == 1, "free");
+    errno = saved;
+}
+
 /* Entry from the fast path, tiny for its common case: a jemalloc block
- * with nobody watching.  free keeps errno (glibc guarantees it; jemalloc's
- * rare slow paths may make system calls). */
+ * with nobody watching, checked and handed to jemalloc's free as a tail
+ * call.  free keeps errno (glibc guarantees it): jemalloc's system calls
+ * keep it (backend.c), so nothing is saved here. */
 void fb_alloc_free_slow(void *ptr)
 {
     if (fb_likely(!fb_epoch_owns(ptr) && !fb_observe)) {
-        if (ptr) {
-            int *err = &errno, saved = *err;
+        if (fb_likely(ptr != NULL)) {
             int bad = fb_je_take(ptr);
-            if (fb_unlikely(bad))
-                big_bad(ptr, bad == 1, "free");
-            else
-                fb_je_release(ptr);
-            *err = saved;
+            if (fb_unlikely(bad)) {
+                free_bad(ptr, bad);
+                return;
+            }
+            fb_je_release(ptr);
         }
         return;
     }

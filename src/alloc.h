@@ -25,7 +25,16 @@
 #include "init.h"
 
 /* Generic paths (alloc.c).  ra: the program's call site (the return
- * address of the exported entry), 0 where none is known. */
+ * address of the exported entry), 0 where none is known.  The fast path
+ * leaves by one of three doors, each a tail call, so that the two common
+ * ways to jemalloc test nothing the fast path has already tested:
+ *   _big     the size gate refused (n == 0, n > max_small, or the
+ *            thread's gates are shut: not set up, sampling, watched);
+ *   _routed  the size gate passed (so the thread owns a slot, its gates
+ *            open) but the site is learned long-lived;
+ *   _slow    the epoch has no room: everything else. */
+void *fb_alloc_malloc_big(size_t n, uintptr_t ra);
+void *fb_alloc_malloc_routed(size_t n, uintptr_t ra);
 void *fb_alloc_malloc_slow(size_t n, uintptr_t ra);
 void fb_alloc_free_slow(void *p);
 
@@ -40,16 +49,18 @@ FB_INLINE void *fb_alloc_malloc(size_t n, uintptr_t ra)
 {
     struct fb_tls *t = &fb_t;
     size_t sz = (n + 15) & ~(size_t)15;
-    if (fb_likely(sz - 1 < t->max_small) && fb_likely(!fb_route_long[fb_route_site(ra)])) {
-        uintptr_t p = t->bump;
-        uintptr_t np = p + sz;
-        if (fb_likely(np <= t->limit)) {
-            t->bump = np;
-            *(uint8_t *)(fb_map_bias + (p >> FB_GRANULE_SHIFT)) =
-                (uint8_t)(sz >> FB_GRANULE_SHIFT);
-            (*t->cur_live)++;
-            return (void *)p;
-        }
+    if (fb_unlikely(sz - 1 >= t->max_small))
+        return fb_alloc_malloc_big(n, ra);
+    if (fb_unlikely(fb_route_long[fb_route_site(ra)]))
+        return fb_alloc_malloc_routed(n, ra);
+    uintptr_t p = t->bump;
+    uintptr_t np = p + sz;
+    if (fb_likely(np <= t->limit)) {
+        t->bump = np;
+        *(uint8_t *)(fb_map_bias + (p >> FB_GRANULE_SHIFT)) =
+            (uint8_t)(sz >> FB_GRANULE_SHIFT);
+        (*t->cur_live)++;
+        return (void *)p;
     }
     return fb_alloc_malloc_slow(n, ra);
 }

@@ -327,6 +327,7 @@ static FB_NOINLINE int epoch_next(struct fb_tls *t)
             t->backoff = 0;
             t->backoff_next = 0;
             sample_maybe_start(t);
+            set_gates(t);            /* open again if a full buffer shut it */
             return 1;
         }
     }
@@ -337,6 +338,10 @@ static FB_NOINLINE int epoch_next(struct fb_tls *t)
                                       : 256;
     t->backoff = t->backoff_next;
     t->sample_full = 1;              /* the buffer is full: sites pin it */
+    /* Shut the size gate until a scan finds room: the thread's small
+     * requests leave the fast path at its first compare, for the
+     * dispatch's first door, instead of after the site and room checks. */
+    t->max_small = 0;
     return 0;
 }
 
