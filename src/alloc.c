@@ -183,9 +183,15 @@ static FB_NOINLINE void *record_alloc(size_t n, uintptr_t ra)
  * tiny (no register saves) so that their common cases, a large request
  * or a long-lived site's small one from a thread past start-up with
  * nobody watching, are a call into jemalloc's own malloc (which sets
- * errno) and the store of fb_je_fresh.
+ * errno) and the store of fb_je_fresh.  Each door's body is written once
+ * and compiled twice: with ra given, and as a _tail door that reads ra
+ * from its own return address.
  */
-void *fb_alloc_malloc_big(size_t n, uintptr_t ra)
+static FB_NOINLINE void *door_slow(size_t n, uintptr_t ra);
+
+/* tail: a _tail door, whose fallback is a jump to the _tail slow door
+ * (so that ra is read only there). */
+FB_INLINE void *door_big(size_t n, uintptr_t ra, const int tail)
 {
     struct fb_tls *t = &fb_t;
     if (fb_likely(t->quick)) {
@@ -201,10 +207,10 @@ void *fb_alloc_malloc_big(size_t n, uintptr_t ra)
             return fb_je_malloc(n);
         }
     }
-    return fb_alloc_malloc_slow(n, ra);
+    return tail ? fb_alloc_malloc_slow_tail(n) : door_slow(n, ra);
 }
 
-void *fb_alloc_malloc_routed(size_t n, uintptr_t ra)
+FB_INLINE void *door_routed(size_t n, uintptr_t ra, const int tail)
 {
     struct fb_tls *t = &fb_t;
     /* The size gate passed, so t is an active slot owner (epoch.h). */
@@ -212,10 +218,10 @@ void *fb_alloc_malloc_routed(size_t n, uintptr_t ra)
         t->stats->routed_long++;
         return fb_je_malloc(n);
     }
-    return fb_alloc_malloc_slow(n, ra);
+    return tail ? fb_alloc_malloc_slow_tail(n) : door_slow(n, ra);
 }
 
-void *fb_alloc_malloc_slow(size_t n, uintptr_t ra)
+static FB_NOINLINE void *door_slow(size_t n, uintptr_t ra)
 {
     struct fb_tls *t = &fb_t;
     if (fb_likely(t->quick)) {
@@ -226,6 +232,15 @@ void *fb_alloc_malloc_slow(size_t n, uintptr_t ra)
     }
     return malloc_generic(n, ra);
 }
+
+#define FB_MY_CALLER ((uintptr_t)__builtin_return_address(0))
+
+void *fb_alloc_malloc_big(size_t n, uintptr_t ra) { return door_big(n, ra, 0); }
+void *fb_alloc_malloc_routed(size_t n, uintptr_t ra) { return door_routed(n, ra, 0); }
+void *fb_alloc_malloc_slow(size_t n, uintptr_t ra) { return door_slow(n, ra); }
+void *fb_alloc_malloc_big_tail(size_t n) { return door_big(n, 0, 1); }
+void *fb_alloc_malloc_routed_tail(size_t n) { return door_routed(n, 0, 1); }
+void *fb_alloc_malloc_slow_tail(size_t n) { return door_slow(n, FB_MY_CALLER); }
 
 static FB_NOINLINE void *malloc_generic(size_t n, uintptr_t ra)
 {

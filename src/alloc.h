@@ -29,13 +29,22 @@
  * leaves by one of three doors, each a tail call, so that the two common
  * ways to jemalloc test nothing the fast path has already tested:
  *   _big     the size gate refused (n == 0, n > max_small, or the
- *            thread's gates are shut: not set up, sampling, watched);
+ *            thread's gates are shut: not set up, sampling, watched, a
+ *            full buffer);
  *   _routed  the size gate passed (so the thread owns a slot, its gates
  *            open) but the site is learned long-lived;
- *   _slow    the epoch has no room: everything else. */
+ *   _slow    the epoch has no room: everything else.
+ * The _tail doors are for the exported malloc alone, whose fast path
+ * then needs only the low 16 bits of its return address (one load): they
+ * are reached by a jump, so their own return address is the program's
+ * call site, and they read it themselves (tests/unit/check_tailcalls.py
+ * checks that the compiler keeps them jumps). */
 void *fb_alloc_malloc_big(size_t n, uintptr_t ra);
 void *fb_alloc_malloc_routed(size_t n, uintptr_t ra);
 void *fb_alloc_malloc_slow(size_t n, uintptr_t ra);
+void *fb_alloc_malloc_big_tail(size_t n);
+void *fb_alloc_malloc_routed_tail(size_t n);
+void *fb_alloc_malloc_slow_tail(size_t n);
 void fb_alloc_free_slow(void *p);
 
 /*
@@ -44,15 +53,19 @@ void fb_alloc_free_slow(void *p);
  * long-lived (route.h) to the generic path, one compare checks room.  The
  * bump is stored before the bookkeeping, so a signal handler that
  * allocates after that store gets different bytes.
+ * tail (a constant): called from the exported malloc, whose return
+ * address is the call site (ra unused), leaving by the _tail doors.
  */
-FB_INLINE void *fb_alloc_malloc(size_t n, uintptr_t ra)
+FB_INLINE void *fb_alloc_malloc_in(size_t n, uintptr_t ra, const int tail)
 {
     struct fb_tls *t = &fb_t;
     size_t sz = (n + 15) & ~(size_t)15;
     if (fb_unlikely(sz - 1 >= t->max_small))
-        return fb_alloc_malloc_big(n, ra);
-    if (fb_unlikely(fb_route_long[fb_route_site(ra)]))
-        return fb_alloc_malloc_routed(n, ra);
+        return tail ? fb_alloc_malloc_big_tail(n) : fb_alloc_malloc_big(n, ra);
+    uint16_t site = tail ? (uint16_t)(uintptr_t)__builtin_return_address(0)
+                         : fb_route_site(ra);
+    if (fb_unlikely(fb_route_long[site]))
+        return tail ? fb_alloc_malloc_routed_tail(n) : fb_alloc_malloc_routed(n, ra);
     uintptr_t p = t->bump;
     uintptr_t np = p + sz;
     if (fb_likely(np <= t->limit)) {
@@ -62,7 +75,19 @@ FB_INLINE void *fb_alloc_malloc(size_t n, uintptr_t ra)
         (*t->cur_live)++;
         return (void *)p;
     }
-    return fb_alloc_malloc_slow(n, ra);
+    return tail ? fb_alloc_malloc_slow_tail(n) : fb_alloc_malloc_slow(n, ra);
+}
+
+/* From anywhere: ra is the call site to learn from. */
+FB_INLINE void *fb_alloc_malloc(size_t n, uintptr_t ra)
+{
+    return fb_alloc_malloc_in(n, ra, 0);
+}
+
+/* Only as the whole body of the exported malloc (see the _tail doors). */
+FB_INLINE void *fb_alloc_malloc_tail(size_t n)
+{
+    return fb_alloc_malloc_in(n, 0, 1);
 }
 
 /*
@@ -76,11 +101,17 @@ FB_INLINE void fb_alloc_free(void *ptr)
     uintptr_t off = (uintptr_t)ptr - t->slot_base;
     uintptr_t g = (off >> FB_GRANULE_SHIFT) | (off << (64 - FB_GRANULE_SHIFT));
     if (fb_likely(g < t->slot_granules)) {
-        uint8_t *m = &t->slot_map[g];
-        unsigned v = *m;
-        if (fb_likely(v - 1u < FB_MAX_GRANULES)) {
-            *m = FB_FREED;
-            t->slot_live[g >> fb_epoch_gshift]--;
+        uint8_t *map = t->slot_map;
+        /* A live object start of 1..128 granules (2 KiB: above
+         * max_small's default) as one decrement and a sign test: 0
+         * (no object starts here) and FB_FREED both turn negative.
+         * Larger objects take the generic path. */
+        if (fb_likely((int8_t)(map[g] - 1) >= 0)) {
+            /* Keeps gcc from computing map + g once into a register:
+             * two indexed accesses are one instruction less. */
+            __asm__("" : "+r"(map));
+            map[g] = FB_FREED;
+            t->slot_live[g >> FB_LIVE_GSHIFT]--;
             return;
         }
     }

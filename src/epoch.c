@@ -26,7 +26,6 @@
 __thread struct fb_tls fb_t __attribute__((tls_model("initial-exec")));
 struct fb_geom fb_g;
 uintptr_t fb_map_bias;
-unsigned fb_epoch_gshift;
 
 /* The dispatch's gates (fb_epoch_set_gates), and the layers' hooks. */
 static int gate_malloc, gate_free;
@@ -42,8 +41,9 @@ enum { FB_EP_USED = 1, FB_EP_DIRTY = 2 };
 
 enum { FB_SLOT_UNUSED = 0, FB_SLOT_OWNED, FB_SLOT_FREE };
 
-/* The slot table entry.  Followed by three arrays of fb_g.epochs words:
- * live (owner only), rfree (atomic, other threads), flags (FB_EP_*), and
+/* The slot table entry.  Followed by the live counters (owner only), one
+ * per 4 KiB of the slot (FB_LIVE_SHIFT, epoch.h), then three arrays of
+ * fb_g.epochs words: rfree (atomic, other threads), flags (FB_EP_*), and
  * with lifetime routing on, the sampled epoch's recorded objects (up to
  * FB_ROUTE_LIST words). */
 struct fb_slot {
@@ -67,23 +67,35 @@ static inline uint32_t *slot_live(struct fb_slot *s)
 {
     return (uint32_t *)(s + 1);
 }
+/* Live counters of slot s: per epoch e, the words [e << live_shift,
+ * (e + 1) << live_shift).  Only their sum means anything: malloc counts
+ * into the epoch's first, a free into the one of the object's 4 KiB
+ * (alloc.h: a constant shift, no load of the epoch size). */
+static unsigned live_shift;          /* log2(live counters per epoch) */
+static inline uint32_t *epoch_live(struct fb_slot *s, uint32_t e)
+{
+    return slot_live(s) + ((size_t)e << live_shift);
+}
 static inline _Atomic uint32_t *slot_rfree(struct fb_slot *s)
 {
-    return (_Atomic uint32_t *)(slot_live(s) + fb_g.epochs);
+    return (_Atomic uint32_t *)(slot_live(s) + ((size_t)fb_g.epochs << live_shift));
 }
 static inline uint32_t *slot_flags(struct fb_slot *s)
 {
-    return slot_live(s) + 2 * (size_t)fb_g.epochs;
+    return (uint32_t *)slot_rfree(s) + fb_g.epochs;
 }
 static inline uint32_t *slot_sites(struct fb_slot *s)
 {
-    return slot_live(s) + 3 * (size_t)fb_g.epochs;
+    return (uint32_t *)slot_rfree(s) + 2 * (size_t)fb_g.epochs;
 }
 
 static inline int epoch_empty(struct fb_slot *s, uint32_t e)
 {
-    return slot_live(s)[e] ==
-           atomic_load_explicit(&slot_rfree(s)[e], memory_order_acquire);
+    const uint32_t *l = epoch_live(s, e);
+    uint32_t live = 0;
+    for (uint32_t i = 0; i < (1u << live_shift); i++)
+        live += l[i];               /* mod 2^32, as the counts themselves */
+    return live == atomic_load_explicit(&slot_rfree(s)[e], memory_order_acquire);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -103,7 +115,9 @@ int fb_epoch_init(const struct fb_epoch_hooks *h)
     size_t slot_size = fb_opt.buffer_size;
     size_t epoch_size = fb_opt.epoch_size;
     uint32_t epochs = (uint32_t)(slot_size / epoch_size);
-    size_t stride = sizeof(struct fb_slot) + 3 * sizeof(uint32_t) * epochs;
+    live_shift = log2_exact(epoch_size >> FB_LIVE_SHIFT);
+    size_t stride = sizeof(struct fb_slot) +
+                    sizeof(uint32_t) * (((size_t)epochs << live_shift) + 2 * (size_t)epochs);
     if (fb_route_on)
         stride += sizeof(uint32_t) * FB_ROUTE_LIST;
     stride = (stride + 63) & ~(size_t)63;   /* a slot per cache line set */
@@ -160,7 +174,6 @@ int fb_epoch_init(const struct fb_epoch_hooks *h)
         fb_g.epoch_shift = log2_exact(epoch_size);
         fb_g.max_small = (fb_opt.max_small + 15) & ~(uintptr_t)15;
         fb_map_bias = (uintptr_t)map - (fb_g.base >> FB_GRANULE_SHIFT);
-        fb_epoch_gshift = fb_g.epoch_shift - FB_GRANULE_SHIFT;
         fb_g.size = region;          /* last: publishes the region */
         return 1;
     }
@@ -192,13 +205,13 @@ static void epoch_reset(struct fb_tls *t, uint32_t e)
                fb_g.epoch_size >> FB_GRANULE_SHIFT);
     if (flags & FB_EP_USED)
         s->stats.epochs_reset++;
-    slot_live(s)[e] = 0;
+    memset(epoch_live(s, e), 0, sizeof(uint32_t) << live_shift);
     atomic_store_explicit(&slot_rfree(s)[e], 0, memory_order_relaxed);
     slot_flags(s)[e] = 0;
     s->cur = e;
     t->bump = start;
     t->limit = start + fb_g.epoch_size;
-    t->cur_live = &slot_live(s)[e];
+    t->cur_live = epoch_live(s, e);
 }
 
 /* Leaves the current epoch, noting whether it was used. */
@@ -568,7 +581,7 @@ enum fb_epoch_freed fb_epoch_free_block(void *ptr, size_t *usable)
         if (v - 1u >= FB_MAX_GRANULES)
             return v == FB_FREED ? FB_EF_DOUBLE : FB_EF_INVALID;
         *m = FB_FREED;
-        t->slot_live[e]--;
+        epoch_live(t->slot, e)[0]--;
         *usable = (size_t)v << FB_GRANULE_SHIFT;
         return FB_EF_OWN;
     }

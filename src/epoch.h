@@ -29,8 +29,9 @@
  * metadata, so an overflow cannot corrupt the allocator.
  *
  * Epoch counts: live[e] is written by the owner only (+1 per malloc, -1
- * per own free); rfree[e] is incremented atomically by other threads.  The
- * epoch is empty when live[e] == rfree[e] (mod 2^32).
+ * per own free), kept as one counter per 4 KiB whose sum is the count
+ * (FB_LIVE_SHIFT); rfree[e] is incremented atomically by other threads.
+ * The epoch is empty when live[e] == rfree[e] (mod 2^32).
  */
 #ifndef FB_EPOCH_H
 #define FB_EPOCH_H
@@ -61,7 +62,7 @@ struct fb_tls {
     uintptr_t slot_base;     /* start of the owned slot */
     uintptr_t slot_granules; /* gate: granules in the slot (0: not an owner) */
     uint8_t *slot_map;       /* granule map of the slot */
-    uint32_t *slot_live;     /* live[] of the slot's epochs */
+    uint32_t *slot_live;     /* live counters of the slot, one per 4 KiB */
     /* -- slow paths -- */
     struct fb_slot *slot;
     struct fb_stats_block *stats; /* the slot's counters (NULL: no slot) */
@@ -110,12 +111,17 @@ struct fb_geom {
 };
 extern FB_HIDDEN struct fb_geom fb_g;
 
-/* Hot copies of derived geometry, each one RIP-relative load away:
+/* A hot copy of derived geometry, one RIP-relative load away:
  * fb_map_bias + (p >> 4) is p's byte in the granule map (the map's base
- * minus base >> 4, so no subtraction on the fast path), and a slot-relative
- * granule index shifted right by fb_epoch_gshift is its epoch. */
+ * minus base >> 4, so no subtraction on the fast path). */
 extern FB_HIDDEN uintptr_t fb_map_bias;
-extern FB_HIDDEN unsigned fb_epoch_gshift;
+
+/* The owner's live counters come one per 4 KiB of its slot (the smallest
+ * epoch), so that a free finds its counter with a constant shift of its
+ * slot-relative granule index; an epoch's live count is the sum of its
+ * counters (epoch.c). */
+#define FB_LIVE_SHIFT 12
+#define FB_LIVE_GSHIFT (FB_LIVE_SHIFT - FB_GRANULE_SHIFT)
 
 /* Is p inside the buffer region (any thread's slot)? */
 FB_INLINE int fb_epoch_owns(const void *p)

@@ -39,7 +39,7 @@
 
 FB_EXPORT void *malloc(size_t n)
 {
-    return fb_alloc_malloc(n, FB_CALLER);
+    return fb_alloc_malloc_tail(n);
 }
 
 FB_EXPORT void free(void *p)
