@@ -14,7 +14,7 @@
 # own internal calls of its public names (e.g. free() from its C++ object,
 # which we drop anyway) stay inside jemalloc and never reach our exports.
 #
-# Three more changes make jemalloc's start-up lazy, its fork handling ours
+# Four more changes make jemalloc's start-up lazy, its fork handling ours
 # and its frees keep errno (src/backend.c says why):
 #   - its constructor (jemalloc_constructor, which only calls malloc_init)
 #     is dropped: jemalloc then initialises on its first call, which most
@@ -22,7 +22,9 @@
 #   - its call of pthread_atfork becomes PREFIXpthread_atfork, defined in
 #     src/backend.c, which keeps jemalloc's handlers for our own;
 #   - its calls of mmap, munmap, madvise and mprotect become
-#     PREFIXsys_<name>, defined in src/backend.c, which keep errno.
+#     PREFIXsys_<name>, defined in src/backend.c, which keep errno, and
+#     its calls of libm's exp, log and round become PREFIXsys_<name>,
+#     defined there too, so that we need no libm.
 #
 # usage: jemalloc-embed.sh INPUT.a OUTPUT.a PREFIX NM OBJCOPY AR READELF
 set -eu
@@ -44,7 +46,7 @@ main=jemalloc.pic.o
     >renames
 grep -q "^malloc " renames || { echo "jemalloc-embed: $in defines no malloc" >&2; exit 1; }
 echo "pthread_atfork ${prefix}pthread_atfork" >>renames
-for f in mmap munmap madvise mprotect; do
+for f in mmap munmap madvise mprotect exp log round; do
     echo "$f ${prefix}sys_$f" >>renames
 done
 for o in "$@"; do
