@@ -33,8 +33,8 @@ und=$(nm -D --undefined-only "$lib" | awk '{print $NF}' |
 # Libraries.
 needed=$(readelf -d "$lib" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | sort | tr '\n' ' ')
 ldd_out=$(ldd "$lib")
-unwanted='libstdc\+\+|libjemalloc|libunwind|liblzma|libgcc_s'
-if [[ "$needed" == "libc.so.6 libm.so.6 " ]] && ! grep -Eq "$unwanted" <<<"$ldd_out"; then
+unwanted='libstdc\+\+|libjemalloc|libunwind|liblzma|libgcc_s|libm\.so'
+if [[ "$needed" == "libc.so.6 " ]] && ! grep -Eq "$unwanted" <<<"$ldd_out"; then
     ok "ldd: $needed"
 else
     bad "needed: $needed; ldd: $(tr '\n' ' ' <<<"$ldd_out")"
@@ -44,7 +44,7 @@ grep -q "$(basename "$lib")" <<<"$maps" || bad "the library is not mapped under 
 if grep -Eq "$unwanted" <<<"$maps"; then
     bad "a plain process maps: $(grep -Eo "[^/ ]*($unwanted)[^/ ]*" <<<"$maps" | sort -u | tr '\n' ' ')"
 else
-    ok "a plain process maps none of libstdc++, libjemalloc, libunwind, liblzma, libgcc_s"
+    ok "a plain process maps none of libstdc++, libjemalloc, libunwind, liblzma, libgcc_s, libm"
 fi
 maps=$(FBMALLOC_LEAKS=1 FBMALLOC_OUTPUT=/dev/null LD_PRELOAD=$lib cat /proc/self/maps)
 grep -q "libunwind" <<<"$maps" && ok "with FBMALLOC_LEAKS=1, libunwind is loaded" \
