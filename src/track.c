@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 
+#include "cfi.h"
 #include "epoch.h"
 #include "options.h"
 #include "platform.h"
@@ -344,8 +345,18 @@ static fb_urc unwind_frame(struct _Unwind_Context *ctx, void *arg)
     return ++u->n < fb_track_depth ? FB_URC_NO_REASON : FB_URC_END_OF_STACK;
 }
 
+static int own_frame(uintptr_t ip)
+{
+    return fb_track_is_own(ip);
+}
+
+/* The cached-rule walker first (cfi.h: a few loads a frame), libgcc's
+ * unwinder for stacks it cannot walk (signal frames, CFA expressions). */
 static unsigned unwind(uintptr_t *frames, uintptr_t *slots)
 {
+    int n = fb_cfi_backtrace(frames, slots, fb_track_depth, own_frame);
+    if (n >= 0)
+        return (unsigned)n;
     struct unwind_state u = {frames, slots, 0};
     _Unwind_Backtrace(unwind_frame, &u);
     return u.n;
