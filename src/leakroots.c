@@ -12,7 +12,9 @@
  *    wait in; otherwise whole;
  *  - static TLS and the thread control block of every thread, and its DTV
  *    (ld.so's own allocations hold the only pointers to dynamic TLS);
- *  - blocks ld.so allocated (leakscan's linker blocks).
+ *  - blocks ld.so allocated (leakscan's linker blocks);
+ *  - the program's anonymous private writable mappings, but ours,
+ *    jemalloc's and thread stacks (scan_anon).
  * Every range is clamped to the readable mappings of /proc/self/maps, and
  * allocator state in static TLS (ours and jemalloc's) is skipped.
  *
@@ -37,6 +39,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -44,6 +47,7 @@
 #include "fb.h"
 #include "fmt.h"
 #include "leakscan.h"
+#include "platform.h"
 #include "report.h"
 #include "track.h"
 #include "unwind.h"
@@ -153,6 +157,9 @@ struct range {
 };
 
 static struct fb_leakscan_vec readable = {.elem = sizeof(struct range)};
+/* The anonymous private writable mappings (no file, no [name]) that are
+ * not thread stacks: candidate roots, filtered by scan_anon below. */
+static struct fb_leakscan_vec anon = {.elem = sizeof(struct range)};
 
 static uintptr_t hex(const char **s)
 {
@@ -168,9 +175,28 @@ static uintptr_t hex(const char **s)
     }
 }
 
+/* Whether the rest of a maps line after the permissions (" offset dev
+ * inode [path]") names no file and no pseudo-file: inode 0, no path. */
+static int is_anonymous(const char *s)
+{
+    for (int field = 0; field < 3; field++) {
+        while (*s == ' ')
+            s++;
+        if (field == 2 && !(s[0] == '0' && s[1] == ' '))
+            return 0;                          /* inode */
+        while (*s && *s != ' ')
+            s++;
+    }
+    while (*s == ' ')
+        s++;
+    return *s == '\0';
+}
+
 static void read_maps(void)
 {
     readable.n = 0;
+    anon.n = 0;
+    uintptr_t guard_hi = 0;      /* end of the last anonymous ---p mapping */
     int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return;
@@ -198,6 +224,21 @@ static void read_maps(void)
                     rg->hi = hi;
                 }
             }
+            /* A thread stack is an anonymous mapping right above its
+             * guard (an anonymous ---p mapping): glibc's stacks, those of
+             * live threads (scanned as stacks) and those it keeps cached
+             * after a thread exits, whose dead frames hold stale pointers
+             * that would hide leaks.  Neither is an anonymous root.  A
+             * program's own mapping right above a guard page, or one the
+             * kernel merged with a stack above it, is skipped with them:
+             * a leak may then be reported that is not one, never hidden. */
+            int anonymous = is_anonymous(s + 4);
+            if (anonymous && strncmp(s, "rw-p", 4) == 0 && guard_hi != lo) {
+                struct range *rg = fb_leakscan_vec_push(&anon);
+                if (rg)
+                    *rg = (struct range){lo, hi};
+            }
+            guard_hi = anonymous && strncmp(s, "---p", 4) == 0 ? hi : 0;
             line = nl + 1;
         }
         have = (size_t)(buf + have - line);
@@ -224,6 +265,20 @@ static void scan_root(uintptr_t lo, uintptr_t hi)
  * paused thread may hold. */
 static struct fb_leakscan_vec segs = {.elem = sizeof(struct range)};
 
+/* What the scan of anonymous mappings skips (page-rounded outward): every
+ * mapping of ours and jemalloc's (platform.h), writable segments (scanned
+ * as segments, or ours), the stacks and static TLS of registered threads
+ * (scanned as such, with our and jemalloc's TLS left out). */
+static struct fb_leakscan_vec excl = {.elem = sizeof(struct range)};
+
+static void excl_add(uintptr_t lo, uintptr_t hi)
+{
+    uintptr_t pg = fb_plat_page_size();
+    struct range *r = fb_leakscan_vec_push(&excl);
+    if (r)
+        *r = (struct range){lo & ~(pg - 1), (hi + pg - 1) & ~(pg - 1)};
+}
+
 static int list_segments(struct dl_phdr_info *info, size_t size, void *arg)
 {
     (void)size;
@@ -233,6 +288,8 @@ static int list_segments(struct dl_phdr_info *info, size_t size, void *arg)
         if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_W))
             continue;
         uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
+        /* Never an anonymous root: its .bss tail is an anonymous mapping. */
+        excl_add(lo, lo + ph->p_memsz);
         /* Our own tables point at every block: not a root. */
         if (fb_track_is_own(lo))
             continue;
@@ -464,6 +521,130 @@ static int find_exit_frame(struct exit_frame *ef)
 }
 
 /*
+ * The program's anonymous memory as roots: pymalloc's arenas, gcc's GC
+ * heap, any mmap'd pool of a program's own allocator hold the only
+ * pointers to blocks it got from malloc (valgrind scans them too).  The
+ * candidates are the anonymous private writable mappings of
+ * /proc/self/maps but thread stacks (read_maps), minus the exclusions
+ * above, which must be exact: a scanned mapping of jemalloc's or ours
+ * would hold a pointer to every block and hide every leak.  If the record
+ * of our mappings overflowed, nothing anonymous is scanned (as before).
+ *
+ * Only resident pages are read (mincore): a page never touched is zero,
+ * and reading it would fault it in (a program may keep gigabytes of
+ * untouched NORESERVE memory).  A swapped-out page is skipped too: under
+ * memory pressure a leak may be reported that is not one, never hidden.
+ * Pages are copied with process_vm_readv before they are scanned, so a
+ * mapping another running thread unmaps during a check on demand costs a
+ * short read, not a fault.
+ */
+static struct fb_plat_range own_copy[FB_PLAT_OWN_MAX];
+static int anon_ok;
+static unsigned char anon_buf[64 * 1024] __attribute__((aligned(64)));
+
+static int by_lo(const void *x, const void *y)
+{
+    const struct range *a = x, *b = y;
+    return a->lo < b->lo ? -1 : a->lo > b->lo;
+}
+
+/* Before other threads are stopped: takes the record's lock, and qsort may
+ * call malloc. */
+static void prepare_anon(uintptr_t me_tp)
+{
+    anon_ok = 0;
+    if (!anon.n)
+        return;
+    size_t n = fb_plat_own_ranges(own_copy);
+    if (n == (size_t)-1)
+        return;
+    for (size_t i = 0; i < n; i++)
+        excl_add(own_copy[i].lo, own_copy[i].hi);
+    size_t static_size = 4096, align = 64;
+    if (tls_info)
+        tls_info(&static_size, &align);
+    excl_add(me_tp - static_size, me_tp + 4096);
+    for (size_t i = 0; threads && i < nthreads_hw; i++) {
+        const struct thread_rec *t = &threads[i];
+        if (!t->used)
+            continue;
+        excl_add(t->lo, t->hi);
+        excl_add(t->tp - static_size, t->tp + 4096);
+    }
+    struct range *e = (struct range *)excl.p;
+    qsort(e, excl.n, sizeof *e, by_lo);
+    /* Merged into disjoint ranges, in place. */
+    size_t m = 0;
+    for (size_t i = 0; i < excl.n; i++) {
+        if (m && e[i].lo <= e[m - 1].hi) {
+            if (e[i].hi > e[m - 1].hi)
+                e[m - 1].hi = e[i].hi;
+        } else {
+            e[m++] = e[i];
+        }
+    }
+    excl.n = m;
+    anon_ok = 1;
+}
+
+/* Marks from the resident pages of [lo, hi) (page-aligned). direct_ok:
+ * no other thread runs, so the memory may be read in place when
+ * process_vm_readv is refused (a seccomp sandbox). */
+static void scan_resident(uintptr_t lo, uintptr_t hi, pid_t pid, int direct_ok)
+{
+    size_t pg = fb_plat_page_size();
+    unsigned char res[sizeof anon_buf / 4096 + 1];
+    size_t step = pg < sizeof anon_buf ? sizeof anon_buf : pg;
+    for (uintptr_t at = lo; at < hi; at += step) {
+        size_t len = hi - at < step ? hi - at : step;
+        size_t npg = (len + pg - 1) / pg;
+        if (npg > sizeof res || mincore((void *)at, len, res) != 0)
+            continue;
+        for (size_t i = 0; i < npg;) {
+            if (!(res[i] & 1)) {
+                i++;
+                continue;
+            }
+            size_t j = i;
+            while (j < npg && (res[j] & 1))
+                j++;
+            uintptr_t a = at + i * pg, b = at + j * pg < hi ? at + j * pg : hi;
+            i = j;
+            struct iovec local = {anon_buf, b - a}, remote = {(void *)a, b - a};
+            ssize_t got = process_vm_readv(pid, &local, 1, &remote, 1, 0);
+            if (got > 0)
+                fb_leakscan_mark((uintptr_t)anon_buf, (uintptr_t)anon_buf + (size_t)got);
+            else if (got < 0 && errno != EFAULT && errno != ESRCH && direct_ok)
+                fb_leakscan_mark(a, b);
+        }
+    }
+}
+
+static void scan_anon(int direct_ok)
+{
+    if (!anon_ok)
+        return;
+    pid_t pid = getpid();
+    const struct range *e = (const struct range *)excl.p;
+    size_t j = 0;
+    for (size_t i = 0; i < anon.n; i++) {
+        const struct range *r = (const struct range *)anon.p + i;
+        for (uintptr_t at = r->lo; at < r->hi;) {
+            while (j < excl.n && e[j].hi <= at)
+                j++;
+            if (j < excl.n && e[j].lo <= at) {
+                at = e[j].hi;
+                continue;
+            }
+            uintptr_t end = j < excl.n && e[j].lo < r->hi ? e[j].lo : r->hi;
+            scan_resident(at, end, pid, direct_ok);
+            at = end;
+        }
+    }
+    fb_leakscan_drain();
+}
+
+/*
  * Stopping the other threads at exit.  They keep running otherwise, and a
  * thread that frees or moves a pointer while we scan makes a live block
  * look leaked (LeakSanitizer stops the world with ptrace for this).  We
@@ -662,15 +843,24 @@ FB_NOINLINE void fb_leakroots_mark(int at_exit, const struct fb_leak_caller *cal
 
     /* Everything that takes a lock comes first. */
     segs.n = 0;
+    excl.n = 0;
     dl_iterate_phdr(list_segments, NULL);
+    prepare_anon(me_tp);
     if (at_exit && !caller)
         have_exit_frame = find_exit_frame(&ef);
     else if (caller)
         top = caller_top();
     for (size_t i = 0; threads && i < nthreads_hw; i++)
         threads[i].paused_sp = 0;     /* 0: scan the whole stack */
-    if (threads && at_exit)
+    int others = 0;
+    for (size_t i = 0; threads && i < nthreads_hw; i++)
+        others |= threads[i].used && !pthread_equal(threads[i].id, me);
+    if (threads && at_exit) {
+        /* Our own mmaps from here on must not wait for the record's lock,
+         * which a stopped thread may hold (platform.c). */
+        fb_plat_own_nowait(1);
         pause_threads(me);
+    }
 
     /* Other threads are stopped (at exit): no locks from here on. */
     fb_leakscan_mark_linker_blocks();
@@ -713,6 +903,7 @@ FB_NOINLINE void fb_leakroots_mark(int at_exit, const struct fb_leak_caller *cal
         scan_thread_area(live ? from : t->lo, t->hi, t->tp);
         scan_tls(t->tp, live ? from : 0);
     }
+    scan_anon(!others);
 }
 
 
@@ -730,5 +921,6 @@ int fb_leakroots_stopped(void)
 void fb_leakroots_end(void)
 {
     resume_threads();
+    fb_plat_own_nowait(0);
     pthread_mutex_unlock(&thread_lock);
 }

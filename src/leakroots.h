@@ -2,9 +2,9 @@
  * The leak check's roots (used by leak.c): the registry of live threads
  * with their stacks and thread pointers, stopping the other threads at
  * exit, and marking, through leakscan, everything the program can still
- * reach from its stacks, registers, static and dynamic TLS and the
- * writable segments of its loaded objects, clamped to what
- * /proc/self/maps says is readable.
+ * reach from its stacks, registers, static and dynamic TLS, the writable
+ * segments of its loaded objects and its own anonymous mappings, clamped
+ * to what /proc/self/maps says is readable.
  */
 #ifndef FB_LEAKROOTS_H
 #define FB_LEAKROOTS_H

@@ -64,6 +64,32 @@ struct fb_leakscan_vec fb_leakscan_blocks = {.elem = sizeof(struct fb_leakscan_b
 static struct fb_leakscan_vec work = {.elem = sizeof(uint32_t)};
 static uintptr_t blocks_lo, blocks_hi;
 
+/* Which 64 KiB chunks hold a block, by chunk number modulo 2^16 (chunks
+ * 4 GiB apart share a bit): most words a scan reads are no pointer into a
+ * block, and the anonymous mappings of a program's own allocator (pymalloc
+ * arenas, a GC heap) are full of pointers that lie between the buffers and
+ * jemalloc's memory, inside [blocks_lo, blocks_hi), where each one cost a
+ * binary search.  A clear bit rejects the word exactly. */
+#define CHUNK_SHIFT 16
+#define CHUNK_BITS 65536
+static uint64_t chunk_map[CHUNK_BITS / 64];
+
+static void map_chunks(void)
+{
+    memset(chunk_map, 0, sizeof chunk_map);
+    for (size_t i = 0; i < fb_leakscan_blocks.n; i++) {
+        const struct fb_leakscan_block *b = fb_leakscan_blk(i);
+        uintptr_t c = b->addr >> CHUNK_SHIFT;
+        uintptr_t last = (b->addr + b->usable - 1) >> CHUNK_SHIFT;
+        if (last - c >= CHUNK_BITS) {
+            memset(chunk_map, 0xff, sizeof chunk_map);
+            return;
+        }
+        for (; c <= last; c++)
+            chunk_map[(c % CHUNK_BITS) / 64] |= (uint64_t)1 << (c % 64);
+    }
+}
+
 static void add_big(void *ctx, uintptr_t addr, size_t size, uint32_t site)
 {
     (void)ctx;
@@ -126,12 +152,16 @@ void fb_leakscan_sort(void)
     qsort(a, n, sizeof *a, by_addr);
     blocks_lo = n ? a[0].addr : 1;
     blocks_hi = n ? a[n - 1].addr + a[n - 1].usable : 0;
+    map_chunks();
 }
 
 /* In this file, inlined into the scan loop. */
 static long find(uintptr_t w)
 {
     if (w < blocks_lo || w >= blocks_hi)
+        return -1;
+    uintptr_t c = (w >> CHUNK_SHIFT) % CHUNK_BITS;
+    if (!((chunk_map[c / 64] >> (c % 64)) & 1))
         return -1;
     size_t lo = 0, hi = fb_leakscan_blocks.n;
     while (hi - lo > 1) {
