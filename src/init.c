@@ -25,6 +25,7 @@
 #include "leak.h"
 #include "fmt.h"
 #include "options.h"
+#include "platform.h"
 #include "profile.h"
 #include "report.h"
 #include "route.h"
@@ -66,10 +67,12 @@ static void fork_prepare(void)
         fb_trace_fork_prepare();
     if (fb_check_on)
         fb_check_fork_prepare();
-    fb_je_fork_prepare();            /* last: we call jemalloc under ours */
+    fb_je_fork_prepare();            /* we call jemalloc under ours */
+    fb_plat_fork_prepare();          /* last: jemalloc maps under its locks */
 }
 static void fork_parent(void)
 {
+    fb_plat_fork_parent();
     fb_je_fork_parent();
     if (fb_check_on)
         fb_check_fork_parent();
@@ -82,6 +85,7 @@ static void fork_parent(void)
 }
 static void fork_child(void)
 {
+    fb_plat_fork_child();
     fb_je_fork_child();
     if (fb_check_on)
         fb_check_fork_child();

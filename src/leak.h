@@ -1,20 +1,15 @@
 /*
  * Leak check: which tracked blocks are still allocated, and which of those
- * can no longer be reached from the program's roots.  See leak.c.
+ * can no longer be reached from the program's roots; heap snapshots and
+ * scoped checks.  See leak.c for its parts.
  */
 #ifndef FB_LEAK_H
 #define FB_LEAK_H
 
-#include <setjmp.h>
 #include <stddef.h>
 #include <stdint.h>
 
-/* Where an on-demand check was called from: the caller's stack pointer
- * and its callee-saved registers, captured on entry to the public API. */
-struct fb_leak_caller {
-    uintptr_t sp;
-    jmp_buf regs;
-};
+#include "leakroots.h"     /* struct fb_leak_caller */
 
 /* Runs a check and writes the report to FBMALLOC_OUTPUT.  Returns the
  * number of leaked blocks (direct + indirect, not suppressed), or -1 when

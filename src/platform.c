@@ -1,13 +1,18 @@
 /*
- * OS services: address space, output destination.
+ * OS services: address space, output destination, and the record of
+ * every mapping the library makes (see platform.h).
  */
+#define _GNU_SOURCE
 #include "platform.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdarg.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "fb.h"
@@ -139,4 +144,183 @@ void fb_plat_output_done(void)
         close(out_fd);
         out_fd = -1;
     }
+}
+
+/* ---------------------------------------------------------------------- */
+/* The record of our mappings                                              */
+
+/* Sorted, disjoint, adjacent ranges merged (top-down mmap places most new
+ * mappings right below the previous one, so the table stays short). */
+static struct fb_plat_range own[FB_PLAT_OWN_MAX];
+static size_t nown;
+static int own_overflow;
+static pthread_mutex_t own_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* The first range whose hi is >= a (the one a may touch or extend). */
+static size_t own_find(uintptr_t a)
+{
+    size_t lo = 0, hi = nown;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (own[mid].hi < a)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+static void own_add(uintptr_t lo, uintptr_t hi)
+{
+    size_t i = own_find(lo), j = i;
+    /* Every range from i that touches or overlaps [lo, hi) merges. */
+    while (j < nown && own[j].lo <= hi) {
+        if (own[j].lo < lo)
+            lo = own[j].lo;
+        if (own[j].hi > hi)
+            hi = own[j].hi;
+        j++;
+    }
+    if (j == i) {
+        if (nown == FB_PLAT_OWN_MAX) {
+            own_overflow = 1;
+            return;
+        }
+        memmove(&own[i + 1], &own[i], (nown - i) * sizeof own[0]);
+        nown++;
+    } else if (j > i + 1) {
+        memmove(&own[i + 1], &own[j], (nown - j) * sizeof own[0]);
+        nown -= j - i - 1;
+    }
+    own[i] = (struct fb_plat_range){lo, hi};
+}
+
+static void own_remove(uintptr_t lo, uintptr_t hi)
+{
+    size_t i = own_find(lo + 1);
+    while (i < nown && own[i].lo < hi) {
+        struct fb_plat_range r = own[i];
+        if (r.lo < lo && r.hi > hi) {            /* split in two */
+            if (nown == FB_PLAT_OWN_MAX) {
+                own_overflow = 1;
+                return;
+            }
+            memmove(&own[i + 1], &own[i], (nown - i) * sizeof own[0]);
+            nown++;
+            own[i].hi = lo;
+            own[i + 1].lo = hi;
+            return;
+        }
+        if (r.lo < lo) {
+            own[i++].hi = lo;
+        } else if (r.hi > hi) {
+            own[i].lo = hi;
+            return;
+        } else {
+            memmove(&own[i], &own[i + 1], (nown - i - 1) * sizeof own[0]);
+            nown--;
+        }
+    }
+}
+
+static uintptr_t page_up(size_t len)
+{
+    size_t pg = fb_plat_page_size();
+    return (len + pg - 1) & ~(pg - 1);
+}
+
+static __thread int own_nowait __attribute__((tls_model("initial-exec")));
+
+void fb_plat_own_nowait(int on)
+{
+    own_nowait = on;
+}
+
+static void own_record(uintptr_t lo, size_t len, int add)
+{
+    if (!len)
+        return;
+    if (!own_nowait) {
+        pthread_mutex_lock(&own_lock);
+    } else if (pthread_mutex_trylock(&own_lock) != 0) {
+        own_overflow = 1;          /* its holder is stopped: not updating */
+        return;
+    }
+    if (add)
+        own_add(lo, lo + page_up(len));
+    else
+        own_remove(lo, lo + page_up(len));
+    pthread_mutex_unlock(&own_lock);
+}
+
+size_t fb_plat_own_ranges(struct fb_plat_range *out)
+{
+    pthread_mutex_lock(&own_lock);
+    size_t n = own_overflow ? (size_t)-1 : nown;
+    if (!own_overflow)
+        memcpy(out, own, nown * sizeof own[0]);
+    pthread_mutex_unlock(&own_lock);
+    return n;
+}
+
+void fb_plat_fork_prepare(void)
+{
+    pthread_mutex_lock(&own_lock);
+}
+
+void fb_plat_fork_parent(void)
+{
+    pthread_mutex_unlock(&own_lock);
+}
+
+void fb_plat_fork_child(void)
+{
+    pthread_mutex_init(&own_lock, NULL);
+}
+
+/* The wrappers --wrap binds the library's calls to (their names are the
+ * linker's convention; hidden like everything of ours).  They make the
+ * system calls themselves, so the modules also link without --wrap (unit
+ * tests), where nothing calls them. */
+void *__wrap_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off);
+void *__wrap_mmap64(void *addr, size_t len, int prot, int flags, int fd, off_t off);
+int __wrap_munmap(void *addr, size_t len);
+void *__wrap_mremap(void *old, size_t old_len, size_t new_len, int flags, ...);
+
+void *__wrap_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+    void *p = (void *)syscall(SYS_mmap, addr, len, prot, flags, fd, off);
+    if (p != MAP_FAILED)
+        own_record((uintptr_t)p, len, 1);
+    return p;
+}
+
+void *__wrap_mmap64(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+    return __wrap_mmap(addr, len, prot, flags, fd, off);
+}
+
+int __wrap_munmap(void *addr, size_t len)
+{
+    int r = (int)syscall(SYS_munmap, addr, len);
+    if (r == 0)
+        own_record((uintptr_t)addr, len, 0);
+    return r;
+}
+
+void *__wrap_mremap(void *old, size_t old_len, size_t new_len, int flags, ...)
+{
+    void *want = NULL;
+    if (flags & MREMAP_FIXED) {
+        va_list ap;
+        va_start(ap, flags);
+        want = va_arg(ap, void *);
+        va_end(ap);
+    }
+    void *p = (void *)syscall(SYS_mremap, old, old_len, new_len, flags, want);
+    if (p != MAP_FAILED) {
+        own_record((uintptr_t)old, old_len, 0);
+        own_record((uintptr_t)p, new_len, 1);
+    }
+    return p;
 }

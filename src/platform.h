@@ -35,4 +35,32 @@ size_t fb_plat_as_left(void);
 /* Page size, read once. */
 size_t fb_plat_page_size(void);
 
+/*
+ * Every mapping libfbmalloc.so makes, its own and embedded jemalloc's:
+ * the library is linked with --wrap for mmap, mmap64, munmap and mremap
+ * (meson.build), so each such call of any of its objects goes through
+ * platform.c, which makes the system call and records the page range in
+ * a fixed table (no allocation, one leaf lock).  The leak check scans the
+ * program's anonymous mappings as roots and must skip exactly these: the
+ * buffers, jemalloc's extents and metadata, our tables and lists all
+ * point at blocks.  The program's own calls are not wrapped.
+ */
+struct fb_plat_range {
+    uintptr_t lo, hi;
+};
+#define FB_PLAT_OWN_MAX 4096
+/* Copies the recorded ranges, sorted and disjoint, into out (room for
+ * FB_PLAT_OWN_MAX) and returns how many; (size_t)-1 if the table ever
+ * overflowed (then it is incomplete and must not be trusted).  Takes the
+ * table's lock: never while other threads are stopped. */
+size_t fb_plat_own_ranges(struct fb_plat_range *out);
+/* on: the calling thread, checking leaks with other threads stopped,
+ * records its own mappings only if the lock is free at once; otherwise
+ * the record is marked incomplete (a stopped thread may hold it). */
+void fb_plat_own_nowait(int on);
+/* Around fork(), after every other lock (jemalloc maps under its own). */
+void fb_plat_fork_prepare(void);
+void fb_plat_fork_parent(void);
+void fb_plat_fork_child(void);
+
 #endif

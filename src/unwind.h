@@ -4,7 +4,7 @@
  * Linking libunwind.so.8 would make every process load and relocate it and
  * its liblzma, tracking or not (about 0.1 ms per exec), and Debian's
  * libunwind.a is not position-independent.  Call stacks are captured with
- * libgcc's unwinder (track.c); leak.c, which walks up to the exit() frame
+ * libgcc's unwinder (track.c); leakroots.c, which walks up to the exit() frame
  * and libc's start frames with libunwind's register access, includes this
  * header instead of <libunwind.h>: it keeps libunwind's types and
  * replaces the five entry points it uses with calls through a table,
