@@ -79,22 +79,22 @@ static struct fb_stats_block *my_stats(void)
 
 /* A new block, for everyone watching: statistics, call-site tracking (and
  * open leak-check scopes), the allocation log. */
-static void observe_new(void *p, size_t n, int buffer, size_t usable)
+static void observe_new(void *p, size_t n, int buffer, size_t usable, uintptr_t ra)
 {
     if (fb_stats_on)
         fb_stats_malloc(my_stats(), n, usable, buffer ? FB_ST_FAST : FB_ST_BACKEND);
     uint32_t site = 0;
     if (fb_track_on) {
-        site = buffer ? fb_track_buffer(p, n) : fb_track_big(p, n);
+        site = buffer ? fb_track_buffer(p, n, ra) : fb_track_big(p, n, ra);
         fb_leak_scope_note(p);
     }
     if (fb_trace_on)
         fb_trace_event(FB_TR_MALLOC, p, n, site);
 }
 
-static void observe_big(void *p, size_t n)
+static void observe_big(void *p, size_t n, uintptr_t ra)
 {
-    observe_new(p, n, 0, fb_stats_on ? fb_je_usable(p) : 0);
+    observe_new(p, n, 0, fb_stats_on ? fb_je_usable(p) : 0, ra);
 }
 
 static void observe_big_free(void *p)
@@ -119,7 +119,7 @@ static void observe_buffer_free(void *p, size_t usable, enum fb_epoch_freed how)
 /* An in-place realloc: the block keeps its address, its request changes. */
 static void observe_resize(void *p, size_t n)
 {
-    uint32_t site = fb_track_on ? fb_track_buffer(p, n) : 0;
+    uint32_t site = fb_track_on ? fb_track_buffer(p, n, 0) : 0;
     if (fb_trace_on)
         fb_trace_event(FB_TR_REALLOC, p, n, site);
 }
@@ -138,14 +138,14 @@ static FB_COLD void *big_bad(void *ptr, int is_double, const char *op)
 
 /* What every jemalloc allocation returns: NULL with ENOMEM, or the block,
  * observed when someone watches. */
-static inline void *backend_result(void *p, size_t n)
+static inline void *backend_result(void *p, size_t n, uintptr_t ra)
 {
     if (fb_unlikely(!p)) {
         errno = ENOMEM;
         return NULL;
     }
     if (fb_observe)
-        observe_big(p, n);
+        observe_big(p, n, ra);
     return p;
 }
 
@@ -272,16 +272,16 @@ static void *malloc_raw(size_t n, uintptr_t ra)
         void *p = fb_epoch_alloc(sz, ra);
         if (p) {
             if (fb_observe)
-                observe_new(p, n, 1, sz);
+                observe_new(p, n, 1, sz, ra);
             return p;
         }
     }
-    return backend_result(fb_je_malloc(padded), n);
+    return backend_result(fb_je_malloc(padded), n, ra);
 }
 
 static void *memalign_raw(size_t align, size_t n)
 {
-    return backend_result(fb_je_memalign(align, fb_track_pad(n)), n);
+    return backend_result(fb_je_memalign(align, fb_track_pad(n)), n, 0);
 }
 
 static size_t usable_raw(const void *p)
@@ -377,7 +377,7 @@ void *fb_alloc_calloc(size_t n, uintptr_t ra)
         return fb_canary_alloc(&below_canary, FB_ALIGN, n, 1);
     if (fb_fail_reject(n))
         return NULL;
-    return backend_result(fb_je_calloc(fb_track_pad(n)), n);
+    return backend_result(fb_je_calloc(fb_track_pad(n)), n, ra);
 }
 
 /* realloc of a buffer object p (n > 0).  On NULL, p is untouched. */
@@ -432,12 +432,12 @@ void *fb_alloc_realloc(void *p, size_t n, uintptr_t ra)
     void *q = fb_je_realloc(p, fb_track_pad(n));
     if (fb_unlikely(!q)) {
         if (fb_observe)                  /* still there, unchanged */
-            observe_big(p, fb_je_usable(p));
+            observe_big(p, fb_je_usable(p), ra);
         errno = ENOMEM;
         return NULL;
     }
     if (fb_observe)
-        observe_big(q, n);
+        observe_big(q, n, ra);
     return q;
 }
 

@@ -71,10 +71,12 @@ int fb_track_commit_slot(uintptr_t slot_base, size_t slot_size);
 void fb_track_thread_exit(void);
 
 /* Record a new object: buffer object p (usable bytes in the map) or a
- * jemalloc object.  request: the size the program asked for.  Returns the
- * call-site id (0 if not captured). */
-uint32_t fb_track_buffer(void *p, size_t request);
-uint32_t fb_track_big(void *p, size_t request);
+ * jemalloc object.  request: the size the program asked for; ra: the
+ * program's call site if known (0 if not): part of the capture cache's
+ * key, so that call sites sharing a stack depth do not share a set.
+ * Returns the call-site id (0 if not captured). */
+uint32_t fb_track_buffer(void *p, size_t request, uintptr_t ra);
+uint32_t fb_track_big(void *p, size_t request, uintptr_t ra);
 /* A jemalloc object is freed / moved by rallocx. */
 void fb_track_big_free(void *p);
 
