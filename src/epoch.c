@@ -239,12 +239,15 @@ static uint8_t *epoch_map(struct fb_tls *t, uint32_t e)
 /* Judges the sampled epoch and goes back to waiting for the next one. */
 static void sample_judge(struct fb_tls *t, int all_died)
 {
-    fb_route_judge(t->sample_sites, t->sample_n, epoch_map(t, t->sample_e), all_died,
-                   t->sample_probe, t->sample_full);
+    int taught = fb_route_judge(t->sample_sites, t->sample_n, epoch_map(t, t->sample_e),
+                                all_died, t->sample_probe, t->sample_full);
     t->sample_full = 0;
     t->sample_state = FB_SAMPLE_IDLE;
     t->sample_probe = 0;
-    if (t->sample_count < FB_ROUTE_EAGER)
+    /* A thread that moved to a fresh slot (slot_move) records every
+     * epoch until one teaches something, for up to 64: its first epochs
+     * there may still be the start-up that pinned the old one. */
+    if (t->sample_count < FB_ROUTE_EAGER && (taught || !t->moved || ++t->moved >= 64))
         t->sample_count++;
     t->sample_wait = t->sample_count < FB_ROUTE_EAGER ? 0 : FB_ROUTE_SAMPLE;
 }
@@ -311,6 +314,8 @@ static void sample_maybe_start(struct fb_tls *t)
  * rebuild), else move to the next empty epoch of the slot.  Returns
  * 0 when every epoch is pinned by live objects.
  */
+static int slot_move(struct fb_tls *t);
+
 static FB_NOINLINE int epoch_next(struct fb_tls *t)
 {
     struct fb_slot *s = t->slot;
@@ -347,6 +352,8 @@ static FB_NOINLINE int epoch_next(struct fb_tls *t)
     /* Not rescanned for the next 256 small requests, twice as many after
      * each scan that finds nothing (up to 4096): in a buffer that stays
      * full (random lifetimes, larson) the scans would show in a profile. */
+    if (t->backoff_next == 4096 && !t->moved && slot_move(t))
+        return epoch_next(t);        /* the fresh slot's first epoch */
     t->backoff_next = t->backoff_next ? (t->backoff_next < 4096 ? t->backoff_next * 2 : 4096)
                                       : 256;
     t->backoff = t->backoff_next;
@@ -405,19 +412,15 @@ static void set_gates(struct fb_tls *t)
     t->slot_granules = active && gate_free ? fb_g.slot_size >> FB_GRANULE_SHIFT : 0;
 }
 
-/* Takes a slot for this thread: a given-back one if any, else a new one
- * (committed now).  Called with t->busy set. */
-int fb_epoch_thread_start(void)
+/* Takes a slot: a given-back one if any (unless fresh_only), else a new
+ * one, committed now.  Returns its index, UINT32_MAX if none; *fresh
+ * tells which. */
+static uint32_t slot_take(int fresh_only, int *fresh_out)
 {
-    struct fb_tls *t = &fb_t;
-    if (fb_g.size == 0) {
-        t->state = FB_T_NOSLOT;
-        return 0;
-    }
     uint32_t idx = UINT32_MAX;
     int fresh = 0;
     pthread_mutex_lock(&fb_slot_lock);
-    if (fb_free_top) {
+    if (fb_free_top && !fresh_only) {
         idx = fb_free_top - 1;
         fb_free_top = slot_at(idx)->next_free;
     } else {
@@ -451,14 +454,17 @@ int fb_epoch_thread_start(void)
     if (idx != UINT32_MAX)
         slot_at(idx)->state = FB_SLOT_OWNED;
     pthread_mutex_unlock(&fb_slot_lock);
+    if (idx != UINT32_MAX && fresh)
+        slot_at(idx)->cur = FB_NO_EPOCH;
+    *fresh_out = fresh;
+    return idx;
+}
 
-    if (idx == UINT32_MAX) {
-        t->state = FB_T_NOSLOT;
-        return 0;
-    }
+/* The calling thread's state for slot idx, with its lifetime sampling
+ * started afresh (the first epochs are recorded back to back). */
+static void slot_enter(struct fb_tls *t, uint32_t idx)
+{
     struct fb_slot *s = slot_at(idx);
-    if (fresh)
-        s->cur = FB_NO_EPOCH;
     t->slot = s;
     t->stats = &s->stats;
     t->slot_idx = idx;
@@ -475,8 +481,73 @@ int fb_epoch_thread_start(void)
     t->sample_count = 0;
     t->sample_wait = 0;              /* the first epoch is sampled */
     t->state = FB_T_ACTIVE;
+}
+
+/* Takes a slot for this thread.  Called with t->busy set. */
+int fb_epoch_thread_start(void)
+{
+    struct fb_tls *t = &fb_t;
+    int fresh;
+    uint32_t idx = fb_g.size ? slot_take(0, &fresh) : UINT32_MAX;
+    if (idx == UINT32_MAX) {
+        t->state = FB_T_NOSLOT;
+        return 0;
+    }
+    slot_enter(t, idx);
     epoch_next(t);
     set_gates(t);
+    return 1;
+}
+
+/* Gives slot s (index idx) back.  bottom: behind every other given-back
+ * slot, for one left pinned (fb_epoch_alloc), so that new threads take
+ * the others first. */
+static void slot_give_back(struct fb_slot *s, uint32_t idx, int bottom)
+{
+    pthread_mutex_lock(&fb_slot_lock);
+    s->state = FB_SLOT_FREE;
+    if (!bottom || !fb_free_top) {
+        s->next_free = fb_free_top;
+        fb_free_top = idx + 1;
+    } else {
+        struct fb_slot *last = slot_at(fb_free_top - 1);
+        while (last->next_free)
+            last = slot_at(last->next_free - 1);
+        s->next_free = 0;
+        last->next_free = idx + 1;
+    }
+    pthread_mutex_unlock(&fb_slot_lock);
+}
+
+/*
+ * A thread whose buffer stays full moves to a fresh slot, once.  The
+ * typical case is a program whose start-up fills the buffer with objects
+ * it keeps to the end (a compiler's tables: cc1plus served 0.5% of its
+ * small requests from the buffers): no epoch ever empties, so no epoch
+ * is judged either, and lifetime routing never learns which sites to
+ * send away.  In the fresh slot the first epochs are recorded again,
+ * now with the program past its start-up; the pinned slot is given back
+ * behind every other (its objects are still freed into it, as a
+ * finished thread's are) and is reused once its epochs empty.  Costs at
+ * most one slot of memory more per thread (1 MiB by default), and only
+ * to a thread whose buffer six scans in a row found full, after it sent
+ * about 8,000 small requests to jemalloc because of it (the backoff
+ * below: 256 + 512 + ... + 4096).
+ */
+static FB_COLD int slot_move(struct fb_tls *t)
+{
+    int fresh;
+    uint32_t idx = slot_take(1, &fresh);
+    if (idx == UINT32_MAX)
+        return 0;
+    struct fb_slot *old = t->slot;
+    uint32_t old_idx = t->slot_idx;
+    epoch_leave(t);
+    if (t->sample_state != FB_SAMPLE_IDLE)
+        sample_judge(t, 0);          /* survivors pinned the old slot */
+    t->moved = 1;
+    slot_enter(t, idx);
+    slot_give_back(old, old_idx, 1);
     return 1;
 }
 
@@ -498,11 +569,7 @@ void fb_epoch_thread_exit(void)
     /* From now on this thread's frees of its old objects are remote frees,
      * and its allocations go to jemalloc (glibc frees and allocates a
      * little after key destructors have run). */
-    pthread_mutex_lock(&fb_slot_lock);
-    s->state = FB_SLOT_FREE;
-    s->next_free = fb_free_top;
-    fb_free_top = idx + 1;
-    pthread_mutex_unlock(&fb_slot_lock);
+    slot_give_back(s, idx, 0);
 }
 
 void fb_epoch_fork_prepare(void)

@@ -84,6 +84,7 @@ struct fb_tls {
     uint8_t sample_count;    /* epochs judged, up to FB_ROUTE_EAGER */
     uint8_t sample_full;     /* the buffer was full since the last judgement */
     uint16_t sample_wait;    /* turnovers until the next sample / judgement */
+    uint8_t moved;           /* left a pinned slot for a fresh one (epoch.c) */
 };
 
 enum { FB_SAMPLE_IDLE = 0, FB_SAMPLE_RECORDING, FB_SAMPLE_PENDING };

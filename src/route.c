@@ -59,8 +59,8 @@ static void verdict(unsigned site, int is_long)
     }
 }
 
-void fb_route_judge(const uint32_t *list, size_t n, const uint8_t *map, int all_died,
-                    int probe, int full)
+int fb_route_judge(const uint32_t *list, size_t n, const uint8_t *map, int all_died,
+                   int probe, int full)
 {
     /* Sites of this epoch, each counted once: survived or not.  A small
      * open-addressed set on the stack: an epoch's objects come from few
@@ -157,6 +157,7 @@ void fb_route_judge(const uint32_t *list, size_t n, const uint8_t *map, int all_
         if (every < FB_ROUTE_PROBE_MAX)
             atomic_store_explicit(&probe_every, every * 2, memory_order_relaxed);
     }
+    return against_others;
 }
 
 void fb_route_preset(uintptr_t ra)

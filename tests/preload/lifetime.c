@@ -7,6 +7,9 @@
  *   lifetime fork N K        half, fork, the child does the other half
  *   lifetime phase N K       site P first allocates objects kept to the
  *                            end, then (second phase) only temporaries
+ *   lifetime startup N K     start-up first fills more than the buffer
+ *                            with objects kept to the end (a compiler's
+ *                            tables), then as mixed
  *
  * Prints a checksum of the data (the same under any allocator) and, if
  * fbmalloc is loaded, one line of its statistics read in-process:
@@ -145,6 +148,18 @@ int main(int argc, char **argv)
         waitpid(pid, &st, 0);
         if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
             return 4;
+    } else if (!strcmp(mode, "startup")) {
+        enum { TABLES = 20000 };      /* about 1.9 MB, above the 1 MiB buffer */
+        char **tables = calloc(TABLES, sizeof *tables);
+        for (long i = 0; i < TABLES; i++) {
+            tables[i] = make_phased(64 + (size_t)(i % 64));
+            memset(tables[i], (int)(i & 0xff), 64);
+            sum += (unsigned char)tables[i][i % 64];
+        }
+        sum += work(n_iter, kept, make_kept, 1);
+        for (long i = 0; i < TABLES; i++)
+            free(tables[i]);
+        free(tables);
     } else if (!strcmp(mode, "phase")) {
         sum = work(n_iter, kept, make_phased, 1);
         struct fbmalloc_stats before, after;
