@@ -10,7 +10,8 @@
  * is overwritten by one of them and caught here.
  *
  *   stress-signals [threads]      STRESS_SIG_SECONDS (default 2) per run,
- *                                 STRESS_SIG_RUNS (default 1) runs
+ *                                 STRESS_SIG_RUNS (default 1) runs,
+ *                                 STRESS_SIG_CROSS=0: see below
  *
  * Without fbmalloc's signal pool this fails within a fraction of a second:
  * the handler's malloc takes the bump pointer the interrupted malloc has
@@ -31,6 +32,9 @@
 #define SIG SIGALRM
 
 static double seconds = 2;
+/* STRESS_SIG_CROSS=0: handlers free only blocks allocated in handlers
+ * (what README says is safe under FBMALLOC_CHECK and FBMALLOC_CANARY). */
+static int cross = 1;
 static _Atomic unsigned long total_handled, total_handler_ops, total_crossed;
 
 /* Block i/o: word 0 holds the request size (n >= 16), the rest the
@@ -181,7 +185,7 @@ static void *run(void *arg)
             blk_free("thread free of a handler's block", x);
             t->crossed++;
         }
-        if (!atomic_load(&t->to_handler))
+        if (cross && !atomic_load(&t->to_handler))
             atomic_store(&t->to_handler, blk_new(small_size(&t->rng), 0));
         iter++;
     }
@@ -203,6 +207,7 @@ static void *run(void *arg)
     x = atomic_exchange(&t->to_handler, NULL);
     if (x)
         blk_free("final free", x);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);   /* the next run's timer */
     atomic_fetch_add(&total_handled, t->handled);
     atomic_fetch_add(&total_handler_ops, t->hops);
     atomic_fetch_add(&total_crossed, t->crossed);
@@ -231,8 +236,11 @@ int main(int argc, char **argv)
     const char *s = getenv("STRESS_SIG_SECONDS");
     const char *r = getenv("STRESS_SIG_RUNS");
     int runs = r ? atoi(r) : 1;
+    const char *c = getenv("STRESS_SIG_CROSS");
     if (s)
         seconds = atof(s);
+    if (c)
+        cross = atoi(c);
     if (nthreads < 1 || nthreads > 16 || runs < 1 || seconds <= 0)
         fail("usage: stress-signals [threads 1..16]");
     if (!stress_stats_lookup() && !getenv("STRESS_ALLOW_NO_FBMALLOC"))
