@@ -54,7 +54,7 @@ FB_INLINE int fb_sigpool_owns(const void *p)
 /* fb_sigpool_owns, or inside a signal handler any pointer at all (the
  * thread's catch_len is then everything): the free and realloc entries'
  * one check, which inside a handler sends every free to
- * fb_alloc.c's handler path.  Same cost as fb_sigpool_owns. */
+ * alloc.c's handler path.  Same cost as fb_sigpool_owns. */
 FB_INLINE int fb_sigpool_catches(const void *p);
 
 /* Reserves the pool (once; later calls return at once).  Called by
