@@ -214,7 +214,7 @@ static FB_NOINLINE void *malloc_generic(size_t n, uintptr_t ra)
     /* Inside a signal handler (sigpool.h: its wrapper shut the fast path
      * and the quick entry, so every request comes here). */
     if (fb_unlikely(fb_sigpool_t.any)) {
-        if (fb_sigpool_t.depth && fb_sigpool_inside())
+        if (fb_sigpool_t.depth && fb_sigpool_inside() && fb_sigpool_serves(n))
             return fb_sigpool_malloc(n);
         if (fb_sigpool_t.pending)
             free_deferred();

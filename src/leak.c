@@ -48,6 +48,7 @@
 #include "platform.h"
 #include "pprof.h"
 #include "report.h"
+#include "sigpool.h"
 #include "symbolize.h"
 #include "track.h"
 
@@ -914,6 +915,7 @@ static FB_NOINLINE void mark_roots(int at_exit, const struct fb_leak_caller *cal
         const struct range *r = (const struct range *)segs.p + i;
         scan_root(r->lo, r->hi);
     }
+    fb_sigpool_each_live(scan_root);  /* blocks allocated in signal handlers */
     for (size_t i = 0; threads && i < nthreads_hw; i++) {
         struct thread_rec *t = &threads[i];
         if (!t->used || pthread_equal(t->id, me))

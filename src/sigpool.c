@@ -20,7 +20,6 @@
 #include <stdatomic.h>
 #include <string.h>
 
-#include "backend.h"
 #include "platform.h"
 
 uintptr_t fb_sigpool_base = (uintptr_t)0 - FB_SIGPOOL_DATA;
@@ -170,6 +169,19 @@ size_t fb_sigpool_usable(const void *p)
         atomic_load_explicit(&states[class_states(c) + idx], memory_order_relaxed) != ST_LIVE)
         return 0;
     return (size_t)16 << c;
+}
+
+void fb_sigpool_each_live(void (*fn)(uintptr_t lo, uintptr_t hi))
+{
+    if (atomic_load_explicit(&pool_state, memory_order_acquire) != POOL_READY)
+        return;
+    for (unsigned c = 0; c < FB_SIGPOOL_CLASSES; c++) {
+        uint64_t n = atomic_load_explicit(&classes[c].fresh, memory_order_relaxed);
+        size_t first = class_states(c);
+        for (uint32_t i = 0; i < n && i < class_cap(c); i++)
+            if (atomic_load_explicit(&states[first + i], memory_order_relaxed) == ST_LIVE)
+                fn(block_at(c, i), block_at(c, i) + ((uintptr_t)16 << c));
+    }
 }
 
 /* ---------------------------------------------------------------------- */
@@ -326,16 +338,15 @@ int fb_sigpool_inside(void)
     return 1;
 }
 
+int fb_sigpool_serves(size_t n)
+{
+    return n <= FB_SIGPOOL_MAX &&
+           atomic_load_explicit(&pool_state, memory_order_acquire) == POOL_READY;
+}
+
 void *fb_sigpool_malloc(size_t n)
 {
-    void *p;
-    if (n <= FB_SIGPOOL_MAX) {
-        p = fb_sigpool_alloc(n);
-        if (p || atomic_load_explicit(&pool_state, memory_order_relaxed) == POOL_READY)
-            goto out;                /* NULL: the class is exhausted */
-    }
-    p = fb_je_malloc(n);
-out:
+    void *p = fb_sigpool_alloc(n);
     if (!p)
         errno = ENOMEM;
     return p;

@@ -72,6 +72,11 @@ int fb_sigpool_free(void *p);
 /* The block's usable size, 0 if p is not a live pool block. */
 size_t fb_sigpool_usable(const void *p);
 
+/* Calls fn on every live pool block (the leak check scans them as roots:
+ * a pointer kept only in a handler's block is no leak).  Racy against
+ * handlers running meanwhile: a snapshot. */
+void fb_sigpool_each_live(void (*fn)(uintptr_t lo, uintptr_t hi));
+
 /* ---- the handlers running on this thread --------------------------------
  *
  * A frame lives in the wrapper's stack frame while the program's handler
@@ -150,9 +155,14 @@ void fb_sigpool_defer(void *p);
  * word 1), the quick entry given back. */
 void *fb_sigpool_take_deferred(void);
 
-/* Inside a handler: the generic malloc's whole answer.  Small requests
- * from the pool, larger ones from jemalloc (not async-signal-safe, as in
- * every allocator); no debugging layer, no observer.  NULL with ENOMEM. */
+/* Inside a handler: does the pool answer a request of n bytes?  Those
+ * above FB_SIGPOOL_MAX (and every request if the pool could not be
+ * reserved) take the usual generic path, observers included, to jemalloc
+ * (the thread's gates are shut): not async-signal-safe, as in every
+ * allocator. */
+int fb_sigpool_serves(size_t n);
+/* A pool block of n bytes (fb_sigpool_serves(n)), or NULL with ENOMEM
+ * when its class is exhausted.  No debugging layer, no observer. */
 void *fb_sigpool_malloc(size_t n);
 
 #endif

@@ -40,6 +40,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <link.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -60,13 +61,34 @@ struct prog_action {
 static struct prog_action table[_NSIG];
 static _Atomic int writer;           /* pid of the writer, 0 if none */
 
-/* This library's code, for "is the handler ours?" (leak.c's). */
-extern const char __ehdr_start[] FB_HIDDEN;
-extern const char __etext[] FB_HIDDEN;
+/* This library's code, for "is the handler ours?" (leak.c's): its
+ * executable segment, from our own program headers (__ehdr_start is the
+ * linker's name for our ELF header; no lock, no allocation). */
+extern const ElfW(Ehdr) __ehdr_start FB_HIDDEN;
+static uintptr_t text_lo, text_hi;
 
 static int ours(void *h)
 {
-    return (const char *)h >= __ehdr_start && (const char *)h < __etext;
+    if (!text_hi) {
+        const ElfW(Ehdr) *eh = &__ehdr_start;
+        const ElfW(Phdr) *ph = (const ElfW(Phdr) *)((const char *)eh + eh->e_phoff);
+        uintptr_t lo = UINTPTR_MAX, hi = 0;
+        uintptr_t first = UINTPTR_MAX;     /* the lowest PT_LOAD: at eh */
+        for (unsigned i = 0; i < eh->e_phnum; i++)
+            if (ph[i].p_type == PT_LOAD && ph[i].p_vaddr < first)
+                first = ph[i].p_vaddr & ~(uintptr_t)(ph[i].p_align - 1);
+        uintptr_t bias = (uintptr_t)eh - first;
+        for (unsigned i = 0; i < eh->e_phnum; i++)
+            if (ph[i].p_type == PT_LOAD && (ph[i].p_flags & PF_X)) {
+                if (bias + ph[i].p_vaddr < lo)
+                    lo = bias + ph[i].p_vaddr;
+                if (bias + ph[i].p_vaddr + ph[i].p_memsz > hi)
+                    hi = bias + ph[i].p_vaddr + ph[i].p_memsz;
+            }
+        text_lo = lo;
+        text_hi = hi ? hi : 1;
+    }
+    return (uintptr_t)h - text_lo < text_hi - text_lo;
 }
 
 static void wrapper(int sig, siginfo_t *si, void *ucv)
