@@ -33,6 +33,7 @@
 #include "leak.h"
 #include "options.h"
 #include "report.h"
+#include "sigpool.h"
 #include "stats.h"
 #include "trace.h"
 #include "track.h"
@@ -154,6 +155,18 @@ static inline void *backend_result(void *p, size_t n, uintptr_t ra)
 
 static FB_NOINLINE void *malloc_generic(size_t n, uintptr_t ra);
 
+/* Outside handlers again: the jemalloc blocks handlers on this thread
+ * freed (sigpool.h), already marked freed. */
+static FB_COLD void free_deferred(void)
+{
+    for (void *p = fb_sigpool_take_deferred(), *next; p; p = next) {
+        next = ((void **)p)[1];
+        if (fb_observe)
+            observe_big_free(p);
+        fb_je_release(p);
+    }
+}
+
 /* A site learned long-lived goes to jemalloc, unless the thread is
  * recording a probe epoch (route.h), where every site comes in. */
 static inline int routed_away(struct fb_tls *t, uintptr_t ra)
@@ -244,6 +257,14 @@ void *fb_alloc_malloc_slow_tail(size_t n) { return door_slow(n, FB_MY_CALLER); }
 
 static FB_NOINLINE void *malloc_generic(size_t n, uintptr_t ra)
 {
+    /* Inside a signal handler (sigpool.h: its wrapper shut the fast path
+     * and the quick entry, so every request comes here). */
+    if (fb_unlikely(fb_sigpool_t.any)) {
+        if (fb_sigpool_t.depth && fb_sigpool_inside() && fb_sigpool_serves(n))
+            return fb_sigpool_malloc(n);
+        if (fb_sigpool_t.pending)
+            free_deferred();
+    }
     if (fb_canary_on && !fb_t.busy)
         return fb_canary_alloc(&below_canary, FB_ALIGN, n, 0);
     return malloc_raw(n, ra);
@@ -303,12 +324,41 @@ static FB_NOINLINE FB_COLD void free_bad(void *ptr, int bad)
     errno = saved;
 }
 
+/* A block of the signal-handler pool (sigpool.h), from any thread, in or
+ * out of a handler: no debugging layer or observer ever saw it.  And,
+ * inside a handler, every other free: buffer blocks go the generic way
+ * (the handler's thread counts them as remote frees, with atomics);
+ * jemalloc blocks are marked freed now and freed by jemalloc once the
+ * thread is out of its handlers.  The debugging layers' blocks go
+ * through those layers (not async-signal-safe: README). */
+static FB_COLD void caught_free(void *ptr)
+{
+    int bad;
+    if (fb_sigpool_owns(ptr))
+        bad = fb_sigpool_free(ptr);
+    else if (!ptr)
+        return;
+    else if (fb_epoch_owns(ptr) || fb_canary_on || fb_check_on) {
+        free_generic(ptr);
+        return;
+    } else if (!(bad = fb_je_take(ptr))) {
+        fb_sigpool_defer(ptr);
+        return;
+    }
+    if (fb_unlikely(bad))
+        big_bad(ptr, bad == 1, "free");
+}
+
 /* Entry from the fast path, tiny for its common case: a jemalloc block
  * with nobody watching, checked and handed to jemalloc's free as a tail
  * call.  free keeps errno (glibc guarantees it): jemalloc's system calls
  * keep it (backend.c), so nothing is saved here. */
 void fb_alloc_free_slow(void *ptr)
 {
+    if (fb_unlikely(fb_sigpool_catches(ptr))) {  /* sigpool.h */
+        caught_free(ptr);
+        return;
+    }
     if (fb_likely(!fb_epoch_owns(ptr) && !fb_observe)) {
         if (fb_likely(ptr != NULL)) {
             int bad = fb_je_take(ptr);
@@ -368,8 +418,9 @@ static void free_raw(void *ptr)
 void *fb_alloc_calloc(size_t n, uintptr_t ra)
 {
     /* Buffer memory is recycled, so small blocks are cleared here; large
-     * requests go to jemalloc, which knows when its pages are still zero. */
-    if (n <= fb_g.max_small) {
+     * requests go to jemalloc, which knows when its pages are still zero.
+     * In a signal handler (sigpool.h) the pool may serve above max_small. */
+    if (n <= fb_g.max_small || fb_unlikely(fb_sigpool_t.depth)) {
         void *p = fb_alloc_malloc(n, ra);
         return p ? memset(p, 0, n) : NULL;
     }
@@ -401,8 +452,43 @@ static void *realloc_buffer(void *p, size_t n, uintptr_t ra)
     return q;
 }
 
+/* realloc of a pool block (sigpool.h), in or out of a handler, and
+ * inside a handler of any block: in place while it fits, else moved to
+ * wherever a malloc of the caller goes now (the pool, in a handler). */
+static FB_COLD void *realloc_caught(void *p, size_t n, uintptr_t ra)
+{
+    size_t usable;
+    if (!p)
+        return fb_alloc_malloc(n, ra);
+    if (fb_sigpool_owns(p))
+        usable = fb_sigpool_usable(p);
+    else if (fb_epoch_owns(p))
+        usable = fb_epoch_usable(p);
+    else if (fb_je_foreign(p) || fb_je_freed(p))
+        return big_bad(p, !fb_je_foreign(p), "realloc");
+    else
+        usable = fb_je_usable(p);
+    if (!usable)
+        return big_bad(p, 0, "realloc");
+    if (n == 0) {
+        fb_alloc_free(p);
+        return NULL;
+    }
+    if (n <= usable)
+        return p;
+    void *q = fb_alloc_malloc(n, ra);
+    if (q) {
+        memcpy(q, p, usable);
+        fb_alloc_free(p);
+    }
+    return q;
+}
+
 void *fb_alloc_realloc(void *p, size_t n, uintptr_t ra)
 {
+    if (fb_unlikely(fb_sigpool_catches(p)) &&
+        (fb_sigpool_owns(p) || !(fb_canary_on || fb_check_on)))
+        return realloc_caught(p, n, ra);
     if (fb_unlikely(fb_canary_on) && !fb_t.busy)
         return fb_canary_realloc(&below_canary, p, n);
     if (!p)
@@ -456,6 +542,8 @@ size_t fb_alloc_usable(const void *p)
 {
     if (!p)
         return 0;
+    if (fb_unlikely(fb_sigpool_owns(p)))
+        return fb_sigpool_usable(p);
     if (fb_unlikely(fb_canary_on) && !fb_t.busy)
         return fb_canary_usable(&below_canary, p);
     return usable_raw(p);

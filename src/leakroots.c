@@ -49,6 +49,7 @@
 #include "leakscan.h"
 #include "platform.h"
 #include "report.h"
+#include "sigpool.h"
 #include "track.h"
 #include "unwind.h"
 
@@ -915,6 +916,7 @@ FB_NOINLINE void fb_leakroots_mark(int at_exit, const struct fb_leak_caller *cal
         const struct range *r = (const struct range *)segs.p + i;
         scan_root(r->lo, r->hi);
     }
+    fb_sigpool_each_live(scan_root);  /* blocks allocated in signal handlers */
     for (size_t i = 0; threads && i < nthreads_hw; i++) {
         struct thread_rec *t = &threads[i];
         if (!t->used || pthread_equal(t->id, me))

@@ -808,7 +808,7 @@ class Driver:
     def group_corpus_c(self):
         for prog in ('plain', 'calloc', 'realloc', 'strdup', 'indirect',
                      'cycle', 'thread', 'many', 'aligned', 'stale',
-                     'ctor', 'callbacks', 'end_pointer'):
+                     'ctor', 'callbacks', 'end_pointer', 'sighandler'):
             self.corpus(prog, prog)
         self.case('big-100MB-30-runs', self.big_case)
         self.corpus('inlined-frames', 'inlined', after=self.after_inlined)

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # What the library brings into every process that preloads it:
 #   - it exports the malloc family (glibc's names, the __libc_* aliases,
-#     C++ operators new and delete) and fbmalloc_*, nothing else: none of
-#     the jemalloc linked inside it;
+#     C++ operators new and delete), fbmalloc_* and the handler installers
+#     (sigaction, signal and its aliases: src/sigwrap.c), nothing else: none
+#     of the jemalloc linked inside it;
 #   - it needs libc and libm only: no libstdc++, libjemalloc, libunwind,
 #     liblzma or libgcc_s, in ldd and in a running process's mappings;
 #   - libunwind is mapped only once tracking is on;
@@ -14,13 +15,14 @@ lib=$FBMALLOC_LIB
 
 # The exported set.
 nm -D --defined-only "$lib" | awk '{print $NF}' | sort -u >"$tmp/exports"
-allowed='^(malloc|free|calloc|realloc|reallocarray|posix_memalign|aligned_alloc|memalign|valloc|pvalloc|malloc_usable_size|cfree|__libc_(malloc|free|calloc|realloc|memalign|valloc|pvalloc)|__posix_memalign|malloc_trim|mallopt|mallinfo|mallinfo2|malloc_stats|malloc_info|fbmalloc_[a-z_]+|_Z(nw|na|dl|da)[A-Za-z0-9_]*)$'
+allowed='^(malloc|free|calloc|realloc|reallocarray|posix_memalign|aligned_alloc|memalign|valloc|pvalloc|malloc_usable_size|cfree|__libc_(malloc|free|calloc|realloc|memalign|valloc|pvalloc)|__posix_memalign|malloc_trim|mallopt|mallinfo|mallinfo2|malloc_stats|malloc_info|fbmalloc_[a-z_]+|_Z(nw|na|dl|da)[A-Za-z0-9_]*|sigaction|signal|bsd_signal|ssignal|sysv_signal|__sysv_signal)$'
 extra=$(grep -Ev "$allowed" "$tmp/exports" | tr '\n' ' ')
 [[ -z "$extra" ]] && ok "nm -D: only the malloc family and fbmalloc_* ($(wc -l <"$tmp/exports") symbols)" \
     || bad "nm -D exports more than the malloc family: $extra"
 missing=""
 for s in malloc free calloc realloc posix_memalign aligned_alloc memalign valloc pvalloc \
-         malloc_usable_size __libc_malloc __libc_free _Znwm _ZdlPv fbmalloc_version; do
+         malloc_usable_size __libc_malloc __libc_free _Znwm _ZdlPv fbmalloc_version \
+         sigaction signal; do
     grep -qx "$s" "$tmp/exports" || missing+="$s "
 done
 [[ -z "$missing" ]] && ok "nm -D: the family is all there" || bad "nm -D lacks: $missing"

@@ -1,0 +1,263 @@
+/*
+ * The program's signal handlers, each run through one wrapper that tells
+ * the allocator a handler is running on this thread (sigpool.h): inside,
+ * small requests come from a lock-free pool instead of the thread's bump
+ * pointer, which the interrupted code may be half-way through moving.
+ *
+ * Exported: sigaction, signal and its aliases bsd_signal and ssignal, and
+ * sysv_signal (with glibc's __sysv_signal): every way glibc 2.36 offers a
+ * program to install a handler by name, except sigset (System V; rare)
+ * and the internal __sigaction (which we call to reach the kernel).  A
+ * handler installed those ways, or with the raw system call, is not
+ * wrapped and its malloc is as unsafe as with any allocator.
+ *
+ * What the program sees does not change:
+ *  - the kernel gets the program's flags, mask and SA_RESTORER unchanged,
+ *    plus SA_SIGINFO (the wrapper needs the ucontext); the wrapper calls
+ *    the program's handler with one argument or three, as it asked;
+ *  - SIG_DFL and SIG_IGN go to the kernel as they are (so fork, exec and
+ *    ignored signals behave as before: exec resets caught signals to
+ *    SIG_DFL, our wrapper included);
+ *  - the old action reported is the program's handler and SA_SIGINFO bit,
+ *    never the wrapper (with the kernel's mask and other flags);
+ *  - SA_RESETHAND: the kernel resets the action to SIG_DFL on delivery,
+ *    so a later query reports SIG_DFL, as without us;
+ *  - errno: the wrapper itself never changes it (it is saved on entry and
+ *    put back before the program's handler runs and after it returns, so
+ *    what the handler leaves in errno is what the interrupted code sees,
+ *    as without the wrapper).
+ * Handlers inside this library (the leak check's, leak.c) are passed
+ * through unwrapped: they never allocate, and the leak check scans their
+ * stacks from the handler up, which must not meet a wrapper's frame
+ * holding buffer addresses.
+ *
+ * The table of the program's handlers is read in the wrapper without a
+ * lock: per signal a sequence count, odd while a writer changes the entry
+ * (a seqlock).  Writers serialise on a spin lock held with every signal
+ * blocked, so a handler on the writer's own thread can never spin on a
+ * half-written entry; the lock word holds the owner's pid, so a child
+ * forked while another thread held it takes it over.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <link.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+#include "fb.h"
+#include "sigpool.h"
+
+int __sigaction(int sig, const struct sigaction *act, struct sigaction *old);
+
+struct prog_action {
+    _Atomic unsigned seq;
+    _Atomic(void *) handler;         /* the program's sa_handler/sa_sigaction */
+    _Atomic int flags;               /* the program's sa_flags */
+};
+static struct prog_action table[_NSIG];
+static _Atomic int writer;           /* pid of the writer, 0 if none */
+
+/* This library's code, for "is the handler ours?" (leak.c's): its
+ * executable segment, from our own program headers (__ehdr_start is the
+ * linker's name for our ELF header; no lock, no allocation). */
+extern const ElfW(Ehdr) __ehdr_start FB_HIDDEN;
+static uintptr_t text_lo, text_hi;
+
+static int ours(void *h)
+{
+    if (!text_hi) {
+        const ElfW(Ehdr) *eh = &__ehdr_start;
+        const ElfW(Phdr) *ph = (const ElfW(Phdr) *)((const char *)eh + eh->e_phoff);
+        uintptr_t lo = UINTPTR_MAX, hi = 0;
+        uintptr_t first = UINTPTR_MAX;     /* the lowest PT_LOAD: at eh */
+        for (unsigned i = 0; i < eh->e_phnum; i++)
+            if (ph[i].p_type == PT_LOAD && ph[i].p_vaddr < first)
+                first = ph[i].p_vaddr & ~(uintptr_t)(ph[i].p_align - 1);
+        uintptr_t bias = (uintptr_t)eh - first;
+        for (unsigned i = 0; i < eh->e_phnum; i++)
+            if (ph[i].p_type == PT_LOAD && (ph[i].p_flags & PF_X)) {
+                if (bias + ph[i].p_vaddr < lo)
+                    lo = bias + ph[i].p_vaddr;
+                if (bias + ph[i].p_vaddr + ph[i].p_memsz > hi)
+                    hi = bias + ph[i].p_vaddr + ph[i].p_memsz;
+            }
+        text_lo = lo;
+        text_hi = hi ? hi : 1;
+    }
+    return (uintptr_t)h - text_lo < text_hi - text_lo;
+}
+
+static void wrapper(int sig, siginfo_t *si, void *ucv)
+{
+    int saved_errno = errno;
+    ucontext_t *uc = ucv;
+    struct fb_sigpool_frame f;
+    uintptr_t alt_lo = 0, alt_hi = 0;
+    if (!(uc->uc_stack.ss_flags & SS_DISABLE) && uc->uc_stack.ss_size) {
+        alt_lo = (uintptr_t)uc->uc_stack.ss_sp;
+        alt_hi = alt_lo + uc->uc_stack.ss_size;
+    }
+    fb_sigpool_enter(&f, (uintptr_t)uc->uc_mcontext.gregs[REG_RSP], alt_lo, alt_hi);
+
+    struct prog_action *a = &table[sig];
+    void *h;
+    int flags;
+    for (unsigned spins = 0;; spins++) {
+        unsigned s = atomic_load_explicit(&a->seq, memory_order_acquire);
+        h = atomic_load_explicit(&a->handler, memory_order_relaxed);
+        flags = atomic_load_explicit(&a->flags, memory_order_relaxed);
+        atomic_thread_fence(memory_order_acquire);
+        if (!(s & 1) && atomic_load_explicit(&a->seq, memory_order_relaxed) == s)
+            break;
+        if (spins > 1000)            /* the writer runs on another CPU */
+            syscall(SYS_sched_yield);
+    }
+    errno = saved_errno;
+    /* SIG_IGN / SIG_DFL here: the program changed the action while this
+     * signal was on its way; it is delivered to the old handler no more. */
+    if (h != (void *)SIG_IGN && h != (void *)SIG_DFL) {
+        if (flags & SA_SIGINFO)
+            ((void (*)(int, siginfo_t *, void *))h)(sig, si, ucv);
+        else
+            ((void (*)(int))h)(sig);
+    }
+    saved_errno = errno;
+    fb_sigpool_leave(&f);
+    errno = saved_errno;
+}
+
+static void lock_writers(sigset_t *old)
+{
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, old);
+    int me = (int)syscall(SYS_getpid), cur = 0;
+    /* Another pid in the word: a writer of the parent process, cut off
+     * by the fork that made us: take the lock over. */
+    while (!atomic_compare_exchange_weak(&writer, &cur, me)) {
+        if (cur != 0 && cur != me && atomic_compare_exchange_strong(&writer, &cur, me))
+            break;
+        cur = 0;
+        syscall(SYS_sched_yield);
+    }
+}
+
+static void unlock_writers(const sigset_t *old)
+{
+    atomic_store(&writer, 0);
+    pthread_sigmask(SIG_SETMASK, old, NULL);
+}
+
+static void table_set(int sig, void *h, int flags)
+{
+    struct prog_action *a = &table[sig];
+    unsigned s = atomic_load_explicit(&a->seq, memory_order_relaxed);
+    s |= 1;                          /* also repairs a writer cut by fork */
+    atomic_store_explicit(&a->seq, s, memory_order_relaxed);
+    atomic_thread_fence(memory_order_release);
+    atomic_store_explicit(&a->handler, h, memory_order_relaxed);
+    atomic_store_explicit(&a->flags, flags, memory_order_relaxed);
+    atomic_store_explicit(&a->seq, s + 1, memory_order_release);
+}
+
+/* The kernel's old action k, as the program set it. */
+static void report_old(int sig, const struct sigaction *k, void *h, int flags,
+                       struct sigaction *out)
+{
+    *out = *k;
+    if (k->sa_sigaction == wrapper) {
+        out->sa_sigaction = (void (*)(int, siginfo_t *, void *))h;
+        out->sa_flags = (k->sa_flags & ~SA_SIGINFO) | (flags & SA_SIGINFO);
+    }
+    (void)sig;
+}
+
+FB_EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *oldact)
+{
+    if (sig <= 0 || sig >= _NSIG || (act && ours((void *)act->sa_handler)))
+        return __sigaction(sig, act, oldact);
+    struct sigaction k, mine;
+    sigset_t mask;
+    lock_writers(&mask);
+    struct prog_action *a = &table[sig];
+    void *old_h = atomic_load_explicit(&a->handler, memory_order_relaxed);
+    int old_flags = atomic_load_explicit(&a->flags, memory_order_relaxed);
+    int r;
+    if (!act) {
+        r = __sigaction(sig, NULL, &k);
+    } else {
+        void *h = (void *)act->sa_handler;
+        if (h == (void *)SIG_DFL || h == (void *)SIG_IGN) {
+            /* The kernel first, then the table: a signal in between still
+             * finds the old handler in it. */
+            r = __sigaction(sig, act, &k);
+            if (r == 0)
+                table_set(sig, h, act->sa_flags);
+        } else {
+            fb_sigpool_reserve();    /* outside any handler, usually */
+            mine = *act;
+            mine.sa_sigaction = wrapper;
+            mine.sa_flags |= SA_SIGINFO;
+            table_set(sig, h, act->sa_flags);
+            r = __sigaction(sig, &mine, &k);
+            if (r != 0)
+                table_set(sig, old_h, old_flags);
+        }
+    }
+    int err = errno;
+    unlock_writers(&mask);
+    if (r == 0 && oldact)
+        report_old(sig, &k, old_h, old_flags, oldact);
+    errno = err;
+    return r;
+}
+
+/* glibc 2.36's signal(): BSD semantics (SA_RESTART, the signal blocked
+ * while its handler runs). */
+static __sighandler_t install(int sig, __sighandler_t h, int flags, int self_mask)
+{
+    struct sigaction sa, old;
+    if (h == SIG_ERR || sig <= 0 || sig >= _NSIG) {
+        errno = EINVAL;
+        return SIG_ERR;
+    }
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = h;
+    sigemptyset(&sa.sa_mask);
+    if (self_mask)
+        sigaddset(&sa.sa_mask, sig);
+    sa.sa_flags = flags;
+    if (sigaction(sig, &sa, &old) < 0)
+        return SIG_ERR;
+    return old.sa_handler;
+}
+
+FB_EXPORT __sighandler_t signal(int sig, __sighandler_t h)
+{
+    return install(sig, h, SA_RESTART, 1);
+}
+
+FB_EXPORT __sighandler_t bsd_signal(int sig, __sighandler_t h)
+{
+    return install(sig, h, SA_RESTART, 1);
+}
+
+FB_EXPORT __sighandler_t ssignal(int sig, __sighandler_t h)
+{
+    return install(sig, h, SA_RESTART, 1);
+}
+
+/* System V: one shot, not blocked while it runs, no restart. */
+FB_EXPORT __sighandler_t sysv_signal(int sig, __sighandler_t h)
+{
+    return install(sig, h, SA_RESETHAND | SA_NODEFER, 0);
+}
+
+FB_EXPORT __sighandler_t __sysv_signal(int sig, __sighandler_t h)
+{
+    return install(sig, h, SA_RESETHAND | SA_NODEFER, 0);
+}
