@@ -1395,13 +1395,7 @@ class Driver:
         # direct leak (issue 11 item 4).
         self.case('valgrind-python3-imports', lambda ctx: self.valgrind_case(
             ctx, vg, None, [PY, '-c', 'import json, re, sqlite3']))
-        # cc1 is clean in most runs but reports one false direct leak (the
-        # htab linemap_init allocates, 112 + 1016 bytes) in about 1 run in
-        # 15 under this harness, root cause not found yet (see the stop
-        # notes of 2026-12-01): run with FBMALLOC_TEST_CC1=1 until it is
-        # fixed, so that CI stays deterministic.
-        if os.environ.get('FBMALLOC_TEST_CC1') == '1':
-            self.case('valgrind-cc1', lambda ctx: self.valgrind_cc1_case(ctx, vg))
+        self.case('valgrind-cc1', lambda ctx: self.valgrind_cc1_case(ctx, vg))
 
     def valgrind_cc1_case(self, ctx, vg):
         cc1 = subprocess.run(['gcc', '-print-prog-name=cc1'], capture_output=True,
