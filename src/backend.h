@@ -68,9 +68,9 @@ extern FB_HIDDEN uint64_t fb_je_mark;
 void fb_je_mark_init(void);
 
 /*
- * Address ranges that never hold a jemalloc block, checked before a
- * pointer outside the buffers reaches jemalloc (whose lookup faults on
- * them): the executable's own image (its globals and literals) and the
+ * Pointers that are never a jemalloc block, checked before one outside
+ * the buffers reaches jemalloc (whose lookup faults on them): misaligned
+ * ones, and address ranges: the executable's own image (its globals and literals) and the
  * top 32 MiB of the main thread's stack, which the kernel keeps clear of
  * mappings (mmap_base lies at least 128 MiB below the stack top).  Exact,
  * so a hit is never a false report; globals of libraries, other threads'
@@ -85,7 +85,12 @@ extern FB_HIDDEN struct fb_je_foreign_ranges fb_je_foreign_r;
 FB_INLINE int fb_je_foreign(const void *p)
 {
     uintptr_t a = (uintptr_t)p;
-    return a - fb_je_foreign_r.exe_lo < fb_je_foreign_r.exe_len ||
+    /* Every block we hand out is 16-byte aligned (fb_je_size), so a
+     * misaligned pointer is none: free(p + 8) of a jemalloc block, which
+     * jemalloc would take for the block itself (glibc: "free(): invalid
+     * pointer"). */
+    return (a & (FB_ALIGN - 1)) != 0 ||
+           a - fb_je_foreign_r.exe_lo < fb_je_foreign_r.exe_len ||
            a - fb_je_foreign_r.stack_lo < fb_je_foreign_r.stack_len;
 }
 

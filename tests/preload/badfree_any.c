@@ -77,6 +77,11 @@ int main(int argc, char **argv)
         keep(p, n);
         announce(p + 16);
         free(p + 16);
+    } else if (!strncmp(m, "misaligned-", 11)) {
+        char *p = malloc(n);
+        keep(p, n);
+        announce(p + 8);
+        free(p + 8);
     } else if (!strncmp(m, "realloc-freed-", 14)) {
         char *p = malloc(n);
         free(p);

@@ -13,7 +13,7 @@ for mode in "$@"; do
     case $mode in
         double-*) want="double free" ;;
         realloc-freed-*) want="use of a freed block" ;;
-        interior-*) want="invalid pointer|interior pointer" ;;
+        interior-*|misaligned-*) want="invalid pointer|interior pointer" ;;
         *) want="invalid pointer" ;;
     esac
     env "${vars[@]}" LD_PRELOAD="$FBMALLOC_LIB" "$prog" "$mode" >"$tmp/out" 2>"$tmp/err"
