@@ -214,11 +214,8 @@ FB_INLINE void *door_big(size_t n, uintptr_t ra, const int tail)
         /* A full buffer shuts the size gate (epoch.c) and sets the
          * backoff: until its next rescan, small requests come here.  With
          * the gate shut for any other reason (sampling) backoff is 0. */
-        if (t->backoff) {
-            t->backoff--;
-            t->stats->buffer_full++;
+        if (fb_epoch_full_skip(t))
             return fb_je_malloc(n);
-        }
     }
     return tail ? fb_alloc_malloc_slow_tail(n) : door_slow(n, ra);
 }
@@ -346,7 +343,7 @@ static FB_COLD void caught_free(void *ptr)
         return;
     }
     if (fb_unlikely(bad))
-        big_bad(ptr, bad == 1, "free");
+        free_bad(ptr, bad);
 }
 
 /* Entry from the fast path, tiny for its common case: a jemalloc block

@@ -155,10 +155,13 @@ void fb_epoch_fork_child(void);
 
 /* Every epoch pinned, and not yet time to look again (see epoch_next): a
  * small request is counted as a full-buffer fallback and goes elsewhere
- * just as cheaply as a large one. */
+ * just as cheaply as a large one.  backoff is non-zero only between a
+ * scan that found every epoch pinned and the next scan or slot change,
+ * when the thread has no current epoch (limit 0) and its size gate is
+ * shut. */
 FB_INLINE int fb_epoch_full_skip(struct fb_tls *t)
 {
-    if (t->backoff && t->limit == 0) {
+    if (t->backoff) {
         t->backoff--;
         t->stats->buffer_full++;
         return 1;
