@@ -321,6 +321,18 @@ static FB_NOINLINE FB_COLD void free_bad(void *ptr, int bad)
     errno = saved;
 }
 
+/* A pointer outside the granules wholly jemalloc's: an edge granule's
+ * block, or no block at all (backend.h); apart, so that the entry below
+ * needs no frame for the exact check. */
+static FB_NOINLINE FB_COLD void free_outside(void *ptr)
+{
+    int bad = fb_je_take(ptr);
+    if (fb_unlikely(bad))
+        free_bad(ptr, bad);
+    else
+        fb_je_release(ptr);
+}
+
 /* A block of the signal-handler pool (sigpool.h), from any thread, in or
  * out of a handler: no debugging layer or observer ever saw it.  And,
  * inside a handler, every other free: buffer blocks go the generic way
@@ -358,9 +370,12 @@ void fb_alloc_free_slow(void *ptr)
     }
     if (fb_likely(!fb_epoch_owns(ptr) && !fb_observe)) {
         if (fb_likely(ptr != NULL)) {
-            int bad = fb_je_take(ptr);
-            if (fb_unlikely(bad)) {
-                free_bad(ptr, bad);
+            if (fb_unlikely(!fb_je_in_full(ptr))) {
+                free_outside(ptr);
+                return;
+            }
+            if (fb_unlikely(fb_je_take_inside(ptr))) {
+                free_bad(ptr, 1);
                 return;
             }
             fb_je_release(ptr);

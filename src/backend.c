@@ -3,6 +3,7 @@
  * mallinfo, malloc_trim and our own report).
  */
 #include "backend.h"
+#include "platform.h"
 
 #include <errno.h>
 #include <stdatomic.h>
@@ -10,6 +11,7 @@
 #include <sys/auxv.h>
 #include <sys/mman.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/single_threaded.h>
 
 /*
@@ -41,46 +43,8 @@ FB_HIDDEN const char *fb_jemalloc_malloc_conf =
 /* Before fb_je_mark_init (frees during start-up): any constant but 0. */
 uint64_t fb_je_mark = 0xfb0dead0fb0dead1ull;
 
-struct fb_je_foreign_ranges fb_je_foreign_r;
-
-/* The executable's image, from its program headers (the auxiliary vector:
- * no lock, no allocation). */
-static void find_exe_range(void)
-{
-    const ElfW(Phdr) *ph = (const ElfW(Phdr) *)getauxval(AT_PHDR);
-    unsigned long n = getauxval(AT_PHNUM);
-    uintptr_t bias = 0, lo = UINTPTR_MAX, hi = 0;
-    if (!ph)
-        return;
-    for (unsigned long i = 0; i < n; i++)
-        if (ph[i].p_type == PT_PHDR)
-            bias = (uintptr_t)ph - ph[i].p_vaddr;
-    for (unsigned long i = 0; i < n; i++)
-        if (ph[i].p_type == PT_LOAD) {
-            uintptr_t a = bias + ph[i].p_vaddr;
-            if (a < lo)
-                lo = a;
-            if (a + ph[i].p_memsz > hi)
-                hi = a + ph[i].p_memsz;
-        }
-    if (hi > lo) {
-        fb_je_foreign_r.exe_lo = lo;
-        fb_je_foreign_r.exe_len = hi - lo;
-    }
-}
-
 void fb_je_mark_init(void)
 {
-    find_exe_range();
-    /* The main stack's top: the kernel puts the executable's file name
-     * (AT_EXECFN) at the very top of it (ld.so's __libc_stack_end would
-     * make ld.so a NEEDED library of ours). */
-    uintptr_t top = (getauxval(AT_EXECFN) + 4095) & ~(uintptr_t)4095;
-    uintptr_t span = (uintptr_t)32 << 20;
-    if (top > span) {
-        fb_je_foreign_r.stack_lo = top - span;
-        fb_je_foreign_r.stack_len = span;
-    }
     /* The kernel's 16 random bytes for this process (no system call, no
      * allocation); a program cannot forge the mark by accident. */
     const unsigned char *r = (const unsigned char *)getauxval(AT_RANDOM);
@@ -91,9 +55,154 @@ void fb_je_mark_init(void)
     fb_je_mark = v ? v : 1;
 }
 
+/* ---------------------------------------------------------------------- */
+/* Where jemalloc's memory is (backend.h's fb_je_foreign)                  */
+
+/*
+ * Every range jemalloc has mapped (mmap, or sbrk for its "dss") and not
+ * unmapped, exactly, and the granule map fb_je_foreign reads.  Written
+ * only by jemalloc's mmap, munmap and sbrk (below), which are rare (tens
+ * of calls in a process: jemalloc maps in growing steps and keeps what it
+ * mapped), under je_space_lock; jemalloc may hold its own locks then, and
+ * nothing here calls jemalloc or takes another lock.  fb_je_foreign reads
+ * the granule map without a lock: a granule changes from NONE to FULL or
+ * EDGE before jemalloc can hand out a block in it, and from FULL only
+ * when jemalloc unmaps it, when no block lives there any more.  The exact
+ * list is read for EDGE granules under a sequence lock (odd while a
+ * writer changes it): readers never block a writer, a reader in a
+ * signal handler never waits for the thread it interrupted for ever.
+ *
+ * Leaves cover 4 GiB each (2 KiB, one byte per 2 MiB granule), made by
+ * mmap on first use (a process uses a few).  If a
+ * leaf cannot be mapped (an address-space limit), the map is marked
+ * broken and fb_je_foreign trusts only FULL: an address it cannot place
+ * goes to jemalloc, as without the map.
+ */
+FB_HIDDEN struct fb_je_space fb_je_space;
+
+#define JE_RANGES 1024
+static struct fb_plat_range je_r[JE_RANGES];
+static struct fb_plat_rangeset je_set = {je_r, 0, JE_RANGES, 0};
+static atomic_flag je_space_lock = ATOMIC_FLAG_INIT;
+static _Atomic unsigned je_seq;
+static _Atomic int je_broken;
+
+static void space_lock(void)
+{
+    while (atomic_flag_test_and_set_explicit(&je_space_lock, memory_order_acquire))
+        __builtin_ia32_pause();
+}
+
+static void space_unlock(void)
+{
+    atomic_flag_clear_explicit(&je_space_lock, memory_order_release);
+}
+
+static uint8_t *leaf_of(uintptr_t a, int make)
+{
+    _Atomic uintptr_t *slot = &fb_je_space.root[a >> FB_JE_LEAF_SHIFT];
+    uintptr_t d = atomic_load_explicit(slot, memory_order_relaxed);
+    if (d || !make)
+        return d ? fb_je_space.zero + d : NULL;
+    void *m = mmap(NULL, FB_JE_LEAF_SIZE, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) {
+        atomic_store_explicit(&je_broken, 1, memory_order_relaxed);
+        return NULL;
+    }
+    /* Release: a reader that finds the leaf finds it zeroed. */
+    atomic_store_explicit(slot, (uintptr_t)m - (uintptr_t)fb_je_space.zero,
+                          memory_order_release);
+    return m;
+}
+
+/* Granule g's state from the exact list (under the lock). */
+static uint8_t granule_state(uintptr_t g)
+{
+    uintptr_t lo = g << FB_JE_GRAN_SHIFT, hi = lo + ((uintptr_t)1 << FB_JE_GRAN_SHIFT);
+    size_t i = fb_plat_set_find(&je_set, lo + 1);
+    if (i == je_set.n || je_r[i].lo >= hi)
+        return FB_JE_NONE;
+    return je_r[i].lo <= lo && je_r[i].hi >= hi ? FB_JE_FULL : FB_JE_EDGE;
+}
+
+/* Records that jemalloc mapped (add) or is about to unmap [lo, hi). */
+static void space_change(uintptr_t lo, uintptr_t hi, int add)
+{
+    if (lo >= hi || hi > ((uintptr_t)1 << 47))
+        return;
+    space_lock();
+    atomic_fetch_add_explicit(&je_seq, 1, memory_order_relaxed);
+    atomic_thread_fence(memory_order_release);
+    if (add)
+        fb_plat_set_add(&je_set, lo, hi);
+    else if (!je_set.overflow)
+        fb_plat_set_remove(&je_set, lo, hi);
+    for (uintptr_t g = lo >> FB_JE_GRAN_SHIFT; g <= (hi - 1) >> FB_JE_GRAN_SHIFT; g++) {
+        uint8_t *leaf = leaf_of(g << FB_JE_GRAN_SHIFT, add);
+        if (!leaf)
+            continue;                /* remove: nothing recorded there */
+        uint8_t *st = &leaf[g & (FB_JE_LEAF_SIZE - 1)];
+        uint8_t now = granule_state(g);
+        /* Once the list overflowed it is incomplete: granules only gain
+         * (an unmapped range stays "jemalloc's": never a false report). */
+        if (!je_set.overflow || now > *st)
+            __atomic_store_n(st, now, __ATOMIC_RELAXED);
+    }
+    atomic_store_explicit(&je_seq, atomic_load_explicit(&je_seq, memory_order_relaxed) + 1,
+                          memory_order_release);
+    space_unlock();
+}
+
+int fb_je_foreign_slow(uintptr_t a)
+{
+    if (a & (~(((uintptr_t)1 << 47) - 1) | (FB_ALIGN - 1)))
+        return 1;                    /* misaligned, or no user address */
+    if (atomic_load_explicit(&je_broken, memory_order_relaxed))
+        return 0;
+    const uint8_t *leaf = fb_je_space.zero +
+        atomic_load_explicit(&fb_je_space.root[a >> FB_JE_LEAF_SHIFT], memory_order_acquire);
+    uint8_t st = __atomic_load_n(&leaf[(a >> FB_JE_GRAN_SHIFT) & (FB_JE_LEAF_SIZE - 1)],
+                                 __ATOMIC_RELAXED);
+    if (st != FB_JE_EDGE)
+        return st == FB_JE_NONE;
+    for (int tries = 0; tries < 1000; tries++) {
+        unsigned s1 = atomic_load_explicit(&je_seq, memory_order_acquire);
+        if (s1 & 1) {
+            __builtin_ia32_pause();
+            continue;
+        }
+        size_t n = je_set.n < JE_RANGES ? je_set.n : JE_RANGES;
+        struct fb_plat_rangeset view = {je_r, n, JE_RANGES, 0};
+        size_t i = fb_plat_set_find(&view, a + 1);
+        int inside = i < n && je_r[i].lo <= a && a < je_r[i].hi;
+        int overflow = je_set.overflow;
+        atomic_thread_fence(memory_order_acquire);
+        if (atomic_load_explicit(&je_seq, memory_order_relaxed) == s1)
+            return !inside && !overflow;
+    }
+    return 0;                        /* a writer stopped under us: let it by */
+}
+
+static void space_fork_prepare(void)
+{
+    space_lock();
+}
+
+static void space_fork_parent(void)
+{
+    space_unlock();
+}
+
+static void space_fork_child(void)
+{
+    atomic_flag_clear(&je_space_lock);
+}
+
 /*
  * jemalloc's system calls that change memory, renamed to these at build
- * time (src/tools/jemalloc-embed.sh), keep errno: free must leave errno
+ * time (src/tools/jemalloc-embed.sh), record where jemalloc's memory is
+ * (above) and keep errno: free must leave errno
  * alone (glibc guarantees it, POSIX 2024 requires it), and jemalloc's free
  * may purge (madvise) or unmap pages.  A successful call never touches
  * errno, so the save matters only when the kernel refuses; jemalloc reads
@@ -108,18 +217,30 @@ FB_HIDDEN void *fb_jemalloc_sys_mmap(void *a, size_t n, int prot, int flags, int
 FB_HIDDEN int fb_jemalloc_sys_munmap(void *a, size_t n);
 FB_HIDDEN int fb_jemalloc_sys_madvise(void *a, size_t n, int advice);
 FB_HIDDEN int fb_jemalloc_sys_mprotect(void *a, size_t n, int prot);
+FB_HIDDEN void *fb_jemalloc_sys_sbrk(intptr_t incr);
+
+static uintptr_t pages_up(uintptr_t a)
+{
+    return (a + 4095) & ~(uintptr_t)4095;
+}
 
 void *fb_jemalloc_sys_mmap(void *a, size_t n, int prot, int flags, int fd, off_t off)
 {
     int saved = errno;
     void *r = mmap(a, n, prot, flags, fd, off);
+    if (r != MAP_FAILED)
+        space_change((uintptr_t)r, pages_up((uintptr_t)r + n), 1);
     errno = saved;
     return r;
 }
 
 int fb_jemalloc_sys_munmap(void *a, size_t n)
 {
-    int saved = errno, r = munmap(a, n);
+    int saved = errno;
+    /* Forgotten first: once munmap returns, another thread's mmap may be
+     * given these addresses, and its record must not be undone by ours. */
+    space_change((uintptr_t)a, pages_up((uintptr_t)a + n), 0);
+    int r = munmap(a, n);
     errno = saved;
     return r;
 }
@@ -134,6 +255,23 @@ int fb_jemalloc_sys_madvise(void *a, size_t n, int advice)
 int fb_jemalloc_sys_mprotect(void *a, size_t n, int prot)
 {
     int saved = errno, r = mprotect(a, n, prot);
+    errno = saved;
+    return r;
+}
+
+/* jemalloc's "dss": memory from the program break, when mmap fails. */
+void *fb_jemalloc_sys_sbrk(intptr_t incr)
+{
+    int saved = errno;
+    void *r;
+    if (incr < 0) {
+        uintptr_t top = (uintptr_t)sbrk(0);
+        space_change(pages_up(top + (uintptr_t)incr), pages_up(top), 0);
+    }
+    r = sbrk(incr);
+    if (r != (void *)-1 && incr > 0)
+        space_change((uintptr_t)r & ~(uintptr_t)4095,
+                     pages_up((uintptr_t)r + (uintptr_t)incr), 1);
     errno = saved;
     return r;
 }
@@ -280,16 +418,21 @@ void fb_je_fork_prepare(void)
                  !__libc_single_threaded;
     if (je_forking && je_prepare)
         je_prepare();
+    if (!__libc_single_threaded)
+        space_fork_prepare();
 }
 
 void fb_je_fork_parent(void)
 {
+    if (!__libc_single_threaded)
+        space_fork_parent();
     if (je_forking && je_parent)
         je_parent();
 }
 
 void fb_je_fork_child(void)
 {
+    space_fork_child();
     if (je_forking && je_child)
         je_child();
 }

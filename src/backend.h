@@ -20,6 +20,7 @@
 #define FB_BACKEND_H
 
 #include <stddef.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <jemalloc/jemalloc.h>
 
@@ -55,43 +56,71 @@ FB_HIDDEN int fb_jemalloc_mallctl(const char *name, void *oldp,
  * first: FBMALLOC_CANARY's freed mark, in its header's last word, stays.
  * Cost: a load, a compare and a store on free, a store on malloc.
  *
- * What this cannot see, and jemalloc's public interface gives no safe way
- * to check (its pointer lookup faults on addresses it never mapped and
- * accepts any address inside a block): interior pointers of jemalloc
- * blocks, pointers jemalloc never returned (globals, stacks, mmap), and a
- * double free after the block was reused.
+ * What this cannot see: a double free after the block was reused, and
+ * (with fb_je_foreign below) interior pointers of jemalloc blocks, which
+ * jemalloc's public interface has no cheap way to check (its size lookup,
+ * sallocx, costs about 50 instructions: more than the free itself).
  */
 extern FB_HIDDEN uint64_t fb_je_mark;
 
-/* Chooses the secret (never 0, so zeroed memory is never "freed"), and
- * finds the ranges of fb_je_foreign. */
+/* Chooses the secret (never 0, so zeroed memory is never "freed"). */
 void fb_je_mark_init(void);
 
 /*
  * Pointers that are never a jemalloc block, checked before one outside
- * the buffers reaches jemalloc (whose lookup faults on them): misaligned
- * ones, and address ranges: the executable's own image (its globals and literals) and the
- * top 32 MiB of the main thread's stack, which the kernel keeps clear of
- * mappings (mmap_base lies at least 128 MiB below the stack top).  Exact,
- * so a hit is never a false report; globals of libraries, other threads'
- * stacks and mmap()ed memory lie among jemalloc's own mappings and are
- * not caught here.  Empty ranges (len 0) until fb_je_mark_init.
+ * the buffers reaches jemalloc (whose pointer lookup faults on addresses
+ * it never mapped): misaligned ones, and every address outside the
+ * memory jemalloc mapped.  jemalloc's mmap, munmap and sbrk calls are
+ * renamed to ours (backend.c), which keep a map of its address space:
+ * one byte per 2 MiB granule of the user address space (47 bits), in
+ * leaves of 4 GiB (2 KiB) made on first use.  A root entry holds its
+ * leaf's distance from the map's own leaf of zeros, so the zeroed root
+ * means "no leaf" with no relocation at start-up, and the test is two
+ * loads and a compare with no branch for a missing leaf (about 10
+ * instructions, as many as the two range tests it replaced).  A granule wholly inside a range jemalloc
+ * mapped reads FB_JE_FULL (almost every block); one that jemalloc's
+ * ranges only partly cover (their two ends) reads FB_JE_EDGE and is
+ * decided by the exact list of ranges (backend.c, cold).  Exact, so a hit
+ * is never a false report: a global of the program or of a library, a
+ * stack (any thread's), memory the program mapped itself, and addresses
+ * jemalloc has unmapped again are all caught; a pointer inside a jemalloc
+ * block (not its start) is not (FBMALLOC_CHECK catches it).
  */
-struct fb_je_foreign_ranges {
-    uintptr_t exe_lo, exe_len, stack_lo, stack_len;
+#define FB_JE_GRAN_SHIFT 21
+#define FB_JE_LEAF_SHIFT 32
+#define FB_JE_LEAF_SIZE ((size_t)1 << (FB_JE_LEAF_SHIFT - FB_JE_GRAN_SHIFT))
+#define FB_JE_ROOT_SIZE ((size_t)1 << (47 - FB_JE_LEAF_SHIFT))
+enum { FB_JE_NONE = 0, FB_JE_EDGE = 1, FB_JE_FULL = 2 };
+struct fb_je_space {
+    uintptr_t _Atomic root[FB_JE_ROOT_SIZE];    /* leaf - zero; 0: none */
+    uint8_t zero[FB_JE_LEAF_SIZE];              /* never written */
 };
-extern FB_HIDDEN struct fb_je_foreign_ranges fb_je_foreign_r;
+extern FB_HIDDEN struct fb_je_space fb_je_space;
 
-FB_INLINE int fb_je_foreign(const void *p)
+/* The exact answer for a pointer fb_je_in_full refused (backend.c). */
+int fb_je_foreign_slow(uintptr_t a);
+
+/* 1 if p lies in a granule wholly inside jemalloc's memory and is aligned:
+ * the common case, decided inline; else fb_je_foreign_slow decides. */
+FB_INLINE int fb_je_in_full(const void *p)
 {
     uintptr_t a = (uintptr_t)p;
     /* Every block we hand out is 16-byte aligned (fb_je_size), so a
      * misaligned pointer is none: free(p + 8) of a jemalloc block, which
      * jemalloc would take for the block itself (glibc: "free(): invalid
-     * pointer"). */
-    return (a & (FB_ALIGN - 1)) != 0 ||
-           a - fb_je_foreign_r.exe_lo < fb_je_foreign_r.exe_len ||
-           a - fb_je_foreign_r.stack_lo < fb_je_foreign_r.stack_len;
+     * pointer").  Above 2^47 lies no user memory (and no root entry). */
+    if (fb_unlikely(a & (~(((uintptr_t)1 << 47) - 1) | (FB_ALIGN - 1))))
+        return 0;
+    /* The leaf index: bits 21..31, from the low 32 bits alone. */
+    uintptr_t at = atomic_load_explicit(&fb_je_space.root[a >> FB_JE_LEAF_SHIFT],
+                                        memory_order_relaxed) +
+                   ((uint32_t)a >> FB_JE_GRAN_SHIFT);
+    return fb_je_space.zero[at] == FB_JE_FULL;
+}
+
+FB_INLINE int fb_je_foreign(const void *p)
+{
+    return !fb_je_in_full(p) && fb_je_foreign_slow((uintptr_t)p);
 }
 
 /* Was p freed by us and not handed out since?  p: a jemalloc block (any
@@ -152,18 +181,25 @@ FB_INLINE void fb_je_release(void *p)
     fb_jemalloc_free(p);
 }
 
+/* Before freeing p, a pointer known to lie in jemalloc's memory: 1 if p
+ * was already freed: leave it alone.  Else marks it freed and returns 0. */
+FB_INLINE int fb_je_take_inside(void *p)
+{
+    uint64_t mark = fb_je_mark;
+    if (fb_unlikely(*(volatile uint64_t *)p == mark))
+        return 1;
+    *(uint64_t *)p = mark;
+    return 0;
+}
+
 /* Before freeing p: 1 if p was already freed, 2 if it is no jemalloc
  * block at all (fb_je_foreign): leave it alone.  Else marks it freed and
  * returns 0. */
 FB_INLINE int fb_je_take(void *p)
 {
-    uint64_t mark = fb_je_mark;
     if (fb_unlikely(fb_je_foreign(p)))
         return 2;
-    if (fb_unlikely(*(volatile uint64_t *)p == mark))
-        return 1;
-    *(uint64_t *)p = mark;
-    return 0;
+    return fb_je_take_inside(p);
 }
 
 /* Frees a live jemalloc block (callers check fb_je_freed first), leaving

@@ -177,8 +177,8 @@ static int in_loaded_object(const void *p)
  * are mapped among jemalloc's own mappings.) */
 static int on_a_stack(const void *p)
 {
-    /* The main thread's stack top and the executable's image are known
-     * without the registry (backend.h), for a thread not registered. */
+    /* Anything outside jemalloc's memory (backend.h) is no block either,
+     * for a thread not registered. */
     return fb_je_foreign(p) || (stack_test && stack_test((uintptr_t)p));
 }
 

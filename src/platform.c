@@ -149,20 +149,18 @@ void fb_plat_output_done(void)
 /* ---------------------------------------------------------------------- */
 /* The record of our mappings                                              */
 
-/* Sorted, disjoint, adjacent ranges merged (top-down mmap places most new
- * mappings right below the previous one, so the table stays short). */
-static struct fb_plat_range own[FB_PLAT_OWN_MAX];
-static size_t nown;
-static int own_overflow;
-static pthread_mutex_t own_lock = PTHREAD_MUTEX_INITIALIZER;
+/*
+ * Range sets: sorted, disjoint, adjacent ranges merged (top-down mmap
+ * places most new mappings right below the previous one, so the sets stay
+ * short).  The caller holds whatever lock guards the set.
+ */
 
-/* The first range whose hi is >= a (the one a may touch or extend). */
-static size_t own_find(uintptr_t a)
+size_t fb_plat_set_find(const struct fb_plat_rangeset *s, uintptr_t a)
 {
-    size_t lo = 0, hi = nown;
+    size_t lo = 0, hi = s->n;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
-        if (own[mid].hi < a)
+        if (s->r[mid].hi < a)
             lo = mid + 1;
         else
             hi = mid;
@@ -170,58 +168,67 @@ static size_t own_find(uintptr_t a)
     return lo;
 }
 
-static void own_add(uintptr_t lo, uintptr_t hi)
+void fb_plat_set_add(struct fb_plat_rangeset *s, uintptr_t lo, uintptr_t hi)
 {
-    size_t i = own_find(lo), j = i;
+    struct fb_plat_range *r = s->r;
+    size_t i = fb_plat_set_find(s, lo), j = i;
     /* Every range from i that touches or overlaps [lo, hi) merges. */
-    while (j < nown && own[j].lo <= hi) {
-        if (own[j].lo < lo)
-            lo = own[j].lo;
-        if (own[j].hi > hi)
-            hi = own[j].hi;
+    while (j < s->n && r[j].lo <= hi) {
+        if (r[j].lo < lo)
+            lo = r[j].lo;
+        if (r[j].hi > hi)
+            hi = r[j].hi;
         j++;
     }
     if (j == i) {
-        if (nown == FB_PLAT_OWN_MAX) {
-            own_overflow = 1;
+        if (s->n == s->cap) {
+            s->overflow = 1;
             return;
         }
-        memmove(&own[i + 1], &own[i], (nown - i) * sizeof own[0]);
-        nown++;
+        memmove(&r[i + 1], &r[i], (s->n - i) * sizeof r[0]);
+        s->n++;
     } else if (j > i + 1) {
-        memmove(&own[i + 1], &own[j], (nown - j) * sizeof own[0]);
-        nown -= j - i - 1;
+        memmove(&r[i + 1], &r[j], (s->n - j) * sizeof r[0]);
+        s->n -= j - i - 1;
     }
-    own[i] = (struct fb_plat_range){lo, hi};
+    r[i] = (struct fb_plat_range){lo, hi};
 }
 
-static void own_remove(uintptr_t lo, uintptr_t hi)
+void fb_plat_set_remove(struct fb_plat_rangeset *s, uintptr_t lo, uintptr_t hi)
 {
-    size_t i = own_find(lo + 1);
-    while (i < nown && own[i].lo < hi) {
-        struct fb_plat_range r = own[i];
-        if (r.lo < lo && r.hi > hi) {            /* split in two */
-            if (nown == FB_PLAT_OWN_MAX) {
-                own_overflow = 1;
+    struct fb_plat_range *r = s->r;
+    size_t i = fb_plat_set_find(s, lo + 1);
+    while (i < s->n && r[i].lo < hi) {
+        struct fb_plat_range c = r[i];
+        if (c.lo < lo && c.hi > hi) {            /* split in two */
+            if (s->n == s->cap) {
+                s->overflow = 1;
                 return;
             }
-            memmove(&own[i + 1], &own[i], (nown - i) * sizeof own[0]);
-            nown++;
-            own[i].hi = lo;
-            own[i + 1].lo = hi;
+            memmove(&r[i + 1], &r[i], (s->n - i) * sizeof r[0]);
+            s->n++;
+            r[i].hi = lo;
+            r[i + 1].lo = hi;
             return;
         }
-        if (r.lo < lo) {
-            own[i++].hi = lo;
-        } else if (r.hi > hi) {
-            own[i].lo = hi;
+        if (c.lo < lo) {
+            r[i++].hi = lo;
+        } else if (c.hi > hi) {
+            r[i].lo = hi;
             return;
         } else {
-            memmove(&own[i], &own[i + 1], (nown - i - 1) * sizeof own[0]);
-            nown--;
+            memmove(&r[i], &r[i + 1], (s->n - i - 1) * sizeof r[0]);
+            s->n--;
         }
     }
 }
+
+/* ---------------------------------------------------------------------- */
+/* The record of our mappings                                              */
+
+static struct fb_plat_range own_r[FB_PLAT_OWN_MAX];
+static struct fb_plat_rangeset own = {own_r, 0, FB_PLAT_OWN_MAX, 0};
+static pthread_mutex_t own_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static uintptr_t page_up(size_t len)
 {
@@ -243,22 +250,22 @@ static void own_record(uintptr_t lo, size_t len, int add)
     if (!own_nowait) {
         pthread_mutex_lock(&own_lock);
     } else if (pthread_mutex_trylock(&own_lock) != 0) {
-        own_overflow = 1;          /* its holder is stopped: not updating */
+        own.overflow = 1;          /* its holder is stopped: not updating */
         return;
     }
     if (add)
-        own_add(lo, lo + page_up(len));
+        fb_plat_set_add(&own, lo, lo + page_up(len));
     else
-        own_remove(lo, lo + page_up(len));
+        fb_plat_set_remove(&own, lo, lo + page_up(len));
     pthread_mutex_unlock(&own_lock);
 }
 
 size_t fb_plat_own_ranges(struct fb_plat_range *out)
 {
     pthread_mutex_lock(&own_lock);
-    size_t n = own_overflow ? (size_t)-1 : nown;
-    if (!own_overflow)
-        memcpy(out, own, nown * sizeof own[0]);
+    size_t n = own.overflow ? (size_t)-1 : own.n;
+    if (!own.overflow)
+        memcpy(out, own.r, own.n * sizeof own.r[0]);
     pthread_mutex_unlock(&own_lock);
     return n;
 }

@@ -49,6 +49,19 @@ struct fb_plat_range {
     uintptr_t lo, hi;
 };
 #define FB_PLAT_OWN_MAX 4096
+
+/* A set of address ranges, sorted and disjoint (touching ones merged), in
+ * a fixed array of cap ranges; overflow: a change did not fit, and the
+ * set is incomplete from then on.  The caller locks. */
+struct fb_plat_rangeset {
+    struct fb_plat_range *r;
+    size_t n, cap;
+    int overflow;
+};
+/* The first range whose hi is >= a (the one a may touch or extend). */
+size_t fb_plat_set_find(const struct fb_plat_rangeset *s, uintptr_t a);
+void fb_plat_set_add(struct fb_plat_rangeset *s, uintptr_t lo, uintptr_t hi);
+void fb_plat_set_remove(struct fb_plat_rangeset *s, uintptr_t lo, uintptr_t hi);
 /* Copies the recorded ranges, sorted and disjoint, into out (room for
  * FB_PLAT_OWN_MAX) and returns how many; (size_t)-1 if the table ever
  * overflowed (then it is incomplete and must not be trusted).  Takes the

@@ -46,7 +46,7 @@ main=jemalloc.pic.o
     >renames
 grep -q "^malloc " renames || { echo "jemalloc-embed: $in defines no malloc" >&2; exit 1; }
 echo "pthread_atfork ${prefix}pthread_atfork" >>renames
-for f in mmap munmap madvise mprotect exp log round; do
+for f in mmap munmap madvise mprotect sbrk exp log round; do
     echo "$f ${prefix}sys_$f" >>renames
 done
 for o in "$@"; do

@@ -8,6 +8,7 @@
  * blocks still live, and verifies every pattern (exit 1 on overlap).
  * Driven by badfree_any.sh, which checks the report and the exit status.
  */
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,26 @@
 #include <sys/mman.h>
 
 static char global_buf[64] __attribute__((aligned(16)));
+
+/* Another thread's stack: a local it keeps alive until told. */
+static pthread_mutex_t tl_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t tl_cond = PTHREAD_COND_INITIALIZER;
+static char *volatile tl_ptr;
+static int tl_done;
+
+static void *thread_local_buf(void *arg)
+{
+    char local[64] __attribute__((aligned(16)));
+    (void)arg;
+    memset(local, 0, sizeof local);
+    pthread_mutex_lock(&tl_lock);
+    tl_ptr = local;
+    pthread_cond_signal(&tl_cond);
+    while (!tl_done)
+        pthread_cond_wait(&tl_cond, &tl_lock);
+    pthread_mutex_unlock(&tl_lock);
+    return NULL;
+}
 static volatile size_t n_small = 40, n_big = 2000, n_large = 100000;
 
 struct blk { unsigned char *p; size_t n; unsigned char v; };
@@ -108,6 +129,25 @@ int main(int argc, char **argv)
         char *volatile lp = local;
         announce(local);
         free(lp);
+    } else if (!strcmp(m, "lib-global")) {
+        /* A library's global: libc's stdout FILE (16-byte aligned within). */
+        char *g = (char *)(((uintptr_t)stdout + 15) & ~(uintptr_t)15);
+        announce(g);
+        free(g);
+    } else if (!strcmp(m, "thread-stack")) {
+        pthread_t t;
+        pthread_create(&t, NULL, thread_local_buf, NULL);
+        pthread_mutex_lock(&tl_lock);
+        while (!tl_ptr)
+            pthread_cond_wait(&tl_cond, &tl_lock);
+        pthread_mutex_unlock(&tl_lock);
+        announce(tl_ptr);
+        free(tl_ptr);
+        pthread_mutex_lock(&tl_lock);
+        tl_done = 1;
+        pthread_cond_signal(&tl_cond);
+        pthread_mutex_unlock(&tl_lock);
+        pthread_join(t, NULL);
     } else if (!strcmp(m, "mmap")) {
         char *p = mmap(NULL, 1 << 16, PROT_READ | PROT_WRITE,
                        MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);

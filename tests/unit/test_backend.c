@@ -1,9 +1,108 @@
-/* The embedded jemalloc's stand-ins for libm (src/backend.c): exp, log
- * and round against libm's own, which this test (not the library) links. */
+/* src/backend.c: the embedded jemalloc's stand-ins for libm (exp, log
+ * and round against libm's own, which this test, not the library,
+ * links), and the map of jemalloc's memory that fb_je_foreign reads,
+ * driven through the renamed system calls jemalloc makes. */
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
+#include <sys/mman.h>
 
+#include "backend.h"
 #include "check.h"
+
+#define MiB ((uintptr_t)1 << 20)
+
+void *fb_jemalloc_sys_mmap(void *a, size_t n, int prot, int flags, int fd, off_t off);
+int fb_jemalloc_sys_munmap(void *a, size_t n);
+
+static int foreign(uintptr_t a)
+{
+    return fb_je_foreign((const void *)a);
+}
+
+/* Address space nobody uses, 2 MiB-aligned, for mappings at chosen
+ * offsets (MAP_FIXED inside it). */
+static uintptr_t hole(size_t len)
+{
+    char *p = mmap(NULL, len + 2 * MiB, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    uintptr_t a = ((uintptr_t)p + 2 * MiB - 1) & ~(2 * MiB - 1);
+    munmap(p, len + 2 * MiB);
+    return a;
+}
+
+static void *je_map(uintptr_t at, size_t len)
+{
+    return fb_jemalloc_sys_mmap((void *)at, len, PROT_READ | PROT_WRITE,
+                                MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+}
+
+static void test_map(void)
+{
+    uintptr_t h = hole(16 * MiB);
+    /* Only what jemalloc mapped is jemalloc's. */
+    CHECK(foreign(h + 3 * MiB));
+    /* A range from the middle of one granule to the middle of another,
+     * with two whole granules between: [h + 1 MiB + 12 KiB, h + 7 MiB). */
+    uintptr_t lo = h + MiB + 12 * 1024, hi = h + 7 * MiB;
+    CHECK(je_map(lo, hi - lo) == (void *)lo);
+    CHECK(!foreign(lo));                          /* its first block */
+    CHECK(!foreign(lo + 4096));
+    CHECK(!foreign(h + 3 * MiB));                 /* a whole granule */
+    CHECK(!foreign(hi - 16));                     /* its last 16 bytes */
+    CHECK(foreign(lo - 16));                      /* same granule, outside */
+    CHECK(foreign(h));
+    CHECK(foreign(hi));
+    CHECK(foreign(hi + MiB - 16));
+    CHECK(foreign(lo + 8));                       /* misaligned */
+    CHECK(foreign(((uintptr_t)1 << 47) + 4096));  /* no user address */
+    /* A second range touching the first merges with it. */
+    CHECK(je_map(hi, MiB) == (void *)hi);
+    CHECK(!foreign(hi) && !foreign(hi + MiB - 16) && foreign(hi + MiB));
+    /* Unmapping a piece out of the middle splits it; the rest stays. */
+    CHECK(fb_jemalloc_sys_munmap((void *)(h + 3 * MiB), 2 * MiB + 4096) == 0);
+    CHECK(foreign(h + 3 * MiB) && foreign(h + 5 * MiB));
+    CHECK(!foreign(h + 3 * MiB - 16) && !foreign(h + 5 * MiB + 4096));
+    CHECK(!foreign(lo) && !foreign(hi + 4096));
+    CHECK(fb_jemalloc_sys_munmap((void *)lo, h + 8 * MiB - lo) == 0);
+    CHECK(foreign(lo) && foreign(h + 5 * MiB + 4096) && foreign(hi));
+}
+
+/* The lock-free reader against a writer changing the list: a range that
+ * stays mapped is never called foreign, whatever changes beside it. */
+static _Atomic int stop;
+static uintptr_t churn_at;
+
+static void *churn(void *arg)
+{
+    (void)arg;
+    for (unsigned i = 0; !atomic_load(&stop); i++) {
+        uintptr_t a = churn_at + (i % 7) * 8192;
+        je_map(a, 4096 * (1 + i % 3));
+        fb_jemalloc_sys_munmap((void *)a, 4096 * (1 + i % 3));
+    }
+    return NULL;
+}
+
+static void test_readers(void)
+{
+    uintptr_t h = hole(8 * MiB);
+    /* The stable range ends 64 KiB into a granule that the churn shares. */
+    uintptr_t lo = h + 512 * 1024, hi = h + 2 * MiB + 64 * 1024;
+    CHECK(je_map(lo, hi - lo) == (void *)lo);
+    churn_at = hi + 64 * 1024;
+    pthread_t t;
+    pthread_create(&t, NULL, churn, NULL);
+    long wrong = 0;
+    for (long i = 0; i < 3000000; i++) {
+        wrong += foreign(hi - 16 - (uintptr_t)(i % 4) * 4096);
+        wrong += !foreign(hi + 16);
+    }
+    atomic_store(&stop, 1);
+    pthread_join(t, NULL);
+    CHECK_EQ_U(wrong, 0);
+    fb_jemalloc_sys_munmap((void *)lo, hi - lo);
+}
 
 double fb_jemalloc_sys_exp(double x);
 double fb_jemalloc_sys_log(double x);
@@ -49,5 +148,7 @@ int main(void)
     CHECK(fb_jemalloc_sys_round(0.49999999999999994) == 0);
     CHECK(signbit(fb_jemalloc_sys_round(-0.3)));
     CHECK(fb_jemalloc_sys_round(0x1p60) == 0x1p60);
+    test_map();
+    test_readers();
     return check_done("backend");
 }
