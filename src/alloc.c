@@ -358,31 +358,42 @@ static FB_COLD void caught_free(void *ptr)
         free_bad(ptr, bad);
 }
 
+/* Everything fb_alloc_free_slow does not finish itself: NULL, buffer
+ * blocks of other threads (or larger than the fast free takes), blocks
+ * in the granules at the ends of jemalloc's ranges, bad pointers, and
+ * every free while a mode observes. */
+static FB_NOINLINE void free_other(void *ptr)
+{
+    if (fb_likely(!fb_epoch_owns(ptr) && !fb_observe)) {
+        if (fb_likely(ptr != NULL))
+            free_outside(ptr);
+        return;
+    }
+    free_generic(ptr);
+}
+
 /* Entry from the fast path, tiny for its common case: a jemalloc block
  * with nobody watching, checked and handed to jemalloc's free as a tail
- * call.  free keeps errno (glibc guarantees it): jemalloc's system calls
- * keep it (backend.c), so nothing is saved here. */
+ * call.  A granule wholly jemalloc's (fb_je_in_full) holds no buffer
+ * (the buffers are a mapping of ours) and is not NULL's, so that one
+ * test also answers "not a buffer block".  free keeps errno (glibc
+ * guarantees it): jemalloc's system calls keep it (backend.c), so
+ * nothing is saved here. */
 void fb_alloc_free_slow(void *ptr)
 {
     if (fb_unlikely(fb_sigpool_catches(ptr))) {  /* sigpool.h */
         caught_free(ptr);
         return;
     }
-    if (fb_likely(!fb_epoch_owns(ptr) && !fb_observe)) {
-        if (fb_likely(ptr != NULL)) {
-            if (fb_unlikely(!fb_je_in_full(ptr))) {
-                free_outside(ptr);
-                return;
-            }
-            if (fb_unlikely(fb_je_take_inside(ptr))) {
-                free_bad(ptr, 1);
-                return;
-            }
-            fb_je_release(ptr);
+    if (fb_likely(fb_je_in_full(ptr) && !fb_observe)) {
+        if (fb_unlikely(fb_je_take_inside(ptr))) {
+            free_bad(ptr, 1);
+            return;
         }
+        fb_je_release(ptr);
         return;
     }
-    free_generic(ptr);
+    free_other(ptr);
 }
 
 static FB_NOINLINE void free_generic(void *ptr)
