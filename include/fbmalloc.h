@@ -54,7 +54,8 @@ struct fbmalloc_stats {
      * counting every call would cost the fast path. */
     int counting;
     /* Lifetime routing (FBMALLOC_LIFETIME): small requests sent to
-     * jemalloc because their call site was learned long-lived; sites long
+     * jemalloc because their call site (or, for an allocation wrapper, its
+     * caller) was learned long-lived; sites long
      * now; verdicts learned and revised back to short; sampled epochs
      * judged; objects of sites predicted short that pinned a judged
      * epoch.  Appended last: the layout above is unchanged. */

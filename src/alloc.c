@@ -26,19 +26,21 @@
 
 #include "backend.h"
 #include "canary.h"
+#include "cfi.h"
 #include "check.h"
 #include "fail.h"
 #include "init.h"
 #include "layer.h"
 #include "leak.h"
 #include "options.h"
+#include "route.h"
 #include "report.h"
 #include "sigpool.h"
 #include "stats.h"
 #include "trace.h"
 #include "track.h"
 
-static void *malloc_raw(size_t n, uintptr_t ra);
+static void *malloc_raw(size_t n, uintptr_t ra, uintptr_t cfa);
 static void *malloc_layer(size_t n);
 static void free_raw(void *ptr);
 static void *memalign_raw(size_t align, size_t n);
@@ -153,7 +155,7 @@ static inline void *backend_result(void *p, size_t n, uintptr_t ra)
 /* ---------------------------------------------------------------------- */
 /* malloc                                                                  */
 
-static FB_NOINLINE void *malloc_generic(size_t n, uintptr_t ra);
+static FB_NOINLINE void *malloc_generic(size_t n, uintptr_t ra, uintptr_t cfa);
 
 /* Outside handlers again: the jemalloc blocks handlers on this thread
  * freed (sigpool.h), already marked freed. */
@@ -167,28 +169,116 @@ static FB_COLD void free_deferred(void)
     }
 }
 
-/* A site learned long-lived goes to jemalloc, unless the thread is
- * recording a probe epoch (route.h), where every site comes in. */
-static inline int routed_away(struct fb_tls *t, uintptr_t ra)
+/*
+ * A wrapper site's context key (route.h): the wrapper's caller's return
+ * address is read from the stack, where the wrapper's CFI rule (found
+ * once per wrapper, fb_cfi_rsp_offset) says it is, from cfa: the
+ * exported entry's CFA (the stack pointer of the call instruction at
+ * ra).  0 when cfa is not known (an entry of ours called malloc's doors)
+ * or the frame does not say (the site is then a site again).  *wp: the
+ * wrapper's entry, for its trial.
+ */
+static inline uint32_t wrap_key(uintptr_t ra, uintptr_t cfa, struct fb_route_wrap **wp)
 {
-    if (fb_likely(!fb_route_long[fb_route_site(ra)]) || (t->sample_probe & 1) ||
-        t->state != FB_T_ACTIVE)
+    struct fb_route_wrap *w = fb_route_wrap_of(ra);
+    if (fb_unlikely(!w)) {
+        if (!cfa || !ra || !(w = fb_route_wrap_learn(ra, fb_cfi_rsp_offset(ra - 1))))
+            return 0;
+    }
+    *wp = w;
+    if (!cfa)
+        return 0;
+    uintptr_t at = cfa + (uintptr_t)fb_route_wrap_off(w) - sizeof(uintptr_t);
+    return fb_route_ctx_key(ra, *(const uintptr_t *)at);
+}
+
+/* A candidate wrapper's request in a recorded epoch: its context key,
+ * whose parent is noted for the judgement; its site if there is none. */
+static FB_NOINLINE uint32_t cand_key(uintptr_t ra, uintptr_t cfa, unsigned site)
+{
+    struct fb_route_wrap *w;
+    uint32_t k = wrap_key(ra, cfa, &w);
+    if (!k)
+        return site;
+    __atomic_store_n(&fb_route_parent[k & 0xffffu], (uint16_t)site, __ATOMIC_RELAXED);
+    return k;
+}
+
+/*
+ * Where a small request from ra goes: 1 to jemalloc (a site learned
+ * long-lived, or a wrapper's caller learned so), 0 to the buffer, with
+ * *key the key its object is recorded with (its site, or its context
+ * key).  Every key comes in while the thread records a probe epoch
+ * (route.h).
+ */
+static inline int routed_away(struct fb_tls *t, uintptr_t ra, uintptr_t cfa, uint32_t *key)
+{
+    unsigned site = fb_route_site(ra);
+    uint8_t v = fb_route_long[site];
+    *key = site;
+    /* A candidate wrapper's callers are recorded (route.h). */
+    if (fb_unlikely(fb_route_cand[site]) && t->sample_state == FB_SAMPLE_RECORDING &&
+        v != FB_ROUTE_WRAP)
+        *key = cand_key(ra, cfa, site);
+    if (fb_likely(v == FB_ROUTE_SHORT) || t->state != FB_T_ACTIVE)
+        return 0;
+    if (v == FB_ROUTE_WRAP) {
+        /* No key: an entry without the CFA (calloc, realloc: recorded as
+         * the site, which the judgement skips), or a wrapper whose caller
+         * cannot be found (a site again from now on): to the buffer. */
+        struct fb_route_wrap *w;
+        uint32_t k = wrap_key(ra, cfa, &w);
+        if (!k)
+            return 0;
+        *key = k;
+        if (!fb_route_long2[k & 0xffffu])
+            return 0;
+    }
+    if (t->sample_probe & 1)
         return 0;
     t->stats->routed_long++;
     return 1;
 }
 
 /* A small request in a sampled epoch, with nobody watching: straight to
- * the buffer (which records its site), as malloc_raw would.  Apart from
+ * the buffer (which records its key), as malloc_raw would.  Apart from
  * the entry below, so that the entry saves no registers. */
-static FB_NOINLINE void *record_alloc(size_t n, uintptr_t ra)
+static FB_NOINLINE void *record_alloc(size_t n, uintptr_t ra, uintptr_t cfa, uint32_t key)
 {
     if (!fb_t.busy) {
-        void *p = fb_epoch_alloc(n ? (n + 15) & ~(size_t)15 : FB_ALIGN, ra);
+        void *p = fb_epoch_alloc(n ? (n + 15) & ~(size_t)15 : FB_ALIGN, key, ra);
         if (p)
             return p;
     }
-    return malloc_generic(n, ra);
+    return malloc_generic(n, ra, cfa);
+}
+
+/* A wrapper site's request, sent to the routed door by the fast path
+ * (nobody watching, the thread not recording: its size gate is open): to
+ * the buffer, bumped here as the fast path would, if the wrapper's caller
+ * is short-lived; else to jemalloc. */
+static FB_NOINLINE void *routed_wrap(size_t n, uintptr_t ra, uintptr_t cfa)
+{
+    struct fb_tls *t = &fb_t;
+    struct fb_route_wrap *w = NULL;
+    uint32_t key = wrap_key(ra, cfa, &w);
+    int away = key && fb_route_long2[key & 0xffffu];
+    if (w)
+        fb_route_wrap_count(ra, w, away);
+    if (away) {
+        t->stats->routed_long++;
+        return fb_je_malloc(n);
+    }
+    size_t sz = (n + 15) & ~(size_t)15;
+    uintptr_t p = t->bump, np = p + sz;
+    if (fb_likely(np <= t->limit)) {
+        t->bump = np;
+        *(uint8_t *)(fb_map_bias + (p >> FB_GRANULE_SHIFT)) = (uint8_t)(sz >> FB_GRANULE_SHIFT);
+        (*t->cur_live)++;
+        return (void *)p;
+    }
+    void *q = t->busy ? NULL : fb_epoch_alloc(sz, key ? key : (uint32_t)fb_route_site(ra), ra);
+    return q ? q : fb_je_malloc(n);
 }
 
 /*
@@ -198,9 +288,13 @@ static FB_NOINLINE void *record_alloc(size_t n, uintptr_t ra)
  * nobody watching, are a call into jemalloc's own malloc (which sets
  * errno) and the store of fb_je_fresh.  Each door's body is written once
  * and compiled twice: with ra given, and as a _tail door that reads ra
- * from its own return address.
+ * from its own return address and the exported entry's CFA from its own
+ * (the jump kept both).
  */
-static FB_NOINLINE void *door_slow(size_t n, uintptr_t ra);
+static FB_NOINLINE void *door_slow(size_t n, uintptr_t ra, uintptr_t cfa);
+
+#define FB_MY_CALLER ((uintptr_t)__builtin_return_address(0))
+#define FB_MY_CFA ((uintptr_t)__builtin_dwarf_cfa())
 
 /* tail: a _tail door, whose fallback is a jump to the _tail slow door
  * (so that ra is read only there). */
@@ -217,7 +311,7 @@ FB_INLINE void *door_big(size_t n, uintptr_t ra, const int tail)
         if (fb_epoch_full_skip(t))
             return fb_je_malloc(n);
     }
-    return tail ? fb_alloc_malloc_slow_tail(n) : door_slow(n, ra);
+    return tail ? fb_alloc_malloc_slow_tail(n) : door_slow(n, ra, 0);
 }
 
 FB_INLINE void *door_routed(size_t n, uintptr_t ra, const int tail)
@@ -225,34 +319,38 @@ FB_INLINE void *door_routed(size_t n, uintptr_t ra, const int tail)
     struct fb_tls *t = &fb_t;
     /* The size gate passed, so t is an active slot owner (epoch.h). */
     if (fb_likely(t->quick) && !(t->sample_probe & 1)) {
-        t->stats->routed_long++;
-        return fb_je_malloc(n);
+        if (tail)
+            ra = FB_MY_CALLER;
+        if (fb_likely(fb_route_long[fb_route_site(ra)] != FB_ROUTE_WRAP)) {
+            t->stats->routed_long++;
+            return fb_je_malloc(n);
+        }
+        return routed_wrap(n, ra, tail ? FB_MY_CFA : 0);
     }
-    return tail ? fb_alloc_malloc_slow_tail(n) : door_slow(n, ra);
+    return tail ? fb_alloc_malloc_slow_tail(n) : door_slow(n, ra, 0);
 }
 
-static FB_NOINLINE void *door_slow(size_t n, uintptr_t ra)
+static FB_NOINLINE void *door_slow(size_t n, uintptr_t ra, uintptr_t cfa)
 {
     struct fb_tls *t = &fb_t;
     if (fb_likely(t->quick)) {
-        if (n > fb_g.max_small || fb_epoch_full_skip(t) || routed_away(t, ra))
+        uint32_t key;
+        if (n > fb_g.max_small || fb_epoch_full_skip(t) || routed_away(t, ra, cfa, &key))
             return fb_je_malloc(n);
         if (t->sample_state == FB_SAMPLE_RECORDING)
-            return record_alloc(n, ra);
+            return record_alloc(n, ra, cfa, key);
     }
-    return malloc_generic(n, ra);
+    return malloc_generic(n, ra, cfa);
 }
-
-#define FB_MY_CALLER ((uintptr_t)__builtin_return_address(0))
 
 void *fb_alloc_malloc_big(size_t n, uintptr_t ra) { return door_big(n, ra, 0); }
 void *fb_alloc_malloc_routed(size_t n, uintptr_t ra) { return door_routed(n, ra, 0); }
-void *fb_alloc_malloc_slow(size_t n, uintptr_t ra) { return door_slow(n, ra); }
+void *fb_alloc_malloc_slow(size_t n, uintptr_t ra) { return door_slow(n, ra, 0); }
 void *fb_alloc_malloc_big_tail(size_t n) { return door_big(n, 0, 1); }
 void *fb_alloc_malloc_routed_tail(size_t n) { return door_routed(n, 0, 1); }
-void *fb_alloc_malloc_slow_tail(size_t n) { return door_slow(n, FB_MY_CALLER); }
+void *fb_alloc_malloc_slow_tail(size_t n) { return door_slow(n, FB_MY_CALLER, FB_MY_CFA); }
 
-static FB_NOINLINE void *malloc_generic(size_t n, uintptr_t ra)
+static FB_NOINLINE void *malloc_generic(size_t n, uintptr_t ra, uintptr_t cfa)
 {
     /* Inside a signal handler (sigpool.h: its wrapper shut the fast path
      * and the quick entry, so every request comes here). */
@@ -264,17 +362,17 @@ static FB_NOINLINE void *malloc_generic(size_t n, uintptr_t ra)
     }
     if (fb_canary_on && !fb_t.busy)
         return fb_canary_alloc(&below_canary, FB_ALIGN, n, 0);
-    return malloc_raw(n, ra);
+    return malloc_raw(n, ra, cfa);
 }
 
 /* The canary layer's inner blocks: no call site of the program's. */
 static void *malloc_layer(size_t n)
 {
-    return malloc_raw(n, 0);
+    return malloc_raw(n, 0, 0);
 }
 
 /* The generic allocation, without the canary layer. */
-static void *malloc_raw(size_t n, uintptr_t ra)
+static void *malloc_raw(size_t n, uintptr_t ra, uintptr_t cfa)
 {
     struct fb_tls *t = &fb_t;
     if (fb_unlikely(fb_leak_snapshot_pending) && !t->busy)
@@ -284,10 +382,11 @@ static void *malloc_raw(size_t n, uintptr_t ra)
     if (fb_unlikely(t->state == FB_T_NEW) && !t->busy)
         thread_first(t);
     size_t padded = fb_track_pad(n);       /* n, or n + 1: track.h */
+    uint32_t key;
     if (t->state == FB_T_ACTIVE && padded <= fb_g.max_small && !t->busy &&
-        !routed_away(t, ra)) {
+        !routed_away(t, ra, cfa, &key)) {
         size_t sz = padded ? (padded + 15) & ~(size_t)15 : FB_ALIGN;
-        void *p = fb_epoch_alloc(sz, ra);
+        void *p = fb_epoch_alloc(sz, key, ra);
         if (p) {
             if (fb_observe)
                 observe_new(p, n, 1, sz, ra);
@@ -358,13 +457,12 @@ static FB_COLD void caught_free(void *ptr)
         free_bad(ptr, bad);
 }
 
-/* Everything fb_alloc_free_slow does not finish itself: NULL, buffer
- * blocks of other threads (or larger than the fast free takes), blocks
- * in the granules at the ends of jemalloc's ranges, bad pointers, and
- * every free while a mode observes. */
+/* What fb_alloc_free_slow does not finish itself, outside the buffers:
+ * NULL, blocks in the granules at the ends of jemalloc's ranges, bad
+ * pointers, and every free while a mode observes. */
 static FB_NOINLINE void free_other(void *ptr)
 {
-    if (fb_likely(!fb_epoch_owns(ptr) && !fb_observe)) {
+    if (fb_likely(!fb_observe)) {
         if (fb_likely(ptr != NULL))
             free_outside(ptr);
         return;
@@ -372,17 +470,21 @@ static FB_NOINLINE void free_other(void *ptr)
     free_generic(ptr);
 }
 
-/* Entry from the fast path, tiny for its common case: a jemalloc block
- * with nobody watching, checked and handed to jemalloc's free as a tail
- * call.  A granule wholly jemalloc's (fb_je_in_full) holds no buffer
- * (the buffers are a mapping of ours) and is not NULL's, so that one
- * test also answers "not a buffer block".  free keeps errno (glibc
- * guarantees it): jemalloc's system calls keep it (backend.c), so
- * nothing is saved here. */
+/* Entry from the fast path, tiny for its common cases: a buffer block
+ * of another thread (a producer's, freed by its consumer) to the generic
+ * path at once; a jemalloc block with nobody watching, checked and
+ * handed to jemalloc's free as a tail call.  NULL lies in no granule of
+ * jemalloc's (fb_je_in_full), so it needs no test of its own here.  free
+ * keeps errno (glibc guarantees it): jemalloc's system calls keep it
+ * (backend.c), so nothing is saved here. */
 void fb_alloc_free_slow(void *ptr)
 {
     if (fb_unlikely(fb_sigpool_catches(ptr))) {  /* sigpool.h */
         caught_free(ptr);
+        return;
+    }
+    if (fb_unlikely(fb_epoch_owns(ptr))) {
+        free_generic(ptr);           /* another thread's, or a large one */
         return;
     }
     if (fb_likely(fb_je_in_full(ptr) && !fb_observe)) {

@@ -11,6 +11,7 @@
 #include <sys/auxv.h>
 #include <sys/mman.h>
 #include <string.h>
+#include <sched.h>
 #include <unistd.h>
 #include <sys/single_threaded.h>
 
@@ -86,6 +87,8 @@ static struct fb_plat_rangeset je_set = {je_r, 0, JE_RANGES, 0};
 static atomic_flag je_space_lock = ATOMIC_FLAG_INIT;
 static _Atomic unsigned je_seq;
 static _Atomic int je_broken;
+static _Atomic uintptr_t je_writer;  /* &je_me of the thread changing them */
+static __thread char je_me __attribute__((tls_model("initial-exec")));
 
 static void space_lock(void)
 {
@@ -132,6 +135,7 @@ static void space_change(uintptr_t lo, uintptr_t hi, int add)
     if (lo >= hi || hi > ((uintptr_t)1 << 47))
         return;
     space_lock();
+    atomic_store_explicit(&je_writer, (uintptr_t)&je_me, memory_order_relaxed);
     atomic_fetch_add_explicit(&je_seq, 1, memory_order_relaxed);
     atomic_thread_fence(memory_order_release);
     if (add)
@@ -166,10 +170,19 @@ int fb_je_foreign_slow(uintptr_t a)
                                  __ATOMIC_RELAXED);
     if (st != FB_JE_EDGE)
         return st == FB_JE_NONE;
-    for (int tries = 0; tries < 1000; tries++) {
+    for (int tries = 0; tries < 100000; tries++) {
         unsigned s1 = atomic_load_explicit(&je_seq, memory_order_acquire);
         if (s1 & 1) {
-            __builtin_ia32_pause();
+            /* A writer is at work: never wait for our own thread (a
+             * handler that interrupted it), and let a preempted writer
+             * run; one stopped for good (a leak check stops threads) is
+             * let by after that many rounds, as if jemalloc's. */
+            if (atomic_load_explicit(&je_writer, memory_order_relaxed) == (uintptr_t)&je_me)
+                return 0;
+            if (tries % 64 == 63)
+                sched_yield();
+            else
+                __builtin_ia32_pause();
             continue;
         }
         size_t n = je_set.n < JE_RANGES ? je_set.n : JE_RANGES;

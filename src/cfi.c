@@ -468,3 +468,14 @@ FB_NOINLINE int fb_cfi_backtrace(uintptr_t *frames, uintptr_t *slots, unsigned m
     }
     return (int)n;
 }
+
+/* ---------------------------------------------------------------------- */
+/* One frame's CFA, for lifetime routing's context (alloc.c)               */
+
+int32_t fb_cfi_rsp_offset(uintptr_t pc)
+{
+    struct rule r = compute(pc);
+    if (r.kind != R_OK || r.cfa_rbp || (r.cfa_off & 7) || r.cfa_off > (1 << 16))
+        return 0;
+    return r.cfa_off;
+}

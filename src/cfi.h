@@ -29,6 +29,13 @@
 int fb_cfi_backtrace(uintptr_t *frames, uintptr_t *slots, unsigned max,
                      int (*skip)(uintptr_t ip));
 
+/* The frame executing at pc (a return address - 1): its CFA is the
+ * stack pointer at pc plus the value returned (8..65536, a multiple of
+ * 8), and its caller's return address lies at CFA - 8; 0 if its rule is
+ * rbp-based or more than that.  Computed every call (not cached); reads
+ * only the CFI, allocates nothing. */
+int32_t fb_cfi_rsp_offset(uintptr_t pc);
+
 /* Forgets the calling thread's cached rules (code was unmapped). */
 void fb_cfi_flush(void);
 

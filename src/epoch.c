@@ -365,7 +365,7 @@ static FB_NOINLINE int epoch_next(struct fb_tls *t)
     return 0;
 }
 
-void *fb_epoch_alloc(size_t sz, uintptr_t ra)
+void *fb_epoch_alloc(size_t sz, uint32_t key, uintptr_t ra)
 {
     struct fb_tls *t = &fb_t;
     if (t->state != FB_T_ACTIVE)
@@ -379,8 +379,9 @@ void *fb_epoch_alloc(size_t sz, uintptr_t ra)
             (*t->cur_live)++;
             if (t->sample_state == FB_SAMPLE_RECORDING && t->sample_n < FB_ROUTE_LIST) {
                 t->sample_sites[t->sample_n++] =
-                    fb_route_entry(g & ((fb_g.epoch_size >> FB_GRANULE_SHIFT) - 1), ra);
-                fb_route_note(ra);
+                    fb_route_entry(g & ((fb_g.epoch_size >> FB_GRANULE_SHIFT) - 1), key);
+                if (!(key & FB_ROUTE_CTX))
+                    fb_route_note(ra);
             }
             return (void *)p;
         }

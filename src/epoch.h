@@ -172,8 +172,9 @@ FB_INLINE int fb_epoch_full_skip(struct fb_tls *t)
 /* A block of sz bytes (a multiple of 16, at most max_small) from the
  * calling thread's buffer, turning epochs over; NULL when the thread owns
  * no slot or every epoch is pinned (counted as a full-buffer fallback).
- * ra: the program's call site, recorded when the epoch is sampled. */
-void *fb_epoch_alloc(size_t sz, uintptr_t ra);
+ * key: what the object is recorded with when the epoch is sampled (its
+ * site, or a context key: route.h); ra: the program's call site. */
+void *fb_epoch_alloc(size_t sz, uint32_t key, uintptr_t ra);
 
 /* Free of a buffer pointer p, by any thread. */
 enum fb_epoch_freed {

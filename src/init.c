@@ -135,9 +135,11 @@ int fb_init(void)
     fb_opt_init();
     fb_sym_debuginfod = (int)fb_opt.debuginfod;
     fb_stats_on = fb_opt.stats != FB_STATS_OFF;
-    /* Lifetime routing samples epochs whose granule index fits 16 bits. */
-    fb_route_init(fb_opt.lifetime != 0 && fb_opt.buffer_size != 0 &&
-                  (fb_opt.epoch_size >> FB_GRANULE_SHIFT) <= FB_ROUTE_MAX_GRANULES);
+    /* Lifetime routing samples epochs whose granule index fits 15 bits
+     * (route.h); 2: wrappers are routed by their callers too. */
+    fb_route_init(fb_opt.buffer_size == 0 ||
+                  (fb_opt.epoch_size >> FB_GRANULE_SHIFT) > FB_ROUTE_MAX_GRANULES ? 0
+                  : fb_opt.lifetime == 1 ? 2 : fb_opt.lifetime == 2 ? 1 : 0);
     /* Tracking's per-granule site map is committed with each slot. */
     struct fb_epoch_hooks hooks = {fb_track_commit_slot};
     if (!fb_epoch_init(&hooks) && fb_opt.buffer_size && fb_opt.verbose >= 1)

@@ -49,10 +49,12 @@ enum fb_opt_type {
     X(MAX_SMALL, max_small, FB_OT_SIZE, "1024", 1, 4064, 0, NULL,            \
       "Largest request served from the buffer; larger ones go to "          \
       "jemalloc.")                                                           \
-    X(LIFETIME, lifetime, FB_OT_ENUM, "1", 0, 0, 0, "0|1",                   \
+    X(LIFETIME, lifetime, FB_OT_ENUM, "1", 0, 0, 0, "0|1|site",              \
       "Lifetime routing: call sites whose small objects outlive their "     \
       "epoch (learned from a sample of epochs) go straight to jemalloc, "   \
-      "so they do not pin the buffers.")                                    \
+      "so they do not pin the buffers; a site whose objects both live and " \
+      "die (an allocation wrapper) is routed by its caller too. site: by "  \
+      "the call site alone. 0: by size alone.")                             \
     X(PROFILE, profile, FB_OT_PATH, "none", 0, 0, FB_OF_FILE, NULL,          \
       "Lifetime profile: the call sites learned long-lived are loaded "     \
       "from this file at start and saved to it at exit (%p = pid; a "       \

@@ -142,7 +142,7 @@ static int save_module(struct dl_phdr_info *info, size_t size, void *arg)
         return 0;
     for (unsigned s = 0; s < FB_ROUTE_SITES; s++) {
         uintptr_t ra = fb_route_ra[s];
-        if (!fb_route_long[s] || ra < m.lo || ra >= m.hi)
+        if (fb_route_long[s] != FB_ROUTE_LONG || ra < m.lo || ra >= m.hi)
             continue;
         fb_fmt_append(c->out, "L %s %lx %s\n", m.id[0] ? m.id : "-",
                       (unsigned long)(ra - m.base), m.path);

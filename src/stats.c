@@ -184,13 +184,18 @@ static void write_text(struct fb_buf *b, const struct fbmalloc_stats *st)
                   (unsigned long)st->epochs_pinned);
     fb_fmt_append(b, "  buffer full   %'14lu  (small requests sent to jemalloc)\n",
                   (unsigned long)st->buffer_full);
-    if (fb_route_on)
+    if (fb_route_on) {
+        struct fb_route_counts rc;
+        fb_route_counts(&rc);
         fb_fmt_append(b, "  by lifetime   %'14lu  (small requests of %lu long-lived sites "
-                         "sent to jemalloc; learned %lu, revised %lu; %'lu epochs judged, "
+                         "and %lu wrappers' callers sent to jemalloc; %lu wrappers routed "
+                         "by their callers; learned %lu, revised %lu; %'lu epochs judged, "
                          "%'lu objects predicted short pinned one)\n",
                       (unsigned long)st->routed_long, (unsigned long)st->sites_long,
+                      (unsigned long)rc.ctx_long, (unsigned long)rc.wrappers,
                       (unsigned long)st->sites_learned, (unsigned long)st->sites_forgotten,
                       (unsigned long)st->epochs_judged, (unsigned long)st->mispredicted);
+    }
     fb_fmt_append(b, "  threads       %'14lu  (that owned a buffer)\n",
                   (unsigned long)st->threads);
     fb_fmt_append(b, "  bad frees     %'14lu\n", (unsigned long)st->bad_frees);
@@ -234,6 +239,10 @@ static void write_json(struct fb_buf *b, const struct fbmalloc_stats *st)
     J(routed_long); J(sites_long); J(sites_learned); J(sites_forgotten); J(epochs_judged);
     J(mispredicted);
 #undef J
+    struct fb_route_counts rc;
+    fb_route_counts(&rc);
+    fb_fmt_append(b, ",\"sites_wrapper\":%lu,\"callers_long\":%lu",
+                  (unsigned long)rc.wrappers, (unsigned long)rc.ctx_long);
     fb_fmt_append(b, ",\"counting\":%s,\"size_hist\":[", st->counting ? "true" : "false");
     for (int i = 0; i < FBMALLOC_HIST_BUCKETS; i++)
         fb_fmt_append(b, "%s%lu", i ? "," : "", (unsigned long)st->size_hist[i]);

@@ -10,6 +10,9 @@
  *   lifetime startup N K     start-up first fills more than the buffer
  *                            with objects kept to the end (a compiler's
  *                            tables), then as mixed
+ *   lifetime wrapper N K     as mixed, every object through one wrapper
+ *                            (xmalloc): one call site of malloc for all
+ *   lifetime wrapper-threads N K   the same in two threads
  *
  * Prints a checksum of the data (the same under any allocator) and, if
  * fbmalloc is loaded, one line of its statistics read in-process:
@@ -31,14 +34,27 @@
 
 static long n_iter, k_temps;
 
+/* An allocation wrapper, as xmalloc: every object it makes has its one
+ * call site of malloc (the check after the call keeps it a call). */
+static int via_wrapper;
+static __attribute__((noinline)) char *xmalloc_like(size_t n)
+{
+    char *p = malloc(n);
+    if (!p) {
+        fputs("lifetime: out of memory\n", stderr);
+        exit(1);
+    }
+    return p;
+}
+
 /* Each kind of object from one call site: noinline keeps them apart. */
 static __attribute__((noinline)) char *make_temp(size_t n)
 {
-    return malloc(n);
+    return via_wrapper ? xmalloc_like(n) : malloc(n);
 }
 static __attribute__((noinline)) char *make_kept(size_t n)
 {
-    return malloc(n);
+    return via_wrapper ? xmalloc_like(n) : malloc(n);
 }
 static __attribute__((noinline)) char *make_phased(size_t n)
 {
@@ -118,6 +134,10 @@ int main(int argc, char **argv)
     uint64_t sum = 0, phase2_fast = 0;
     long shorts = n_iter * k_temps;
 
+    if (!strncmp(mode, "wrapper", 7)) {
+        via_wrapper = 1;
+        mode = mode[7] ? mode + 8 : "mixed";
+    }
     if (!strcmp(mode, "mixed")) {
         sum = work(n_iter, kept, make_kept, 1);
     } else if (!strcmp(mode, "threads")) {

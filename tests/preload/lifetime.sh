@@ -19,13 +19,16 @@ share() { echo $(( $(field fast "$1") * 100 / $(field short "$1") )); }
 # run "VAR=value ..." ARGS...: the program under the library, counting.
 run() { local opts=$1; shift; env $opts FBMALLOC_STATS=json FBMALLOC_OUTPUT=/dev/null LD_PRELOAD="$FBMALLOC_LIB" "$prog" "$@"; }
 
-for mode in mixed threads; do
+for mode in mixed threads wrapper wrapper-threads; do
     want=$("$prog" $mode $N $K)
     out=$(run "" $mode $N $K)
     st=$(grep '^stats' <<<"$out")
     [[ "$(grep -v '^stats' <<<"$out")" == "$want" ]] || bad "$mode: output differs"
     s=$(share "$st")
-    if (( s >= 80 && $(field routed "$st") >= N * 8 / 10 && $(field long "$st") >= 1 )); then
+    # long: sites learned long (a wrapper's verdicts are its callers')
+    wrap=0; [[ $mode == wrapper* ]] && wrap=1
+    if (( s >= 80 && $(field routed "$st") >= N * 8 / 10 &&
+          ($(field long "$st") >= 1 || wrap) )); then
         ok "$mode: buffers served $s% of the temporaries, $(field routed "$st") kept objects routed to jemalloc"
     else
         bad "$mode: buffers served $s% of the temporaries ($st)"
@@ -34,6 +37,13 @@ for mode in mixed threads; do
     s0=$(share "$off")
     (( s0 < 50 && $(field routed "$off") == 0 )) && ok "$mode: without routing only $s0%" \
         || bad "$mode: without routing $s0% ($off): the workload does not show the problem"
+    # Through a wrapper, one return address cannot tell the kinds apart.
+    if [[ $mode == wrapper* ]]; then
+        site=$(run FBMALLOC_LIFETIME=site $mode $N $K | grep '^stats')
+        s1=$(share "$site")
+        (( s1 < 50 )) && ok "$mode: routed by the call site alone only $s1%" \
+            || bad "$mode: by the call site alone $s1% ($site): the wrapper does not show the problem"
+    fi
 done
 
 # Start-up pins the whole buffer for good: with no epoch ever emptying, no
