@@ -204,40 +204,49 @@ static FB_NOINLINE uint32_t cand_key(uintptr_t ra, uintptr_t cfa, unsigned site)
     return k;
 }
 
-/*
- * Where a small request from ra goes: 1 to jemalloc (a site learned
- * long-lived, or a wrapper's caller learned so), 0 to the buffer, with
- * *key the key its object is recorded with (its site, or its context
- * key).  Every key comes in while the thread records a probe epoch
- * (route.h).
- */
-static inline int routed_away(struct fb_tls *t, uintptr_t ra, uintptr_t cfa, uint32_t *key)
+/* route_key's answer for a request that goes to jemalloc (no key is). */
+#define FB_AWAY UINT32_MAX
+
+/* The cold part of route_key: a site that is not plainly short. */
+static FB_NOINLINE uint32_t route_key_slow(struct fb_tls *t, uintptr_t ra, uintptr_t cfa)
 {
     unsigned site = fb_route_site(ra);
     uint8_t v = fb_route_long[site];
-    *key = site;
+    uint32_t key = site;
     /* A candidate wrapper's callers are recorded (route.h). */
-    if (fb_unlikely(fb_route_cand[site]) && t->sample_state == FB_SAMPLE_RECORDING &&
-        v != FB_ROUTE_WRAP)
-        *key = cand_key(ra, cfa, site);
-    if (fb_likely(v == FB_ROUTE_SHORT) || t->state != FB_T_ACTIVE)
-        return 0;
+    if (fb_route_cand[site] && t->sample_state == FB_SAMPLE_RECORDING && v != FB_ROUTE_WRAP)
+        key = cand_key(ra, cfa, site);
+    if (v == FB_ROUTE_SHORT || t->state != FB_T_ACTIVE)
+        return key;
     if (v == FB_ROUTE_WRAP) {
         /* No key: an entry without the CFA (calloc, realloc: recorded as
          * the site, which the judgement skips), or a wrapper whose caller
          * cannot be found (a site again from now on): to the buffer. */
         struct fb_route_wrap *w;
         uint32_t k = wrap_key(ra, cfa, &w);
-        if (!k)
-            return 0;
-        *key = k;
-        if (!fb_route_long2[k & 0xffffu])
-            return 0;
+        if (!k || !fb_route_long2[k & 0xffffu])
+            return k ? k : key;
+        key = k;
     }
     if (t->sample_probe & 1)
-        return 0;
+        return key;
     t->stats->routed_long++;
-    return 1;
+    return FB_AWAY;
+}
+
+/*
+ * Where a small request from ra goes: FB_AWAY to jemalloc (a site
+ * learned long-lived, or a wrapper's caller learned so), else to the
+ * buffer, recorded with the key returned (its site, or its context
+ * key).  Every key comes in while the thread records a probe epoch
+ * (route.h).
+ */
+static inline uint32_t route_key(struct fb_tls *t, uintptr_t ra, uintptr_t cfa)
+{
+    unsigned site = fb_route_site(ra);
+    if (fb_likely(!(fb_route_long[site] | fb_route_cand[site])))
+        return site;
+    return route_key_slow(t, ra, cfa);
 }
 
 /* A small request in a sampled epoch, with nobody watching: straight to
@@ -335,7 +344,8 @@ static FB_NOINLINE void *door_slow(size_t n, uintptr_t ra, uintptr_t cfa)
     struct fb_tls *t = &fb_t;
     if (fb_likely(t->quick)) {
         uint32_t key;
-        if (n > fb_g.max_small || fb_epoch_full_skip(t) || routed_away(t, ra, cfa, &key))
+        if (n > fb_g.max_small || fb_epoch_full_skip(t) ||
+            (key = route_key(t, ra, cfa)) == FB_AWAY)
             return fb_je_malloc(n);
         if (t->sample_state == FB_SAMPLE_RECORDING)
             return record_alloc(n, ra, cfa, key);
@@ -384,7 +394,7 @@ static void *malloc_raw(size_t n, uintptr_t ra, uintptr_t cfa)
     size_t padded = fb_track_pad(n);       /* n, or n + 1: track.h */
     uint32_t key;
     if (t->state == FB_T_ACTIVE && padded <= fb_g.max_small && !t->busy &&
-        !routed_away(t, ra, cfa, &key)) {
+        (key = route_key(t, ra, cfa)) != FB_AWAY) {
         size_t sz = padded ? (padded + 15) & ~(size_t)15 : FB_ALIGN;
         void *p = fb_epoch_alloc(sz, key, ra);
         if (p) {

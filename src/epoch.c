@@ -32,6 +32,7 @@ static int gate_malloc, gate_free;
 static struct fb_epoch_hooks hooks;
 
 #define FB_NO_EPOCH UINT32_MAX
+#define FB_EPOCH_MOVES 4
 
 /* Epoch flags.  USED: objects were allocated since the last reset (for the
  * statistics).  DIRTY: the granule map may hold live-looking bytes of
@@ -315,6 +316,7 @@ static void sample_maybe_start(struct fb_tls *t)
  * 0 when every epoch is pinned by live objects.
  */
 static int slot_move(struct fb_tls *t);
+static int may_move(const struct fb_tls *t);
 
 static FB_NOINLINE int epoch_next(struct fb_tls *t)
 {
@@ -352,7 +354,7 @@ static FB_NOINLINE int epoch_next(struct fb_tls *t)
     /* Not rescanned for the next 256 small requests, twice as many after
      * each scan that finds nothing (up to 4096): in a buffer that stays
      * full (random lifetimes, larson) the scans would show in a profile. */
-    if (t->backoff_next == 4096 && !t->moved && slot_move(t))
+    if (t->backoff_next == 4096 && may_move(t) && slot_move(t))
         return epoch_next(t);        /* the fresh slot's first epoch */
     t->backoff_next = t->backoff_next ? (t->backoff_next < 4096 ? t->backoff_next * 2 : 4096)
                                       : 256;
@@ -521,7 +523,11 @@ static void slot_give_back(struct fb_slot *s, uint32_t idx, int bottom)
 }
 
 /*
- * A thread whose buffer stays full moves to a fresh slot, once.  The
+ * A thread whose buffer stays full moves to a fresh slot, once, and
+ * again (up to FB_EPOCH_MOVES times) while routing keeps learning: each
+ * move that taught something (a site or a wrapper's caller learned long)
+ * may be followed by one more, as a long start-up (an interpreter's
+ * imports) may pin the next slot too before its sites are known.  The
  * typical case is a program whose start-up fills the buffer with objects
  * it keeps to the end (a compiler's tables: cc1plus served 0.5% of its
  * small requests from the buffers): no epoch ever empties, so no epoch
@@ -530,11 +536,17 @@ static void slot_give_back(struct fb_slot *s, uint32_t idx, int bottom)
  * now with the program past its start-up; the pinned slot is given back
  * behind every other (its objects are still freed into it, as a
  * finished thread's are) and is reused once its epochs empty.  Costs at
- * most one slot of memory more per thread (1 MiB by default), and only
+ * most FB_EPOCH_MOVES slots of memory more per thread (1 MiB each by
+ * default), the second and later only where routing learned, and only
  * to a thread whose buffer six scans in a row found full, after it sent
  * about 8,000 small requests to jemalloc because of it (the backoff
  * below: 256 + 512 + ... + 4096).
  */
+static int may_move(const struct fb_tls *t)
+{
+    return !t->moves || (t->moves < FB_EPOCH_MOVES && fb_route_progress() != t->moved_progress);
+}
+
 static FB_COLD int slot_move(struct fb_tls *t)
 {
     int fresh;
@@ -547,6 +559,8 @@ static FB_COLD int slot_move(struct fb_tls *t)
     if (t->sample_state != FB_SAMPLE_IDLE)
         sample_judge(t, 0);          /* survivors pinned the old slot */
     t->moved = 1;
+    t->moves++;
+    t->moved_progress = fb_route_progress();
     slot_enter(t, idx);
     slot_give_back(old, old_idx, 1);
     return 1;

@@ -85,6 +85,8 @@ struct fb_tls {
     uint8_t sample_full;     /* the buffer was full since the last judgement */
     uint16_t sample_wait;    /* turnovers until the next sample / judgement */
     uint8_t moved;           /* left a pinned slot for a fresh one (epoch.c) */
+    uint8_t moves;           /* how many times (slot_move) */
+    uint64_t moved_progress; /* fb_route_progress() at the last move */
 };
 
 enum { FB_SAMPLE_IDLE = 0, FB_SAMPLE_RECORDING, FB_SAMPLE_PENDING };

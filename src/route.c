@@ -270,6 +270,12 @@ void fb_route_preset(uintptr_t ra)
     verdict(site, 1);
 }
 
+uint64_t fb_route_progress(void)
+{
+    return atomic_load_explicit(&learned, memory_order_relaxed) +
+           atomic_load_explicit(&n_wrap, memory_order_relaxed);
+}
+
 void fb_route_counts(struct fb_route_counts *out)
 {
     out->epochs_judged = atomic_load(&judged);

@@ -191,6 +191,9 @@ int fb_route_judge(const uint32_t *list, size_t n, const uint8_t *map, int all_d
  * with probe set)? */
 int fb_route_probe_due(void);
 
+/* Grows whenever something is learned (a verdict, a wrapper). */
+uint64_t fb_route_progress(void);
+
 /* Counters for the statistics. */
 struct fb_route_counts {
     uint64_t epochs_judged, sites_long, learned, forgotten;

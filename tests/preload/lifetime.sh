@@ -57,6 +57,25 @@ s=$(share "$st")
 (( s >= 80 )) && ok "startup: buffers served $s% of the temporaries after the start-up pinned the buffer" \
     || bad "startup: buffers served $s% of the temporaries ($st)"
 
+# A real interpreter with every object through malloc: its start-up pins
+# one buffer after another before its sites are known; the thread moves
+# again while routing keeps learning (src/epoch.c, may_move), and looks
+# through its allocation wrappers.  Before both: 0.6% from the buffers.
+py=/usr/bin/python3
+if [[ -x $py && -f ${FBMALLOC_SRC:-}/tests/bench/pyalloc.py ]]; then
+    want=$(PYTHONMALLOC=malloc $py "$FBMALLOC_SRC/tests/bench/pyalloc.py" 3)
+    got=$(PYTHONMALLOC=malloc FBMALLOC_STATS=json FBMALLOC_OUTPUT="$tmp/py.json" \
+          LD_PRELOAD="$FBMALLOC_LIB" $py "$FBMALLOC_SRC/tests/bench/pyalloc.py" 3)
+    pct=$($py -c 'import json, sys
+d = [json.loads(l) for l in open(sys.argv[1]) if l.strip()][-1]
+print(100 * d["fast_mallocs"] // max(1, d["fast_mallocs"] + d["backend_mallocs"]))' "$tmp/py.json")
+    [[ "$got" == "$want" ]] || bad "python3 PYTHONMALLOC=malloc: output differs"
+    (( pct >= 10 )) && ok "python3 PYTHONMALLOC=malloc: $pct% of its requests from the buffers" \
+        || bad "python3 PYTHONMALLOC=malloc: $pct% of its requests from the buffers"
+else
+    echo "skip python3 PYTHONMALLOC=malloc: no $py or FBMALLOC_SRC"
+fi
+
 # fork: parent and child each learn (the child inherits the verdicts).
 want=$("$prog" fork $N $K | sort)
 out=$(run "" fork $N $K)
