@@ -73,8 +73,9 @@ void fb_je_mark_init(void)
  * writer changes it): readers never block a writer, a reader in a
  * signal handler never waits for the thread it interrupted for ever.
  *
- * Leaves cover 4 GiB each (2 KiB, one byte per 2 MiB granule), made by
- * mmap on first use (a process uses a few).  If a
+ * Leaves cover 4 GiB each (64 KiB, one byte per 64 KiB granule), made
+ * by mmap on first use (a process uses a few, and touches a page of one
+ * per 256 MiB that jemalloc maps).  If a
  * leaf cannot be mapped (an address-space limit), the map is marked
  * broken and fb_je_foreign trusts only FULL: an address it cannot place
  * goes to jemalloc, as without the map.

@@ -72,21 +72,24 @@ void fb_je_mark_init(void);
  * it never mapped): misaligned ones, and every address outside the
  * memory jemalloc mapped.  jemalloc's mmap, munmap and sbrk calls are
  * renamed to ours (backend.c), which keep a map of its address space:
- * one byte per 2 MiB granule of the user address space (47 bits), in
- * leaves of 4 GiB (2 KiB) made on first use.  A root entry holds its
+ * one byte per 64 KiB granule of the user address space (47 bits), in
+ * leaves of 4 GiB (64 KiB) made on first use.  A root entry holds its
  * leaf's distance from the map's own leaf of zeros, so the zeroed root
  * means "no leaf" with no relocation at start-up, and the test is two
  * loads and a compare with no branch for a missing leaf (about 10
- * instructions, as many as the two range tests it replaced).  A granule wholly inside a range jemalloc
- * mapped reads FB_JE_FULL (almost every block); one that jemalloc's
- * ranges only partly cover (their two ends) reads FB_JE_EDGE and is
- * decided by the exact list of ranges (backend.c, cold).  Exact, so a hit
- * is never a false report: a global of the program or of a library, a
+ * instructions, as many as the two range tests it replaced).  A granule
+ * wholly inside a range jemalloc mapped reads FB_JE_FULL (almost every
+ * block: jemalloc maps in steps of 2 MiB or more, and the ranges that
+ * touch are merged); one that jemalloc's ranges only partly cover (their
+ * two ends) reads FB_JE_EDGE and is decided by the exact list of ranges
+ * (backend.c, cold: about 50 instructions).  With 2 MiB granules a
+ * third of python3's jemalloc frees took that way.  Exact, so a hit is
+ * never a false report: a global of the program or of a library, a
  * stack (any thread's), memory the program mapped itself, and addresses
  * jemalloc has unmapped again are all caught; a pointer inside a jemalloc
  * block (not its start) is not (FBMALLOC_CHECK catches it).
  */
-#define FB_JE_GRAN_SHIFT 21
+#define FB_JE_GRAN_SHIFT 16
 #define FB_JE_LEAF_SHIFT 32
 #define FB_JE_LEAF_SIZE ((size_t)1 << (FB_JE_LEAF_SHIFT - FB_JE_GRAN_SHIFT))
 #define FB_JE_ROOT_SIZE ((size_t)1 << (47 - FB_JE_LEAF_SHIFT))
@@ -111,7 +114,7 @@ FB_INLINE int fb_je_in_full(const void *p)
      * pointer").  Above 2^47 lies no user memory (and no root entry). */
     if (fb_unlikely(a & (~(((uintptr_t)1 << 47) - 1) | (FB_ALIGN - 1))))
         return 0;
-    /* The leaf index: bits 21..31, from the low 32 bits alone. */
+    /* The leaf index: bits 16..31, from the low 32 bits alone. */
     uintptr_t at = atomic_load_explicit(&fb_je_space.root[a >> FB_JE_LEAF_SHIFT],
                                         memory_order_relaxed) +
                    ((uint32_t)a >> FB_JE_GRAN_SHIFT);

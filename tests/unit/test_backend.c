@@ -42,8 +42,8 @@ static void test_map(void)
     uintptr_t h = hole(16 * MiB);
     /* Only what jemalloc mapped is jemalloc's. */
     CHECK(foreign(h + 3 * MiB));
-    /* A range from the middle of one granule to the middle of another,
-     * with two whole granules between: [h + 1 MiB + 12 KiB, h + 7 MiB). */
+    /* A range from the middle of one granule (64 KiB) to the end of
+     * another, whole granules between: [h + 1 MiB + 12 KiB, h + 7 MiB). */
     uintptr_t lo = h + MiB + 12 * 1024, hi = h + 7 * MiB;
     CHECK(je_map(lo, hi - lo) == (void *)lo);
     CHECK(!foreign(lo));                          /* its first block */
@@ -90,15 +90,16 @@ static void *churn(void *arg)
 static void test_readers(void)
 {
     uintptr_t h = hole(8 * MiB);
-    /* The stable range ends 64 KiB into a granule that the churn shares. */
-    uintptr_t lo = h + 512 * 1024, hi = h + 2 * MiB + 64 * 1024;
+    /* The stable range ends 20 KiB into a 64 KiB granule that the churn
+     * shares. */
+    uintptr_t lo = h + 512 * 1024, hi = h + 2 * MiB + 20 * 1024;
     CHECK(je_map(lo, hi - lo) == (void *)lo);
-    churn_at = hi + 64 * 1024;
+    churn_at = hi + 8 * 1024;
     pthread_t t;
     pthread_create(&t, NULL, churn, NULL);
     long wrong = 0, missed = 0, n = 3000000;
     for (long i = 0; i < n; i++) {
-        wrong += foreign(hi - 16 - (uintptr_t)(i % 4) * 4096);
+        wrong += foreign(hi - 16 - (uintptr_t)(i % 4) * 4096);   /* 2 granules */
         missed += !foreign(hi + 16);
     }
     atomic_store(&stop, 1);
