@@ -285,10 +285,12 @@ int fb_track_is_own(uintptr_t ip)
 
 struct cache_entry {
     uintptr_t key_ra, key_cfa;       /* key_cfa 0: an empty way */
-    uint32_t site, n;
+    uint32_t site, pad;
+    intptr_t negk;                   /* -2 n for n frames */
     /* Per frame: the stack address its return address was read from,
-     * and that return address; side by side, so the check walks one
-     * pointer. */
+     * and that return address; side by side, and the n frames at the end
+     * of the entry's fb_track_depth, so the check counts up to the next
+     * entry. */
     struct { uintptr_t slot, ra; } f[];
 };
 
@@ -403,13 +405,17 @@ FB_INLINE uint32_t cache_hit(uintptr_t ra, uintptr_t cfa)
         if (c->key_ra != ra || c->key_cfa != cfa)
             continue;
         /* n >= 1 (a stored way has a site); counting up to the end
-         * (slot and return address k of -n..-1) keeps the loop at six
-         * instructions a frame. */
-        const uintptr_t *end = &c->f[c->n].slot;
-        intptr_t k = -2 * (intptr_t)c->n;
+         * (slot and return address of frame k/2, k = -2n, ..., -2) keeps
+         * the loop at six instructions a frame. */
+        const uintptr_t *end = (const uintptr_t *)(e + stride);
+        intptr_t k = c->negk;
         while (*(const uintptr_t *)end[k] == end[k + 1])
-            if ((k += 2) == 0)
-                return c->site;
+            if ((k += 2) == 0) {
+                uint32_t site = c->site;
+                if (!site)
+                    __builtin_unreachable();   /* stored with a site */
+                return site;
+            }
     }
     return 0;
 }
@@ -440,10 +446,10 @@ static FB_NOINLINE uint32_t capture_miss(uintptr_t ra, uintptr_t cfa)
         e->key_ra = ra;
         e->key_cfa = cfa;
         e->site = site;
-        e->n = n;
-        for (unsigned k = 0; k < n; k++) {
-            e->f[k].slot = slots[k];
-            e->f[k].ra = frames[k];
+        e->negk = -2 * (intptr_t)n;
+        for (unsigned k = 0, at = fb_track_depth - n; k < n; k++, at++) {
+            e->f[at].slot = slots[k];
+            e->f[at].ra = frames[k];
         }
     }
     fb_t.busy = was;
@@ -538,6 +544,7 @@ struct big_entry {
 struct shard {
     atomic_flag lock;
     uint32_t cap, used;
+    uint32_t limit;                /* grow when used reaches it (70%) */
     struct big_entry *e;
 } __attribute__((aligned(64)));
 
@@ -584,6 +591,7 @@ static FB_NOINLINE int shard_grow(struct shard *s)
         munmap(s->e, (size_t)s->cap * sizeof *s->e);
     s->e = e;
     s->cap = cap;
+    s->limit = (uint32_t)((uint64_t)cap * 7 / 10);
     return 0;
 }
 
@@ -621,13 +629,13 @@ static void shard_remove(struct shard *s, uint32_t i)
     s->used--;
 }
 
-static inline void big_insert(uintptr_t a, size_t request, uint32_t site)
+static inline uint32_t big_insert(uintptr_t a, size_t request, uint32_t site)
 {
     struct shard *s = shard_of(a);
     shard_lock(s);
-    if (fb_unlikely((s->used + 1) * 10 >= s->cap * 7) && shard_grow(s) != 0) {
+    if (fb_unlikely(s->used + 1 >= s->limit) && shard_grow(s) != 0) {
         shard_unlock(s);
-        return;
+        return site;
     }
     uint32_t mask = s->cap - 1, j = (uint32_t)addr_hash(a) & mask;
     while (s->e[j].addr != FB_EMPTY && s->e[j].addr != a)
@@ -638,13 +646,12 @@ static inline void big_insert(uintptr_t a, size_t request, uint32_t site)
     s->e[j].size = request;
     s->e[j].site = site;
     shard_unlock(s);
+    return site;
 }
 
 static FB_NOINLINE uint32_t big_miss(void *p, size_t request, uintptr_t ra, uintptr_t cfa)
 {
-    uint32_t site = capture_miss(ra, cfa);
-    big_insert((uintptr_t)p, request, site);
-    return site;
+    return big_insert((uintptr_t)p, request, capture_miss(ra, cfa));
 }
 
 FB_NOINLINE uint32_t fb_track_big(void *p, size_t request, uintptr_t ra)
@@ -660,8 +667,7 @@ FB_NOINLINE uint32_t fb_track_big(void *p, size_t request, uintptr_t ra)
     t->busy = 0;
     if (fb_unlikely(!site))
         return big_miss(p, request, kra, kcfa);
-    big_insert((uintptr_t)p, request, site);
-    return site;
+    return big_insert((uintptr_t)p, request, site);
 }
 
 /* Looks a up (size and site may be NULL); with take, removes it.  Returns
@@ -791,8 +797,8 @@ int fb_track_init(int for_trace)
         !fb_opt.canary)
         return 0;
     fb_track_depth = (unsigned)fb_opt.stack_depth;
+    /* No padding: an entry's frames end where the next entry starts. */
     cache_stride = sizeof(struct cache_entry) + fb_track_depth * 2 * sizeof(uintptr_t);
-    cache_stride = (cache_stride + 15) & ~(size_t)15;
     cache_size = cache_stride * FB_CACHE_ENTRIES + FB_CACHE_SETS;
     dl_iterate_phdr(find_own, (void *)(uintptr_t)fb_track_init);
     site_buckets = map_rw(FB_SITE_BUCKETS * sizeof *site_buckets);
