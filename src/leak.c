@@ -275,7 +275,11 @@ struct scope_state {
 
 static __thread struct scope_state *fb_scope __attribute__((tls_model("initial-exec")));
 
-void fb_leak_scope_note(const void *p)
+/* Set by the first fb_leak_scope_begin of any thread, before that thread
+ * allocates in its scope; a thread with no scope open notes nothing. */
+_Atomic int fb_leak_scopes_used;
+
+void fb_leak_scope_note_slow(const void *p)
 {
     struct scope_state *s = fb_scope;
     if (fb_likely(!s || !s->depth))
@@ -306,6 +310,7 @@ int fb_leak_scope_begin(void)
     }
     if (s->depth == FB_SCOPE_DEPTH)
         return -1;
+    atomic_store_explicit(&fb_leak_scopes_used, 1, memory_order_relaxed);
     s->marks[s->depth++] = s->n;
     return (int)s->depth;
 }

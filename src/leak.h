@@ -6,9 +6,11 @@
 #ifndef FB_LEAK_H
 #define FB_LEAK_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "fb.h"
 #include "leakroots.h"     /* struct fb_leak_caller */
 
 /* Runs a check and writes the report to FBMALLOC_OUTPUT.  Returns the
@@ -28,10 +30,18 @@ void fb_leak_install_snapshot_signal(void);
 extern _Atomic int fb_leak_snapshot_pending;
 void fb_leak_snapshot_pending_run(void);
 
-/* Scoped checks: see fbmalloc.h.  note: a block this thread allocated. */
+/* Scoped checks: see fbmalloc.h.  note: a block this thread allocated;
+ * one load until some thread opens a scope (it is on every tracked
+ * allocation's path). */
 int fb_leak_scope_begin(void);
 long fb_leak_scope_end(void);
-void fb_leak_scope_note(const void *p);
+extern FB_HIDDEN _Atomic int fb_leak_scopes_used;
+void fb_leak_scope_note_slow(const void *p);
+static inline void fb_leak_scope_note(const void *p)
+{
+    if (__builtin_expect(atomic_load_explicit(&fb_leak_scopes_used, memory_order_relaxed), 0))
+        fb_leak_scope_note_slow(p);
+}
 
 /* Calls fn for every tracked live block. */
 void fb_leak_for_each_live(void (*fn)(void *ctx, uintptr_t addr, size_t usable,

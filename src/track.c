@@ -4,10 +4,11 @@
  * Capturing a stack is what makes leak tracking expensive: a DWARF unwind
  * costs microseconds.  Most allocations repeat a stack the thread has
  * seen before, at the same depth, so each thread keeps a small
- * set-associative cache keyed by (return address, frame address) of our
- * capture function.  Within our library every path from the program's
- * call to capture() has a fixed frame layout, so that key pins down the
- * program's stack pointer.  A hit is confirmed by re-reading, at the stack
+ * set-associative cache keyed by (return address, CFA) of the entry point
+ * that captures (fb_track_buffer, fb_track_big, fb_track_capture).
+ * Within our library every path from the program's call to those entry
+ * points has a fixed frame layout, so that key pins down the program's
+ * stack pointer.  A hit is confirmed by re-reading, at the stack
  * addresses recorded by the unwinder, the return address of every cached
  * frame: if they all still hold the cached values, the program is in the
  * same call chain, and the site is known without unwinding.  Anything else
@@ -15,6 +16,10 @@
  * and unwinds for real.  This is the same observation that lets
  * frame-pointer unwinders (LeakSanitizer's fast unwinder) be cheap, made
  * safe for code compiled without frame pointers.
+ *
+ * The hit path is inlined into those entry points and makes no call
+ * (tests/bench/request: 120 instructions an allocation with the capture
+ * a function of its own, 74 so); a miss is a tail call.
  *
  * Nothing here allocates with malloc: tables live in mmap'd memory, and
  * the capture runs with the thread's recursion guard set.
@@ -156,13 +161,28 @@ static uint32_t module_of_map(const struct link_map *lm)
     return id;
 }
 
+/* The last module found for a stack: its mapping and id.  The frames of
+ * one stack mostly run in a few modules, often the same one back to back
+ * (python3's start-up: 9 of 10), and a frame inside the previous frame's
+ * mapping is in the same module without a lookup or arena_lock. */
+struct module_memo {
+    uintptr_t lo, hi;
+    uint32_t id;
+};
+
 /* Interns the module holding ip (called without the site lock held:
  * dladdr1, the fallback, takes the loader's lock). */
-static uint32_t module_of(uintptr_t ip)
+static uint32_t module_of(uintptr_t ip, struct module_memo *memo)
 {
+    if (memo->id && ip - memo->lo < memo->hi - memo->lo)
+        return memo->id;
     struct dl_find_object dlfo;
-    if (_dl_find_object((void *)ip, &dlfo) == 0 && dlfo.dlfo_link_map)
-        return module_of_map(dlfo.dlfo_link_map);
+    if (_dl_find_object((void *)ip, &dlfo) == 0 && dlfo.dlfo_link_map) {
+        uint32_t id = module_of_map(dlfo.dlfo_link_map);
+        *memo = (struct module_memo){(uintptr_t)dlfo.dlfo_map_start,
+                                     (uintptr_t)dlfo.dlfo_map_end, id};
+        return id;
+    }
     Dl_info info;
     struct link_map *lm = NULL;
     if (!dladdr1((void *)ip, &info, (void **)&lm, RTLD_DL_LINKMAP) || !lm)
@@ -221,8 +241,9 @@ static uint32_t site_intern(const uintptr_t *f, unsigned n)
 
     /* New stack: find its modules first, outside our locks. */
     uint32_t mods[FB_TRACK_MAX_DEPTH];
+    struct module_memo memo = {0, 0, 0};
     for (unsigned i = 0; i < n; i++)
-        mods[i] = module_of(f[i]);
+        mods[i] = module_of(f[i], &memo);
 
     pthread_mutex_lock(&site_lock);
     id = site_find(f, n, h);
@@ -284,9 +305,14 @@ int fb_track_is_own(uintptr_t ip)
 #define FB_CACHE_ENTRIES (FB_CACHE_WAYS * FB_CACHE_SETS)
 
 struct cache_entry {
-    uintptr_t key_ra, key_fp;
-    uint32_t site, n;
-    uintptr_t slot[];        /* fb_track_depth stack addresses */
+    uintptr_t key_ra, key_cfa;       /* key_cfa 0: an empty way */
+    uint32_t site, pad;
+    intptr_t negk;                   /* -2 n for n frames */
+    /* Per frame: the stack address its return address was read from,
+     * and that return address; side by side, and the n frames at the end
+     * of the entry's fb_track_depth, so the check counts up to the next
+     * entry. */
+    struct { uintptr_t slot, ra; } f[];
 };
 
 static __thread char *fb_track_cache __attribute__((tls_model("initial-exec")));
@@ -295,9 +321,28 @@ static size_t cache_stride;
  * counter per set. */
 static size_t cache_size;
 
-static struct cache_entry *cache_at(char *cache, unsigned i)
+static inline struct cache_entry *cache_at(char *cache, unsigned i)
 {
     return (struct cache_entry *)(cache + (size_t)i * cache_stride);
+}
+
+/*
+ * The key of a capture is taken in the entry point itself (fb_track_buffer,
+ * fb_track_big, fb_track_capture; each noinline): where it returns to in
+ * our library, mixed with the program's call site when the dispatch knows
+ * it (caller, else 0: a function that allocates from several places at one
+ * depth then finds its way at the first try instead of verifying each),
+ * and its CFA, which is the stack pointer of its caller.  The CFA costs
+ * one instruction, where the frame address forced a frame pointer.
+ */
+#define CAPTURE_KEY_RA(caller)                                                 \
+    ((uintptr_t)__builtin_return_address(0) ^ ((caller) * 0x9e3779b97f4a7c15ull))
+#define CAPTURE_KEY_CFA() ((uintptr_t)__builtin_dwarf_cfa())
+
+/* ra's low bits are the program's call site's (times an odd constant). */
+static inline unsigned cache_set(uintptr_t ra, uintptr_t cfa)
+{
+    return (unsigned)(((cfa >> 4) ^ ra) % FB_CACHE_SETS);
 }
 
 /*
@@ -362,71 +407,72 @@ static unsigned unwind(uintptr_t *frames, uintptr_t *slots)
     return u.n;
 }
 
-/* A cache miss: unwind for real, intern the stack, remember where its
- * return addresses were found, in an empty way of the set or else the
- * next in turn. */
-static FB_NOINLINE uint32_t capture_miss(char *cache, unsigned set,
-                                         uintptr_t ra, uintptr_t fp)
+/*
+ * The hit path, inlined into each entry point, which holds the recursion
+ * guard around it (a signal handler's allocation in the middle of it must
+ * not rewrite the entry being read): the way whose key matches and whose
+ * return addresses are all still where the unwinder found them.  0 on a
+ * miss.  No call, so that the entry points save no registers for it.
+ */
+FB_INLINE uint32_t cache_hit(uintptr_t ra, uintptr_t cfa)
 {
+    char *cache = fb_track_cache;
+    if (fb_unlikely(!cache))
+        return 0;
+    size_t stride = cache_stride;
+    const char *e = (const char *)cache_at(cache, cache_set(ra, cfa) * FB_CACHE_WAYS);
+    for (unsigned w = FB_CACHE_WAYS; w; w--, e += stride) {
+        const struct cache_entry *c = (const struct cache_entry *)e;
+        if (c->key_ra != ra || c->key_cfa != cfa)
+            continue;
+        /* n >= 1 (a stored way has a site); counting up to the end
+         * (slot and return address of frame k/2, k = -2n, ..., -2) keeps
+         * the loop at six instructions a frame. */
+        const uintptr_t *end = (const uintptr_t *)(e + stride);
+        intptr_t k = c->negk;
+        while (*(const uintptr_t *)end[k] == end[k + 1])
+            if ((k += 2) == 0) {
+                uint32_t site = c->site;
+                if (!site)
+                    __builtin_unreachable();   /* stored with a site */
+                return site;
+            }
+    }
+    return 0;
+}
+
+/* A cache miss (or no cache yet): unwind for real, intern the stack,
+ * remember where its return addresses were found, in an empty way of the
+ * set or else the next in turn.  With the recursion guard set: the
+ * unwinder and the module lookup must not re-enter tracking. */
+static FB_NOINLINE uint32_t capture_miss(uintptr_t ra, uintptr_t cfa)
+{
+    uint8_t was = fb_t.busy;
+    fb_t.busy = 1;
+    char *cache = fb_track_cache;
+    if (!cache && fb_t.state != FB_T_DEAD)
+        cache = fb_track_cache = map_rw(cache_size);
     uintptr_t frames[FB_TRACK_MAX_DEPTH], slots[FB_TRACK_MAX_DEPTH];
     unsigned n = unwind(frames, slots);
     uint32_t site = n ? site_intern(frames, n) : 0;
     if (cache && site) {
+        unsigned set = cache_set(ra, cfa);
         uint8_t *turn = (uint8_t *)cache_at(cache, FB_CACHE_ENTRIES) + set;
         unsigned w = 0;
-        while (w < FB_CACHE_WAYS && cache_at(cache, set * FB_CACHE_WAYS + w)->site)
+        while (w < FB_CACHE_WAYS && cache_at(cache, set * FB_CACHE_WAYS + w)->key_cfa)
             w++;
         if (w == FB_CACHE_WAYS)
             w = (*turn)++ % FB_CACHE_WAYS;
         struct cache_entry *e = cache_at(cache, set * FB_CACHE_WAYS + w);
         e->key_ra = ra;
-        e->key_fp = fp;
+        e->key_cfa = cfa;
         e->site = site;
-        e->n = n;
-        memcpy(e->slot, slots, n * sizeof *slots);
+        e->negk = -2 * (intptr_t)n;
+        for (unsigned k = 0, at = fb_track_depth - n; k < n; k++, at++) {
+            e->f[at].slot = slots[k];
+            e->f[at].ra = frames[k];
+        }
     }
-    return site;
-}
-
-/* The hit path stays small (no unwinder state on its frame): its own
- * return and frame address are the cache key, with the program's call
- * site when the dispatch knows it (caller, else 0): a function that
- * allocates from several places at one depth then finds its way at the
- * first try instead of verifying each (tests/bench/request: 109 -> 85
- * instructions a capture). */
-static FB_NOINLINE uint32_t capture(uintptr_t caller)
-{
-    uintptr_t ra = (uintptr_t)__builtin_return_address(0) ^ (caller * 0x9e3779b97f4a7c15ull);
-    uintptr_t fp = (uintptr_t)__builtin_frame_address(0);
-    char *cache = fb_track_cache;
-    if (fb_unlikely(!cache)) {
-        if (fb_t.state != FB_T_DEAD)
-            cache = fb_track_cache = map_rw(cache_size);
-        if (!cache)
-            return capture_miss(NULL, 0, ra, fp);
-    }
-    unsigned set = (unsigned)(((fp >> 4) ^ (ra * 0x9e3779b1u)) % FB_CACHE_SETS);
-    for (unsigned w = 0; w < FB_CACHE_WAYS; w++) {
-        struct cache_entry *e = cache_at(cache, set * FB_CACHE_WAYS + w);
-        if (e->key_ra != ra || e->key_fp != fp || !e->site)
-            continue;
-        const uintptr_t *frames = sites[e->site].frames;
-        unsigned k = 0;
-        while (k < e->n && *(const uintptr_t *)e->slot[k] == frames[k])
-            k++;
-        if (k == e->n)
-            return e->site;
-    }
-    return capture_miss(cache, set, ra, fp);
-}
-
-/* Captures with the recursion guard set: libunwind and dladdr must not
- * re-enter tracking. */
-static uint32_t capture_guarded(uintptr_t caller)
-{
-    uint8_t was = fb_t.busy;
-    fb_t.busy = 1;
-    uint32_t site = capture(caller);
     fb_t.busy = was;
     return site;
 }
@@ -448,15 +494,38 @@ int fb_track_commit_slot(uintptr_t slot_base, size_t slot_size)
     return fb_plat_commit(&site_map[first], count * sizeof *site_map);
 }
 
-uint32_t fb_track_buffer(void *p, size_t request, uintptr_t ra)
+/* The site word of buffer object p: its site and the slack between its
+ * usable size (the map's) and the request (0..16). */
+static inline void buffer_note(void *p, size_t request, uint32_t site)
 {
-    if (fb_t.busy)
-        return 0;
     size_t g = ((uintptr_t)p - fb_g.base) >> FB_GRANULE_SHIFT;
     size_t usable = (size_t)fb_g.map[g] << FB_GRANULE_SHIFT;
-    uint32_t slack = (uint32_t)(usable - request);  /* 0..16 */
-    uint32_t site = capture_guarded(ra);
+    uint32_t slack = (uint32_t)(usable - request);
     site_map[g] = site | (slack << FB_SITE_BITS);
+}
+
+static FB_NOINLINE uint32_t buffer_miss(void *p, size_t request, uintptr_t ra,
+                                        uintptr_t cfa)
+{
+    uint32_t site = capture_miss(ra, cfa);
+    buffer_note(p, request, site);
+    return site;
+}
+
+FB_NOINLINE uint32_t fb_track_buffer(void *p, size_t request, uintptr_t ra)
+{
+    struct fb_tls *t = &fb_t;
+    if (t->busy)
+        return 0;
+    uintptr_t kra = CAPTURE_KEY_RA(ra), kcfa = CAPTURE_KEY_CFA();
+    t->busy = 1;
+    atomic_signal_fence(memory_order_seq_cst);   /* the guard is set first */
+    uint32_t site = cache_hit(kra, kcfa);
+    atomic_signal_fence(memory_order_seq_cst);
+    t->busy = 0;
+    if (fb_unlikely(!site))
+        return buffer_miss(p, request, kra, kcfa);
+    buffer_note(p, request, site);
     return site;
 }
 
@@ -472,8 +541,18 @@ uint32_t fb_track_buffer_site(const void *p, size_t usable, size_t *request)
 
 #define FB_SHARDS 64
 #define FB_EMPTY ((uintptr_t)0)
-#define FB_TOMB ((uintptr_t)1)
 
+/*
+ * Linear probing with backward-shift deletion (Knuth 6.4, algorithm R):
+ * a removal moves the later entries of its run back instead of leaving a
+ * tombstone, so a run is never longer than its live entries make it.
+ * With tombstones, a churn of frees and mallocs (tests/bench/request)
+ * walked over about 1.3 of them per insert, and the runs only grew until
+ * the next rehash.  Every state a removal passes through keeps each live
+ * entry on its probe path (an entry is copied back before its old place
+ * is reused), so the lock-free lookup of a stopped process
+ * (fb_track_big_present_stopped) still finds it.
+ */
 struct big_entry {
     uintptr_t addr;
     uint64_t size;
@@ -482,7 +561,8 @@ struct big_entry {
 
 struct shard {
     atomic_flag lock;
-    uint32_t cap, used, tombs;     /* used includes tombs */
+    uint32_t cap, used;
+    uint32_t limit;                /* grow when used reaches it (70%) */
     struct big_entry *e;
 } __attribute__((aligned(64)));
 
@@ -508,18 +588,17 @@ static struct shard *shard_of(uintptr_t a)
     return &shards[(addr_hash(a) >> 58) & (FB_SHARDS - 1)];
 }
 
-static int shard_grow(struct shard *s)
+static FB_NOINLINE int shard_grow(struct shard *s)
 {
-    uint32_t live = s->used - s->tombs;
     uint32_t cap = s->cap ? s->cap : 1024;
-    while (live * 2 >= cap)
+    while (s->used * 2 >= cap)
         cap *= 2;
     struct big_entry *e = map_rw((size_t)cap * sizeof *e);
     if (!e)
         return -1;
     for (uint32_t i = 0; i < s->cap; i++) {
         uintptr_t a = s->e[i].addr;
-        if (a == FB_EMPTY || a == FB_TOMB)
+        if (a == FB_EMPTY)
             continue;
         uint32_t j = (uint32_t)addr_hash(a) & (cap - 1);
         while (e[j].addr != FB_EMPTY)
@@ -530,8 +609,7 @@ static int shard_grow(struct shard *s)
         munmap(s->e, (size_t)s->cap * sizeof *s->e);
     s->e = e;
     s->cap = cap;
-    s->used = live;
-    s->tombs = 0;
+    s->limit = (uint32_t)((uint64_t)cap * 7 / 10);
     return 0;
 }
 
@@ -550,33 +628,38 @@ static struct big_entry *probe(struct big_entry *e, uint32_t cap, uintptr_t a)
     return NULL;
 }
 
-uint32_t fb_track_big(void *p, size_t request, uintptr_t ra)
+/* Empties entry i of s: each later entry of the run that may sit at i
+ * (its home is not in (i, j]) moves back into the hole. */
+static void shard_remove(struct shard *s, uint32_t i)
 {
-    if (fb_t.busy || !p)
-        return 0;
-    uint32_t site = capture_guarded(ra);
-    uintptr_t a = (uintptr_t)p;
+    uint32_t mask = s->cap - 1;
+    for (uint32_t j = (i + 1) & mask;; j = (j + 1) & mask) {
+        uintptr_t a = s->e[j].addr;
+        if (a == FB_EMPTY)
+            break;
+        uint32_t home = (uint32_t)addr_hash(a) & mask;
+        if (((j - home) & mask) >= ((j - i) & mask)) {
+            s->e[i] = s->e[j];
+            i = j;
+        }
+    }
+    s->e[i].addr = FB_EMPTY;
+    s->used--;
+}
+
+static inline uint32_t big_insert(uintptr_t a, size_t request, uint32_t site)
+{
     struct shard *s = shard_of(a);
     shard_lock(s);
-    if ((s->used + 1) * 10 >= s->cap * 7 && shard_grow(s) != 0) {
+    if (fb_unlikely(s->used + 1 >= s->limit) && shard_grow(s) != 0) {
         shard_unlock(s);
         return site;
     }
-    uint32_t j = (uint32_t)addr_hash(a) & (s->cap - 1);
-    int32_t tomb = -1;
-    while (s->e[j].addr != FB_EMPTY && s->e[j].addr != a) {
-        if (s->e[j].addr == FB_TOMB && tomb < 0)
-            tomb = (int32_t)j;
-        j = (j + 1) & (s->cap - 1);
-    }
-    if (s->e[j].addr == FB_EMPTY) {
-        if (tomb >= 0) {
-            j = (uint32_t)tomb;
-            s->tombs--;
-        } else {
-            s->used++;
-        }
-    }
+    uint32_t mask = s->cap - 1, j = (uint32_t)addr_hash(a) & mask;
+    while (s->e[j].addr != FB_EMPTY && s->e[j].addr != a)
+        j = (j + 1) & mask;
+    if (s->e[j].addr == FB_EMPTY)
+        s->used++;
     s->e[j].addr = a;
     s->e[j].size = request;
     s->e[j].site = site;
@@ -584,16 +667,30 @@ uint32_t fb_track_big(void *p, size_t request, uintptr_t ra)
     return site;
 }
 
-void fb_track_big_free(void *p)
+static FB_NOINLINE uint32_t big_miss(void *p, size_t request, uintptr_t ra, uintptr_t cfa)
 {
-    size_t size;
-    uint32_t site;
-    fb_track_big_take((uintptr_t)p, &size, &site);
+    return big_insert((uintptr_t)p, request, capture_miss(ra, cfa));
+}
+
+FB_NOINLINE uint32_t fb_track_big(void *p, size_t request, uintptr_t ra)
+{
+    struct fb_tls *t = &fb_t;
+    if (t->busy || !p)
+        return 0;
+    uintptr_t kra = CAPTURE_KEY_RA(ra), kcfa = CAPTURE_KEY_CFA();
+    t->busy = 1;
+    atomic_signal_fence(memory_order_seq_cst);   /* the guard is set first */
+    uint32_t site = cache_hit(kra, kcfa);
+    atomic_signal_fence(memory_order_seq_cst);
+    t->busy = 0;
+    if (fb_unlikely(!site))
+        return big_miss(p, request, kra, kcfa);
+    return big_insert((uintptr_t)p, request, site);
 }
 
 /* Looks a up (size and site may be NULL); with take, removes it.  Returns
  * 0 if a is not a tracked block start. */
-static int lookup(uintptr_t a, size_t *size, uint32_t *site, int take)
+static inline int lookup(uintptr_t a, size_t *size, uint32_t *site, int take)
 {
     struct shard *s = shard_of(a);
     shard_lock(s);
@@ -603,13 +700,16 @@ static int lookup(uintptr_t a, size_t *size, uint32_t *site, int take)
             *size = e->size;
         if (site)
             *site = e->site;
-        if (take) {
-            e->addr = FB_TOMB;
-            s->tombs++;
-        }
+        if (take)
+            shard_remove(s, (uint32_t)(e - s->e));
     }
     shard_unlock(s);
     return e != NULL;
+}
+
+void fb_track_big_free(void *p)
+{
+    lookup((uintptr_t)p, NULL, NULL, 1);
 }
 
 int fb_track_big_take(uintptr_t a, size_t *size, uint32_t *site)
@@ -632,7 +732,7 @@ uintptr_t fb_track_big_containing(uintptr_t a, size_t *size, uint32_t *site)
         shard_lock(s);
         for (uint32_t j = 0; j < s->cap; j++) {
             uintptr_t b = s->e[j].addr;
-            if (b != FB_EMPTY && b != FB_TOMB && a > b && a < b + s->e[j].size) {
+            if (b != FB_EMPTY && a > b && a < b + s->e[j].size) {
                 best = b;
                 *size = s->e[j].size;
                 *site = s->e[j].site;
@@ -644,9 +744,17 @@ uintptr_t fb_track_big_containing(uintptr_t a, size_t *size, uint32_t *site)
     return best;
 }
 
-uint32_t fb_track_capture(void)
+FB_NOINLINE uint32_t fb_track_capture(void)
 {
-    return capture_guarded(0);
+    struct fb_tls *t = &fb_t;
+    uintptr_t kra = CAPTURE_KEY_RA(0), kcfa = CAPTURE_KEY_CFA();
+    uint8_t was = t->busy;
+    t->busy = 1;
+    atomic_signal_fence(memory_order_seq_cst);
+    uint32_t site = cache_hit(kra, kcfa);
+    atomic_signal_fence(memory_order_seq_cst);
+    t->busy = was;
+    return site ? site : capture_miss(kra, kcfa);
 }
 
 /* Without the shard lock, for the exit check while every other thread is
@@ -668,7 +776,7 @@ void fb_track_big_each(void (*fn)(void *ctx, uintptr_t addr, size_t size,
         shard_lock(s);
         for (uint32_t j = 0; j < s->cap; j++) {
             uintptr_t a = s->e[j].addr;
-            if (a != FB_EMPTY && a != FB_TOMB)
+            if (a != FB_EMPTY)
                 fn(ctx, a, s->e[j].size, s->e[j].site);
         }
         shard_unlock(s);
@@ -707,8 +815,8 @@ int fb_track_init(int for_trace)
         !fb_opt.canary)
         return 0;
     fb_track_depth = (unsigned)fb_opt.stack_depth;
-    cache_stride = sizeof(struct cache_entry) + fb_track_depth * sizeof(uintptr_t);
-    cache_stride = (cache_stride + 15) & ~(size_t)15;
+    /* No padding: an entry's frames end where the next entry starts. */
+    cache_stride = sizeof(struct cache_entry) + fb_track_depth * 2 * sizeof(uintptr_t);
     cache_size = cache_stride * FB_CACHE_ENTRIES + FB_CACHE_SETS;
     dl_iterate_phdr(find_own, (void *)(uintptr_t)fb_track_init);
     site_buckets = map_rw(FB_SITE_BUCKETS * sizeof *site_buckets);
