@@ -244,7 +244,8 @@ static FB_NOINLINE uint32_t route_key_slow(struct fb_tls *t, uintptr_t ra, uintp
 static inline uint32_t route_key(struct fb_tls *t, uintptr_t ra, uintptr_t cfa)
 {
     unsigned site = fb_route_site(ra);
-    if (fb_likely(!(fb_route_long[site] | fb_route_cand[site])))
+    if (fb_likely(!fb_route_long[site]) &&
+        (fb_likely(!fb_route_cand[site]) || t->sample_state != FB_SAMPLE_RECORDING))
         return site;
     return route_key_slow(t, ra, cfa);
 }
@@ -260,6 +261,20 @@ static FB_NOINLINE void *record_alloc(size_t n, uintptr_t ra, uintptr_t cfa, uin
             return p;
     }
     return malloc_generic(n, ra, cfa);
+}
+
+/* The fast path's bump, for the slow paths that know the thread owns a
+ * slot and is not recording (routed_wrap, malloc_tracked): the block, or
+ * 0 if the epoch has no room. */
+static inline uintptr_t buffer_bump(struct fb_tls *t, size_t sz)
+{
+    uintptr_t p = t->bump, np = p + sz;
+    if (fb_unlikely(np > t->limit))
+        return 0;
+    t->bump = np;
+    *(uint8_t *)(fb_map_bias + (p >> FB_GRANULE_SHIFT)) = (uint8_t)(sz >> FB_GRANULE_SHIFT);
+    (*t->cur_live)++;
+    return p;
 }
 
 /* A wrapper site's request, sent to the routed door by the fast path
@@ -279,13 +294,9 @@ static FB_NOINLINE void *routed_wrap(size_t n, uintptr_t ra, uintptr_t cfa)
         return fb_je_malloc(n);
     }
     size_t sz = (n + 15) & ~(size_t)15;
-    uintptr_t p = t->bump, np = p + sz;
-    if (fb_likely(np <= t->limit)) {
-        t->bump = np;
-        *(uint8_t *)(fb_map_bias + (p >> FB_GRANULE_SHIFT)) = (uint8_t)(sz >> FB_GRANULE_SHIFT);
-        (*t->cur_live)++;
+    uintptr_t p = buffer_bump(t, sz);
+    if (fb_likely(p))
         return (void *)p;
-    }
     void *q = t->busy ? NULL : fb_epoch_alloc(sz, key ? key : (uint32_t)fb_route_site(ra), ra);
     return q ? q : fb_je_malloc(n);
 }
@@ -339,6 +350,35 @@ FB_INLINE void *door_routed(size_t n, uintptr_t ra, const int tail)
     return tail ? fb_alloc_malloc_slow_tail(n) : door_slow(n, ra, 0);
 }
 
+/*
+ * With leak tracking the only mode on (fb_track_alone), every request
+ * comes this way (the malloc gate is shut), and was given to the generic
+ * path: about 130 instructions before the capture itself.  Here a small
+ * one is bumped as the fast path would and recorded by the tracker; the
+ * rest (jemalloc's requests, a handler, a snapshot due, a thread without
+ * a slot, our own requests) goes the generic way, which does the same.
+ */
+static FB_NOINLINE void *malloc_tracked(size_t n, uintptr_t ra, uintptr_t cfa)
+{
+    struct fb_tls *t = &fb_t;
+    size_t padded = fb_track_pad(n);
+    uint32_t key;
+    if (fb_likely(!fb_sigpool_t.any && !fb_leak_snapshot_pending && !t->busy &&
+                  t->state == FB_T_ACTIVE && padded <= fb_g.max_small &&
+                  (key = route_key(t, ra, cfa)) != FB_AWAY)) {
+        size_t sz = (padded + 15) & ~(size_t)15;
+        uintptr_t p = t->sample_state == FB_SAMPLE_RECORDING ? 0 : buffer_bump(t, sz);
+        if (!p)
+            p = (uintptr_t)fb_epoch_alloc(sz, key, ra);
+        if (p) {
+            fb_track_buffer((void *)p, n, ra);
+            fb_leak_scope_note((void *)p);
+            return (void *)p;
+        }
+    }
+    return malloc_generic(n, ra, cfa);
+}
+
 static FB_NOINLINE void *door_slow(size_t n, uintptr_t ra, uintptr_t cfa)
 {
     struct fb_tls *t = &fb_t;
@@ -349,6 +389,8 @@ static FB_NOINLINE void *door_slow(size_t n, uintptr_t ra, uintptr_t cfa)
             return fb_je_malloc(n);
         if (t->sample_state == FB_SAMPLE_RECORDING)
             return record_alloc(n, ra, cfa, key);
+    } else if (fb_track_alone) {
+        return malloc_tracked(n, ra, cfa);
     }
     return malloc_generic(n, ra, cfa);
 }

@@ -12,6 +12,8 @@
  * process initialised): the dispatch then takes its generic path, and
  * the buffers' fast-path gates are shut. */
 extern FB_HIDDEN int fb_observe;
+/* Leak tracking is the only mode on (alloc.c's tracked door). */
+extern FB_HIDDEN int fb_track_alone;
 
 /* Returns 1 once the process is initialised, 0 if not (yet): too early in
  * start-up, or another thread is at it.  Re-entrant; allocates nothing. */
