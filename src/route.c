@@ -31,7 +31,7 @@ static uint32_t scores2[FB_ROUTE_SITES];
 #define FB_ROUTE_WINDOW 16
 
 static _Atomic uint64_t judged, n_long, learned, forgotten, mispredicted;
-static _Atomic uint64_t n_wrap, n_long2;
+static _Atomic uint64_t n_wrap, n_long2, n_cand;
 /* Probes: a sampled epoch that lets long sites in, every probe_every-th
  * sample; doubles while probes confirm, up to FB_ROUTE_PROBE_MAX (so a
  * phase change is noticed within that many samples), back to 4 on a
@@ -225,8 +225,10 @@ int fb_route_judge(const uint32_t *list, size_t n, const uint8_t *map, int all_d
         /* A site (not a context key: one level only) whose own objects
          * both survived and died in two sampled epochs may be a wrapper:
          * its callers are recorded from now on. */
-        if (!ctx && mixes >= 2 && !nowrap && fb_route_on > 1 && !fb_route_cand[site])
+        if (!ctx && mixes >= 2 && !nowrap && fb_route_on > 1 && !fb_route_cand[site]) {
             __atomic_store_n(&fb_route_cand[site], 1, __ATOMIC_RELAXED);
+            atomic_fetch_add_explicit(&n_cand, 1, memory_order_relaxed);
+        }
         /* Long: it pinned more than half of its sampled epochs (two at
          * least), or at first sight every one of its objects (two at
          * least) survived: start-up is when a buffer gets pinned for good.
@@ -273,7 +275,8 @@ void fb_route_preset(uintptr_t ra)
 uint64_t fb_route_progress(void)
 {
     return atomic_load_explicit(&learned, memory_order_relaxed) +
-           atomic_load_explicit(&n_wrap, memory_order_relaxed);
+           atomic_load_explicit(&n_wrap, memory_order_relaxed) +
+           atomic_load_explicit(&n_cand, memory_order_relaxed);
 }
 
 void fb_route_counts(struct fb_route_counts *out)
