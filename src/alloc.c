@@ -245,7 +245,7 @@ static inline uint32_t route_key(struct fb_tls *t, uintptr_t ra, uintptr_t cfa)
 {
     unsigned site = fb_route_site(ra);
     if (fb_likely(!fb_route_long[site]) &&
-        (fb_likely(!fb_route_cand[site]) || t->sample_state != FB_SAMPLE_RECORDING))
+        (fb_likely(t->sample_state != FB_SAMPLE_RECORDING) || !fb_route_cand[site]))
         return site;
     return route_key_slow(t, ra, cfa);
 }
@@ -379,16 +379,36 @@ static FB_NOINLINE void *malloc_tracked(size_t n, uintptr_t ra, uintptr_t cfa)
     return malloc_generic(n, ra, cfa);
 }
 
+/* jemalloc's small block for a quick thread, apart so that the doors
+ * reach it by a jump and need no frame. */
+static FB_NOINLINE void *je_small(size_t n)
+{
+    return fb_je_malloc(n);
+}
+
+/* door_slow for a site not plainly short (route_key's cold part). */
+static FB_NOINLINE void *door_slow_routed(size_t n, uintptr_t ra, uintptr_t cfa)
+{
+    uint32_t key = route_key_slow(&fb_t, ra, cfa);
+    if (key == FB_AWAY)
+        return je_small(n);
+    if (fb_t.sample_state == FB_SAMPLE_RECORDING)
+        return record_alloc(n, ra, cfa, key);
+    return malloc_generic(n, ra, cfa);
+}
+
 static FB_NOINLINE void *door_slow(size_t n, uintptr_t ra, uintptr_t cfa)
 {
     struct fb_tls *t = &fb_t;
     if (fb_likely(t->quick)) {
-        uint32_t key;
-        if (n > fb_g.max_small || fb_epoch_full_skip(t) ||
-            (key = route_key(t, ra, cfa)) == FB_AWAY)
-            return fb_je_malloc(n);
+        if (n > fb_g.max_small || fb_epoch_full_skip(t))
+            return je_small(n);
+        unsigned site = fb_route_site(ra);
+        if (fb_unlikely(fb_route_long[site]) ||
+            (t->sample_state == FB_SAMPLE_RECORDING && fb_route_cand[site]))
+            return door_slow_routed(n, ra, cfa);
         if (t->sample_state == FB_SAMPLE_RECORDING)
-            return record_alloc(n, ra, cfa, key);
+            return record_alloc(n, ra, cfa, site);
     } else if (fb_track_alone) {
         return malloc_tracked(n, ra, cfa);
     }
