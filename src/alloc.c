@@ -351,14 +351,15 @@ FB_INLINE void *door_routed(size_t n, uintptr_t ra, const int tail)
 }
 
 /*
- * With leak tracking the only mode on (fb_track_alone), every request
- * comes this way (the malloc gate is shut), and was given to the generic
- * path: about 130 instructions before the capture itself.  Here a small
- * one is bumped as the fast path would and recorded by the tracker; the
- * rest (jemalloc's requests, a handler, a snapshot due, a thread without
- * a slot, our own requests) goes the generic way, which does the same.
+ * With one observer the only mode on (fb_observe_one: leak tracking, or
+ * the statistics), every request comes this way (the malloc gate is
+ * shut), and was given to the generic path: about 130 instructions
+ * before the observer's own work.  Here a small one is bumped as the fast
+ * path would and shown to the observer; the rest (jemalloc's requests, a
+ * handler, a snapshot due, a thread without a slot, our own requests)
+ * goes the generic way, which does the same.
  */
-static FB_NOINLINE void *malloc_tracked(size_t n, uintptr_t ra, uintptr_t cfa)
+static FB_NOINLINE void *malloc_observed(size_t n, uintptr_t ra, uintptr_t cfa)
 {
     struct fb_tls *t = &fb_t;
     size_t padded = fb_track_pad(n);
@@ -366,13 +367,17 @@ static FB_NOINLINE void *malloc_tracked(size_t n, uintptr_t ra, uintptr_t cfa)
     if (fb_likely(!fb_sigpool_t.any && !fb_leak_snapshot_pending && !t->busy &&
                   t->state == FB_T_ACTIVE && padded <= fb_g.max_small &&
                   (key = route_key(t, ra, cfa)) != FB_AWAY)) {
-        size_t sz = (padded + 15) & ~(size_t)15;
+        size_t sz = padded ? (padded + 15) & ~(size_t)15 : FB_ALIGN;   /* malloc(0) */
         uintptr_t p = t->sample_state == FB_SAMPLE_RECORDING ? 0 : buffer_bump(t, sz);
         if (!p)
             p = (uintptr_t)fb_epoch_alloc(sz, key, ra);
         if (p) {
-            fb_track_buffer((void *)p, n, ra);
-            fb_leak_scope_note((void *)p);
+            if (fb_observe_one == FB_OBSERVE_TRACK) {
+                fb_track_buffer((void *)p, n, ra);
+                fb_leak_scope_note((void *)p);
+            } else {
+                fb_stats_malloc(t->stats, n, sz, FB_ST_FAST);
+            }
             return (void *)p;
         }
     }
@@ -409,8 +414,8 @@ static FB_NOINLINE void *door_slow(size_t n, uintptr_t ra, uintptr_t cfa)
             return door_slow_routed(n, ra, cfa);
         if (t->sample_state == FB_SAMPLE_RECORDING)
             return record_alloc(n, ra, cfa, site);
-    } else if (fb_track_alone) {
-        return malloc_tracked(n, ra, cfa);
+    } else if (fb_observe_one) {
+        return malloc_observed(n, ra, cfa);
     }
     return malloc_generic(n, ra, cfa);
 }

@@ -37,7 +37,7 @@
 extern char **environ;
 
 int fb_observe;
-int fb_track_alone;
+int fb_observe_one;
 
 enum { FB_INIT_NONE, FB_INIT_RUNNING, FB_INIT_DONE };
 static _Atomic int fb_init_state;
@@ -162,8 +162,10 @@ int fb_init(void)
      * granule map's "freed" mark, which the fast free writes. */
     fb_observe = fb_stats_on || fb_track_on || fb_fail_on || fb_trace_on ||
                  fb_canary_on;
-    fb_track_alone = fb_track_on && !fb_stats_on && !fb_fail_on && !fb_trace_on &&
-                     !fb_canary_on && !fb_check_on;
+    if (!fb_fail_on && !fb_trace_on && !fb_canary_on && !fb_check_on)
+        fb_observe_one = fb_track_on && !fb_stats_on   ? FB_OBSERVE_TRACK
+                         : fb_stats_on && !fb_track_on ? FB_OBSERVE_STATS
+                                                       : 0;
     fb_epoch_set_gates(!fb_observe,
                        !fb_stats_on && !fb_trace_on && !fb_check_on && !fb_canary_on);
     fb_key_ok = pthread_key_create(&fb_thread_key, thread_exit_cb) == 0;

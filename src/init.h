@@ -12,8 +12,10 @@
  * process initialised): the dispatch then takes its generic path, and
  * the buffers' fast-path gates are shut. */
 extern FB_HIDDEN int fb_observe;
-/* Leak tracking is the only mode on (alloc.c's tracked door). */
-extern FB_HIDDEN int fb_track_alone;
+/* The only mode on is one observer (alloc.c's observed door): leak
+ * tracking, or the statistics; 0 otherwise. */
+enum { FB_OBSERVE_TRACK = 1, FB_OBSERVE_STATS = 2 };
+extern FB_HIDDEN int fb_observe_one;
 
 /* Returns 1 once the process is initialised, 0 if not (yet): too early in
  * start-up, or another thread is at it.  Re-entrant; allocates nothing. */
