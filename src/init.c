@@ -12,6 +12,8 @@
  */
 #include <pthread.h>
 #include <stdatomic.h>
+#include <string.h>
+#include <sys/single_threaded.h>
 #include <unistd.h>
 
 #include "init.h"
@@ -56,25 +58,47 @@ static void thread_exit_cb(void *arg)
     }
 }
 
-/* Every lock of ours is held across fork(), so the child inherits
- * consistent tables; the child then drops the other threads' state. */
+/*
+ * Every lock of ours is held across fork(), so the child inherits
+ * consistent tables; the child then drops the other threads' state.
+ *
+ * Only if the process has ever had a second thread (glibc's
+ * __libc_single_threaded stays true until the first pthread_create):
+ * otherwise no lock can be held by anyone else at fork, and there is no
+ * other thread's state to drop.  Locking and unlocking them writes the
+ * pages holding the mutexes, each a copy-on-write fault in parent and
+ * child after the fork (and in the child a lazy binding of
+ * pthread_mutex_init): a shell's fork+exec loop took 7 more faults per
+ * command (perf record -e page-faults -d).  Decided once in prepare, so
+ * parent and child match it.  The handlers that do more than locks (the
+ * log's new file, the leak check's thread list) always run.
+ */
+static int fork_locks;
+
 static void fork_prepare(void)
 {
-    fb_report_fork_prepare();         /* first: a report may allocate */
-    fb_epoch_fork_prepare();
-    if (fb_track_on)
-        fb_track_fork_prepare();
-    if (fb_trace_on)
-        fb_trace_fork_prepare();
-    if (fb_check_on)
-        fb_check_fork_prepare();
+    fork_locks = !__libc_single_threaded;
+    if (fork_locks) {
+        fb_report_fork_prepare();     /* first: a report may allocate */
+        fb_epoch_fork_prepare();
+        if (fb_track_on)
+            fb_track_fork_prepare();
+        if (fb_trace_on)
+            fb_trace_fork_prepare();
+        if (fb_check_on)
+            fb_check_fork_prepare();
+    }
     fb_je_fork_prepare();            /* we call jemalloc under ours */
-    fb_plat_fork_prepare();          /* last: jemalloc maps under its locks */
+    if (fork_locks)
+        fb_plat_fork_prepare();      /* last: jemalloc maps under its locks */
 }
 static void fork_parent(void)
 {
-    fb_plat_fork_parent();
+    if (fork_locks)
+        fb_plat_fork_parent();
     fb_je_fork_parent();
+    if (!fork_locks)
+        return;
     if (fb_check_on)
         fb_check_fork_parent();
     if (fb_trace_on)
@@ -86,18 +110,22 @@ static void fork_parent(void)
 }
 static void fork_child(void)
 {
-    fb_plat_fork_child();
+    if (fork_locks)
+        fb_plat_fork_child();
     fb_je_fork_child();
-    if (fb_check_on)
+    if (fork_locks && fb_check_on)
         fb_check_fork_child();
     if (fb_trace_on)
-        fb_trace_fork_child();
+        fb_trace_fork_child();       /* also starts the child's own log */
     if (fb_track_on) {
-        fb_track_fork_child();
+        if (fork_locks)
+            fb_track_fork_child();
         fb_leak_fork_child();
     }
-    fb_epoch_fork_child();
-    fb_report_fork_child();
+    if (fork_locks) {
+        fb_epoch_fork_child();
+        fb_report_fork_child();
+    }
 }
 
 /* FBMALLOC_VERBOSE=1: the effective configuration in one block (one
@@ -182,12 +210,21 @@ void fb_init_register_thread(void)
         fb_leak_register_thread();
 }
 
+/* FBMALLOC_PROFILE is set.  Tested here, not only inside profile.c:
+ * loading and saving have frames of 4 and 16 KiB, and merely calling them
+ * touches a stack page a process without a profile never needs (a page
+ * fault in every exec). */
+static int profile_set(void)
+{
+    return fb_route_on && fb_opt.profile[0] && strcmp(fb_opt.profile, "none") != 0;
+}
+
 __attribute__((constructor)) static void fb_ctor(void)
 {
     struct fb_tls *t = &fb_t;
     int was = t->busy;
     t->busy = 1;
-    if (fb_init())
+    if (fb_init() && profile_set())
         fb_profile_load();       /* needs dl_iterate_phdr: not in early mallocs */
     t->busy = (uint8_t)was;
 }
@@ -205,7 +242,8 @@ __attribute__((destructor)) static void fb_dtor(void)
     if (fb_track_on && fb_opt.leaks != FB_LEAKS_OFF)
         leaked = fb_leak_check(1, NULL);
     fb_stats_at_exit();
-    fb_profile_save();
+    if (profile_set())
+        fb_profile_save();
     if (fb_trace_on)
         fb_trace_at_exit();
     /* Last: every report is written before the exit status is changed. */
