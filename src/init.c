@@ -41,8 +41,12 @@ extern char **environ;
 int fb_observe;
 int fb_track_alone;
 
-enum { FB_INIT_NONE, FB_INIT_RUNNING, FB_INIT_DONE };
-static _Atomic int fb_init_state;
+/* NONE is not 0 so that the state lies in .data, on the page ld.so
+ * writes anyway (relocation, and the zeroing of .bss's first partial
+ * page): in .bss it had a page of its own, and the constructor's and
+ * destructor's reads of it were a page fault in every exec. */
+enum { FB_INIT_NONE = 1, FB_INIT_RUNNING, FB_INIT_DONE };
+static _Atomic int fb_init_state = FB_INIT_NONE;
 static pthread_key_t fb_thread_key;
 static int fb_key_ok;
 
@@ -69,36 +73,40 @@ static void thread_exit_cb(void *arg)
  * pages holding the mutexes, each a copy-on-write fault in parent and
  * child after the fork (and in the child a lazy binding of
  * pthread_mutex_init): a shell's fork+exec loop took 7 more faults per
- * command (perf record -e page-faults -d).  Decided once in prepare, so
- * parent and child match it.  The handlers that do more than locks (the
- * log's new file, the leak check's thread list) always run.
+ * command (perf record -e page-faults -d).  jemalloc's handlers are
+ * skipped on the same condition (backend.c tests it too).  Decided once
+ * in prepare, so parent and child match it.  The handlers that do more
+ * than locks (the log's new file, the leak check's thread list) always
+ * run.
  */
 static int fork_locks;
 
 static void fork_prepare(void)
 {
-    fork_locks = !__libc_single_threaded;
-    if (fork_locks) {
-        fb_report_fork_prepare();     /* first: a report may allocate */
-        fb_epoch_fork_prepare();
-        if (fb_track_on)
-            fb_track_fork_prepare();
-        if (fb_trace_on)
-            fb_trace_fork_prepare();
-        if (fb_check_on)
-            fb_check_fork_prepare();
-    }
+    /* Written only when it changes: a store would make its page one
+     * more copy-on-write fault after every fork. */
+    int locks = !__libc_single_threaded;
+    if (locks != fork_locks)
+        fork_locks = locks;
+    if (!locks)
+        return;                      /* jemalloc's handlers neither (backend.c) */
+    fb_report_fork_prepare();        /* first: a report may allocate */
+    fb_epoch_fork_prepare();
+    if (fb_track_on)
+        fb_track_fork_prepare();
+    if (fb_trace_on)
+        fb_trace_fork_prepare();
+    if (fb_check_on)
+        fb_check_fork_prepare();
     fb_je_fork_prepare();            /* we call jemalloc under ours */
-    if (fork_locks)
-        fb_plat_fork_prepare();      /* last: jemalloc maps under its locks */
+    fb_plat_fork_prepare();          /* last: jemalloc maps under its locks */
 }
 static void fork_parent(void)
 {
-    if (fork_locks)
-        fb_plat_fork_parent();
-    fb_je_fork_parent();
     if (!fork_locks)
         return;
+    fb_plat_fork_parent();
+    fb_je_fork_parent();
     if (fb_check_on)
         fb_check_fork_parent();
     if (fb_trace_on)
@@ -110,11 +118,12 @@ static void fork_parent(void)
 }
 static void fork_child(void)
 {
-    if (fork_locks)
+    if (fork_locks) {
         fb_plat_fork_child();
-    fb_je_fork_child();
-    if (fork_locks && fb_check_on)
-        fb_check_fork_child();
+        fb_je_fork_child();
+        if (fb_check_on)
+            fb_check_fork_child();
+    }
     if (fb_trace_on)
         fb_trace_fork_child();       /* also starts the child's own log */
     if (fb_track_on) {
@@ -220,12 +229,17 @@ static int profile_set(void)
 }
 
 /* Is any FBMALLOC_* variable set?  The environment is the options' only
- * source (options.c). */
+ * source (options.c).  Compared byte by byte against immediates: no
+ * literal to read from .rodata (a page fault) and no strncmp to bind. */
 static int any_option_set(void)
 {
-    for (char **e = environ; e && *e; e++)
-        if (strncmp(*e, "FBMALLOC_", 9) == 0)
+    for (char **e = environ; e && *e; e++) {
+        const char *v = *e;
+        if (v[0] == 'F' && v[1] == 'B' && v[2] == 'M' && v[3] == 'A' &&
+            v[4] == 'L' && v[5] == 'L' && v[6] == 'O' && v[7] == 'C' &&
+            v[8] == '_')
             return 1;
+    }
     return 0;
 }
 
