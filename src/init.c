@@ -157,6 +157,19 @@ static FB_COLD void verbose_summary(void)
     fb_fmt_flush(&b);
 }
 
+/* FBMALLOC_PROFILE is set.  Tested here, not only inside profile.c:
+ * loading and saving have frames of 4 and 16 KiB, and merely calling them
+ * touches a stack page a process without a profile never needs (a page
+ * fault in every exec). */
+static int profile_named(void)
+{
+    return fb_opt.profile[0] && strcmp(fb_opt.profile, "none") != 0;
+}
+static int profile_set(void)
+{
+    return fb_route_on && profile_named();
+}
+
 /* Returns 1 once the process is initialised, 0 if not (yet). */
 int fb_init(void)
 {
@@ -177,7 +190,8 @@ int fb_init(void)
      * (route.h); 2: wrappers are routed by their callers too. */
     fb_route_init(fb_opt.buffer_size == 0 ||
                   (fb_opt.epoch_size >> FB_GRANULE_SHIFT) > FB_ROUTE_MAX_GRANULES ? 0
-                  : fb_opt.lifetime == 1 ? 2 : fb_opt.lifetime == 2 ? 1 : 0);
+                  : fb_opt.lifetime == 1 ? 2 : fb_opt.lifetime == 2 ? 1 : 0,
+                  profile_named());
     /* Tracking's per-granule site map is committed with each slot. */
     struct fb_epoch_hooks hooks = {fb_track_commit_slot};
     if (!fb_epoch_init(&hooks) && fb_opt.buffer_size && fb_opt.verbose >= 1)
@@ -217,15 +231,6 @@ void fb_init_register_thread(void)
         pthread_setspecific(fb_thread_key, (void *)1);
     if (fb_track_on)
         fb_leak_register_thread();
-}
-
-/* FBMALLOC_PROFILE is set.  Tested here, not only inside profile.c:
- * loading and saving have frames of 4 and 16 KiB, and merely calling them
- * touches a stack page a process without a profile never needs (a page
- * fault in every exec). */
-static int profile_set(void)
-{
-    return fb_route_on && fb_opt.profile[0] && strcmp(fb_opt.profile, "none") != 0;
 }
 
 /* Is any FBMALLOC_* variable set?  The environment is the options' only
