@@ -69,15 +69,16 @@ static void thread_exit_cb(void *arg)
  * Only if the process has ever had a second thread (glibc's
  * __libc_single_threaded stays true until the first pthread_create):
  * otherwise no lock can be held by anyone else at fork, and there is no
- * other thread's state to drop.  Locking and unlocking them writes the
- * pages holding the mutexes, each a copy-on-write fault in parent and
- * child after the fork (and in the child a lazy binding of
- * pthread_mutex_init): a shell's fork+exec loop took 7 more faults per
- * command (perf record -e page-faults -d).  jemalloc's handlers are
- * skipped on the same condition (backend.c tests it too).  Decided once
- * in prepare, so parent and child match it.  The handlers that do more
- * than locks (the log's new file, the leak check's thread list) always
- * run.
+ * other thread's state to drop (glibc's fork likewise takes its own
+ * malloc's locks only in a multi-threaded process, posix/fork.c).
+ * Locking and unlocking them writes the pages holding the mutexes, each
+ * a copy-on-write fault in parent and child after the fork (and in the
+ * child a lazy binding of pthread_mutex_init): a shell's fork+exec loop
+ * took 7 more faults per command (perf record -e page-faults -d).
+ * jemalloc's handlers are skipped on the same condition (backend.c tests
+ * it too).  Decided once in prepare, so parent and child match it.  The
+ * handlers that do more than locks (the log's new file, the leak check's
+ * thread list) always run.
  */
 static int fork_locks;
 
