@@ -257,20 +257,18 @@ static int any_option_set(void)
  * calls malloc (/bin/true, the commands of a shell loop) makes none of its
  * system calls (getrlimit, the three reservations) and touches none of
  * its pages: /bin/true under fbmalloc took 9 page faults and ~15,000
- * instructions fewer.  Only the ranges that tell a foreign pointer from a
- * jemalloc block are set at once (no system call), so that a bad free
- * before any malloc is still refused.  With any option set, everything is
- * set up here as before (a configuration printed at start-up, a log file,
- * a profile loaded, warnings for misspelt names).
+ * instructions fewer.  A bad free before any malloc is still refused:
+ * jemalloc's memory map (backend.h's fb_je_foreign) needs no start-up.
+ * With any option set, everything is set up here as before (a
+ * configuration printed at start-up, a log file, a profile loaded,
+ * warnings for misspelt names).
  */
 __attribute__((constructor)) static void fb_ctor(void)
 {
     struct fb_tls *t = &fb_t;
     if (atomic_load_explicit(&fb_init_state, memory_order_acquire) == FB_INIT_NONE &&
-        !any_option_set()) {
-        fb_je_mark_init();
+        !any_option_set())
         return;
-    }
     int was = t->busy;
     t->busy = 1;
     if (fb_init() && profile_set())
