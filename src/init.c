@@ -12,6 +12,8 @@
  */
 #include <pthread.h>
 #include <stdatomic.h>
+#include <string.h>
+#include <sys/single_threaded.h>
 #include <unistd.h>
 
 #include "init.h"
@@ -39,8 +41,12 @@ extern char **environ;
 int fb_observe;
 int fb_observe_one;
 
-enum { FB_INIT_NONE, FB_INIT_RUNNING, FB_INIT_DONE };
-static _Atomic int fb_init_state;
+/* NONE is not 0 so that the state lies in .data, on the page ld.so
+ * writes anyway (relocation, and the zeroing of .bss's first partial
+ * page): in .bss it had a page of its own, and the constructor's and
+ * destructor's reads of it were a page fault in every exec. */
+enum { FB_INIT_NONE = 1, FB_INIT_RUNNING, FB_INIT_DONE };
+static _Atomic int fb_init_state = FB_INIT_NONE;
 static pthread_key_t fb_thread_key;
 static int fb_key_ok;
 
@@ -56,11 +62,36 @@ static void thread_exit_cb(void *arg)
     }
 }
 
-/* Every lock of ours is held across fork(), so the child inherits
- * consistent tables; the child then drops the other threads' state. */
+/*
+ * Every lock of ours is held across fork(), so the child inherits
+ * consistent tables; the child then drops the other threads' state.
+ *
+ * Only if the process has ever had a second thread (glibc's
+ * __libc_single_threaded stays true until the first pthread_create):
+ * otherwise no lock can be held by anyone else at fork, and there is no
+ * other thread's state to drop (glibc's fork likewise takes its own
+ * malloc's locks only in a multi-threaded process, posix/fork.c).
+ * Locking and unlocking them writes the pages holding the mutexes, each
+ * a copy-on-write fault in parent and child after the fork (and in the
+ * child a lazy binding of pthread_mutex_init): a shell's fork+exec loop
+ * took 7 more faults per command (perf record -e page-faults -d).
+ * jemalloc's handlers are skipped on the same condition (backend.c tests
+ * it too).  Decided once in prepare, so parent and child match it.  The
+ * handlers that do more than locks (the log's new file, the leak check's
+ * thread list) always run.
+ */
+static int fork_locks;
+
 static void fork_prepare(void)
 {
-    fb_report_fork_prepare();         /* first: a report may allocate */
+    /* Written only when it changes: a store would make its page one
+     * more copy-on-write fault after every fork. */
+    int locks = !__libc_single_threaded;
+    if (locks != fork_locks)
+        fork_locks = locks;
+    if (!locks)
+        return;                      /* jemalloc's handlers neither (backend.c) */
+    fb_report_fork_prepare();        /* first: a report may allocate */
     fb_epoch_fork_prepare();
     if (fb_track_on)
         fb_track_fork_prepare();
@@ -73,6 +104,8 @@ static void fork_prepare(void)
 }
 static void fork_parent(void)
 {
+    if (!fork_locks)
+        return;
     fb_plat_fork_parent();
     fb_je_fork_parent();
     if (fb_check_on)
@@ -86,18 +119,23 @@ static void fork_parent(void)
 }
 static void fork_child(void)
 {
-    fb_plat_fork_child();
-    fb_je_fork_child();
-    if (fb_check_on)
-        fb_check_fork_child();
+    if (fork_locks) {
+        fb_plat_fork_child();
+        fb_je_fork_child();
+        if (fb_check_on)
+            fb_check_fork_child();
+    }
     if (fb_trace_on)
-        fb_trace_fork_child();
+        fb_trace_fork_child();       /* also starts the child's own log */
     if (fb_track_on) {
-        fb_track_fork_child();
+        if (fork_locks)
+            fb_track_fork_child();
         fb_leak_fork_child();
     }
-    fb_epoch_fork_child();
-    fb_report_fork_child();
+    if (fork_locks) {
+        fb_epoch_fork_child();
+        fb_report_fork_child();
+    }
 }
 
 /* FBMALLOC_VERBOSE=1: the effective configuration in one block (one
@@ -120,6 +158,19 @@ static FB_COLD void verbose_summary(void)
     fb_fmt_flush(&b);
 }
 
+/* FBMALLOC_PROFILE is set.  Tested here, not only inside profile.c:
+ * loading and saving have frames of 4 and 16 KiB, and merely calling them
+ * touches a stack page a process without a profile never needs (a page
+ * fault in every exec). */
+static int profile_named(void)
+{
+    return fb_opt.profile[0] && strcmp(fb_opt.profile, "none") != 0;
+}
+static int profile_set(void)
+{
+    return fb_route_on && profile_named();
+}
+
 /* Returns 1 once the process is initialised, 0 if not (yet). */
 int fb_init(void)
 {
@@ -140,7 +191,8 @@ int fb_init(void)
      * (route.h); 2: wrappers are routed by their callers too. */
     fb_route_init(fb_opt.buffer_size == 0 ||
                   (fb_opt.epoch_size >> FB_GRANULE_SHIFT) > FB_ROUTE_MAX_GRANULES ? 0
-                  : fb_opt.lifetime == 1 ? 2 : fb_opt.lifetime == 2 ? 1 : 0);
+                  : fb_opt.lifetime == 1 ? 2 : fb_opt.lifetime == 2 ? 1 : 0,
+                  profile_named());
     /* Tracking's per-granule site map is committed with each slot. */
     struct fb_epoch_hooks hooks = {fb_track_commit_slot};
     if (!fb_epoch_init(&hooks) && fb_opt.buffer_size && fb_opt.verbose >= 1)
@@ -184,12 +236,44 @@ void fb_init_register_thread(void)
         fb_leak_register_thread();
 }
 
+/* Is any FBMALLOC_* variable set?  The environment is the options' only
+ * source (options.c).  Compared byte by byte against immediates: no
+ * literal to read from .rodata (a page fault) and no strncmp to bind. */
+static int any_option_set(void)
+{
+    for (char **e = environ; e && *e; e++) {
+        const char *v = *e;
+        if (v[0] == 'F' && v[1] == 'B' && v[2] == 'M' && v[3] == 'A' &&
+            v[4] == 'L' && v[5] == 'L' && v[6] == 'O' && v[7] == 'C' &&
+            v[8] == '_')
+            return 1;
+    }
+    return 0;
+}
+
+/*
+ * With no FBMALLOC_* variable the process runs in the default mode, where
+ * initialising does nothing a process that never allocates would miss: no
+ * report, no file, no handler, nothing at exit.  So it is left to the
+ * first allocation (fb_init is lazy anyway), and a process that never
+ * calls malloc (/bin/true, the commands of a shell loop) makes none of its
+ * system calls (getrlimit, the three reservations) and touches none of
+ * its pages: /bin/true under fbmalloc took 9 page faults and ~15,000
+ * instructions fewer.  A bad free before any malloc is still refused:
+ * jemalloc's memory map (backend.h's fb_je_foreign) needs no start-up.
+ * With any option set, everything is set up here as before (a
+ * configuration printed at start-up, a log file, a profile loaded,
+ * warnings for misspelt names).
+ */
 __attribute__((constructor)) static void fb_ctor(void)
 {
     struct fb_tls *t = &fb_t;
+    if (atomic_load_explicit(&fb_init_state, memory_order_acquire) == FB_INIT_NONE &&
+        !any_option_set())
+        return;
     int was = t->busy;
     t->busy = 1;
-    if (fb_init())
+    if (fb_init() && profile_set())
         fb_profile_load();       /* needs dl_iterate_phdr: not in early mallocs */
     t->busy = (uint8_t)was;
 }
@@ -207,7 +291,8 @@ __attribute__((destructor)) static void fb_dtor(void)
     if (fb_track_on && fb_opt.leaks != FB_LEAKS_OFF)
         leaked = fb_leak_check(1, NULL);
     fb_stats_at_exit();
-    fb_profile_save();
+    if (profile_set())
+        fb_profile_save();
     if (fb_trace_on)
         fb_trace_at_exit();
     /* Last: every report is written before the exit status is changed. */

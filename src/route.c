@@ -15,7 +15,7 @@ uint8_t fb_route_cand[FB_ROUTE_SITES];
 uint16_t fb_route_parent[FB_ROUTE_SITES];
 uintptr_t fb_route_ra[FB_ROUTE_SITES];
 struct fb_route_wrap fb_route_wraps[FB_ROUTE_WRAPS];
-int fb_route_on;
+int fb_route_on, fb_route_keep_ra;
 
 /* Per site, one word loaded and stored whole: sampled epochs it had
  * objects in (bits 0-7) and those it pinned, a survivor at judgement
@@ -39,9 +39,10 @@ static _Atomic uint64_t n_wrap, n_long2, n_cand;
 #define FB_ROUTE_PROBE_MAX 16u
 static _Atomic uint32_t samples, probe_every = 4;
 
-int fb_route_init(int on)
+int fb_route_init(int on, int keep_ra)
 {
     fb_route_on = on;
+    fb_route_keep_ra = on && keep_ra;
     return on;
 }
 

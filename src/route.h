@@ -87,12 +87,17 @@ FB_INLINE unsigned fb_route_site(uintptr_t ra)
 }
 
 /* The last full return address seen at each site (recorded in sampled
- * epochs), so a profile can name the site's module and offset. */
+ * epochs), so a profile can name the site's module and offset.  Only
+ * with a profile to save (fb_route_keep_ra): the sites' keys spread them
+ * over the whole table, so every site wrote a page of its own (a page
+ * fault, and memory, in every process: /bin/ls wrote 16). */
 extern FB_HIDDEN uintptr_t fb_route_ra[FB_ROUTE_SITES];
+extern FB_HIDDEN int fb_route_keep_ra;
 
 FB_INLINE void fb_route_note(uintptr_t ra)
 {
-    fb_route_ra[fb_route_site(ra)] = ra;
+    if (fb_route_keep_ra)
+        fb_route_ra[fb_route_site(ra)] = ra;
 }
 
 /* A recorded object's key: a site (fb_route_site), or a context key with
@@ -162,8 +167,9 @@ FB_INLINE void fb_route_wrap_count(uintptr_t ra, struct fb_route_wrap *w, int aw
 void fb_route_preset(uintptr_t ra);
 
 /* Starts the module (FBMALLOC_LIFETIME): on 0 off, 1 by sites alone, 2
- * wrappers by their callers too; returns on. */
-int fb_route_init(int on);
+ * wrappers by their callers too; keep_ra: a profile will be saved
+ * (FBMALLOC_PROFILE).  Returns on. */
+int fb_route_init(int on, int keep_ra);
 
 /* A recorded object: its granule in the epoch (below
  * FB_ROUTE_MAX_GRANULES) and its key (a site, or a context key). */

@@ -36,7 +36,9 @@
  * (a seqlock).  Writers serialise on a spin lock held with every signal
  * blocked, so a handler on the writer's own thread can never spin on a
  * half-written entry; the lock word holds the owner's pid, so a child
- * forked while another thread held it takes it over.
+ * forked while another thread held it takes it over.  A process that
+ * never had a second thread needs only the mask, and its queries and
+ * SIG_DFL / SIG_IGN only the kernel (sigaction below).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -44,6 +46,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <sys/single_threaded.h>
 #include <sys/syscall.h>
 #include <ucontext.h>
 #include <unistd.h>
@@ -130,11 +133,21 @@ static void wrapper(int sig, siginfo_t *si, void *ucv)
     errno = saved_errno;
 }
 
-static void lock_writers(sigset_t *old)
+/*
+ * A process that never had a second thread (glibc's __libc_single_threaded
+ * stays true until the first pthread_create) has no other writer: with
+ * every signal blocked, not even a handler of its own thread can come in,
+ * so the lock word is left alone (no getpid, no store: its page is not one
+ * more copy-on-write fault after each fork).  Decided in lock_writers and
+ * passed to unlock_writers, so the two match.
+ */
+static int lock_writers(sigset_t *old)
 {
     sigset_t all;
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, old);
+    if (__libc_single_threaded)
+        return 0;
     int me = (int)syscall(SYS_getpid), cur = 0;
     /* Another pid in the word: a writer of the parent process, cut off
      * by the fork that made us: take the lock over. */
@@ -144,11 +157,13 @@ static void lock_writers(sigset_t *old)
         cur = 0;
         syscall(SYS_sched_yield);
     }
+    return 1;
 }
 
-static void unlock_writers(const sigset_t *old)
+static void unlock_writers(const sigset_t *old, int locked)
 {
-    atomic_store(&writer, 0);
+    if (locked)
+        atomic_store(&writer, 0);
     pthread_sigmask(SIG_SETMASK, old, NULL);
 }
 
@@ -176,13 +191,50 @@ static void report_old(int sig, const struct sigaction *k, void *h, int flags,
     (void)sig;
 }
 
+/* The table entry of sig as a consistent pair (the reader's side of the
+ * seqlock, as in wrapper). */
+static void table_get(int sig, void **h, int *flags)
+{
+    struct prog_action *a = &table[sig];
+    for (;;) {
+        unsigned s = atomic_load_explicit(&a->seq, memory_order_acquire);
+        *h = atomic_load_explicit(&a->handler, memory_order_relaxed);
+        *flags = atomic_load_explicit(&a->flags, memory_order_relaxed);
+        atomic_thread_fence(memory_order_acquire);
+        if (!(s & 1) && atomic_load_explicit(&a->seq, memory_order_relaxed) == s)
+            return;
+    }
+}
+
 FB_EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *oldact)
 {
     if (sig <= 0 || sig >= _NSIG || (act && ours((void *)act->sa_handler)))
         return __sigaction(sig, act, oldact);
     struct sigaction k, mine;
     sigset_t mask;
-    lock_writers(&mask);
+    /*
+     * A query, or SIG_DFL / SIG_IGN, in a process that never had a second
+     * thread: only the kernel changes (the table matters only while the
+     * kernel's handler is the wrapper: report_old), and no writer can be
+     * half-way (a writer blocks every signal, and there is no other
+     * thread), so there is nothing to lock: one system call, as without
+     * us.  A shell resets half a dozen signals in every child it forks;
+     * with the lock each cost three more system calls (mask, getpid,
+     * mask) and the stores two page faults.  The table keeps the old
+     * handler, so a signal whose delivery began before the change still
+     * reaches it, as without us.
+     */
+    if (__libc_single_threaded &&
+        (!act || act->sa_handler == SIG_DFL || act->sa_handler == SIG_IGN)) {
+        void *old_h;
+        int old_flags;
+        table_get(sig, &old_h, &old_flags);
+        int r = __sigaction(sig, act, &k);
+        if (r == 0 && oldact)
+            report_old(sig, &k, old_h, old_flags, oldact);
+        return r;
+    }
+    int locked = lock_writers(&mask);
     struct prog_action *a = &table[sig];
     void *old_h = atomic_load_explicit(&a->handler, memory_order_relaxed);
     int old_flags = atomic_load_explicit(&a->flags, memory_order_relaxed);
@@ -209,7 +261,7 @@ FB_EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *
         }
     }
     int err = errno;
-    unlock_writers(&mask);
+    unlock_writers(&mask, locked);
     if (r == 0 && oldact)
         report_old(sig, &k, old_h, old_flags, oldact);
     errno = err;
