@@ -322,8 +322,8 @@ FB_INLINE void *door_big(size_t n, uintptr_t ra, const int tail)
 {
     struct fb_tls *t = &fb_t;
     if (fb_likely(t->quick)) {
-        /* fb_g.max_small >= 16: n needs no rounding for jemalloc. */
-        if (fb_likely(n > fb_g.max_small))
+        /* fb_g.big_above >= 15: n needs no rounding for jemalloc. */
+        if (fb_likely(n > fb_g.big_above))
             return fb_je_fresh(fb_jemalloc_malloc(n));
         /* A full buffer shuts the size gate (epoch.c) and sets the
          * backoff: until its next rescan, small requests come here.  With

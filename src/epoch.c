@@ -111,6 +111,7 @@ int fb_epoch_init(const struct fb_epoch_hooks *h)
 {
     if (h)
         hooks = *h;
+    fb_g.big_above = FB_ALIGN - 1;   /* until the buffers exist, if ever */
     if (fb_opt.buffer_size == 0)
         return 0;                    /* fast path off by request */
     size_t slot_size = fb_opt.buffer_size;
@@ -174,6 +175,7 @@ int fb_epoch_init(const struct fb_epoch_hooks *h)
         fb_g.slot_shift = log2_exact(slot_size);
         fb_g.epoch_shift = log2_exact(epoch_size);
         fb_g.max_small = (fb_opt.max_small + 15) & ~(uintptr_t)15;
+        fb_g.big_above = fb_g.max_small;
         fb_map_bias = (uintptr_t)map - (fb_g.base >> FB_GRANULE_SHIFT);
         fb_g.size = region;          /* last: publishes the region */
         return 1;

@@ -111,6 +111,10 @@ struct fb_geom {
     uint32_t nslots, epochs;         /* epochs per slot */
     unsigned slot_shift, epoch_shift;
     uintptr_t max_small;
+    /* Requests above this go to jemalloc as they are: max_small (at least
+     * 16), or 15 without buffers, so jemalloc is never asked for less
+     * than 16 bytes (it would align them to 8). */
+    uintptr_t big_above;
 };
 extern FB_HIDDEN struct fb_geom fb_g;
 
