@@ -117,7 +117,10 @@ static void unwrap(unsigned site, int is_long)
 
 struct fb_route_wrap *fb_route_wrap_learn(uintptr_t ra, int32_t cfa_off)
 {
-    uint64_t v = cfa_off >= 8 && cfa_off <= 0xffff * 8 ? (uint64_t)cfa_off / 8 : 0;
+    /* A frame over 4 KiB around a call of malloc is rare, and reading
+     * less far above the caller's stack pointer stays inside the stack
+     * even if the entry outlived its code (a dlclose()d wrapper). */
+    uint64_t v = cfa_off >= 8 && cfa_off <= 4096 ? (uint64_t)cfa_off / 8 : 0;
     if (!v) {
         unwrap(fb_route_site(ra), 0);    /* no caller to be found */
         return NULL;
