@@ -142,7 +142,10 @@ static int save_module(struct dl_phdr_info *info, size_t size, void *arg)
         return 0;
     for (unsigned s = 0; s < FB_ROUTE_SITES; s++) {
         uintptr_t ra = fb_route_ra[s];
-        if (fb_route_long[s] != FB_ROUTE_LONG || ra < m.lo || ra >= m.hi)
+        /* A long site that is also a wrapper candidate (its own objects
+         * both live and die) is learned again: preset long from the
+         * start, its callers would never be told apart. */
+        if (fb_route_long[s] != FB_ROUTE_LONG || fb_route_cand[s] || ra < m.lo || ra >= m.hi)
             continue;
         fb_fmt_append(c->out, "L %s %lx %s\n", m.id[0] ? m.id : "-",
                       (unsigned long)(ra - m.base), m.path);
