@@ -264,7 +264,7 @@ static FB_NOINLINE void *record_alloc(size_t n, uintptr_t ra, uintptr_t cfa, uin
 }
 
 /* The fast path's bump, for the slow paths that know the thread owns a
- * slot and is not recording (routed_wrap, malloc_tracked): the block, or
+ * slot and is not recording (routed_wrap, malloc_observed): the block, or
  * 0 if the epoch has no room. */
 static inline uintptr_t buffer_bump(struct fb_tls *t, size_t sz)
 {

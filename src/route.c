@@ -54,23 +54,34 @@ int fb_route_probe_due(void)
             atomic_load_explicit(&n_long2, memory_order_relaxed)) && s % every == 0;
 }
 
-/* A site's verdict: FB_ROUTE_SHORT or FB_ROUTE_LONG (a wrapper stays
- * one: its callers have verdicts of their own). */
-static void verdict(unsigned site, int is_long)
+/* A verdict in table (fb_route_long, or fb_route_long2 for context keys)
+ * at k: FB_ROUTE_SHORT or FB_ROUTE_LONG, counted in *n_in; a wrapper
+ * stays one (its callers have verdicts of their own). */
+static void set_verdict(uint8_t *table, _Atomic uint64_t *n_in, unsigned k, int is_long)
 {
-    uint8_t was = __atomic_load_n(&fb_route_long[site], __ATOMIC_RELAXED);
+    uint8_t was = __atomic_load_n(&table[k], __ATOMIC_RELAXED);
     if (was == is_long || was == FB_ROUTE_WRAP)
         return;
-    __atomic_store_n(&fb_route_long[site], (uint8_t)is_long, __ATOMIC_RELAXED);
+    __atomic_store_n(&table[k], (uint8_t)is_long, __ATOMIC_RELAXED);
     if (is_long) {
-        atomic_fetch_add_explicit(&n_long, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(n_in, 1, memory_order_relaxed);
         atomic_fetch_add_explicit(&learned, 1, memory_order_relaxed);
     } else {
-        atomic_fetch_sub_explicit(&n_long, 1, memory_order_relaxed);
+        atomic_fetch_sub_explicit(n_in, 1, memory_order_relaxed);
         atomic_fetch_add_explicit(&forgotten, 1, memory_order_relaxed);
         /* A revision: look again soon. */
         atomic_store_explicit(&probe_every, 4, memory_order_relaxed);
     }
+}
+
+static void verdict(unsigned site, int is_long)
+{
+    set_verdict(fb_route_long, &n_long, site, is_long);
+}
+
+static void verdict2(unsigned key, int is_long)
+{
+    set_verdict(fb_route_long2, &n_long2, key, is_long);
 }
 
 /* A site whose own objects both survive and die: route it by its caller. */
@@ -83,22 +94,6 @@ static void make_wrapper(unsigned site)
     if (was == FB_ROUTE_LONG)
         atomic_fetch_sub_explicit(&n_long, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&n_wrap, 1, memory_order_relaxed);
-}
-
-static void verdict2(unsigned key, int is_long)
-{
-    uint8_t was = __atomic_load_n(&fb_route_long2[key], __ATOMIC_RELAXED);
-    if (was == is_long)
-        return;
-    __atomic_store_n(&fb_route_long2[key], (uint8_t)is_long, __ATOMIC_RELAXED);
-    if (is_long) {
-        atomic_fetch_add_explicit(&n_long2, 1, memory_order_relaxed);
-        atomic_fetch_add_explicit(&learned, 1, memory_order_relaxed);
-    } else {
-        atomic_fetch_sub_explicit(&n_long2, 1, memory_order_relaxed);
-        atomic_fetch_add_explicit(&forgotten, 1, memory_order_relaxed);
-        atomic_store_explicit(&probe_every, 4, memory_order_relaxed);
-    }
 }
 
 /* The wrapper at site goes back to being a site (is_long: its verdict),
