@@ -88,9 +88,10 @@ static void verdict2(unsigned key, int is_long)
 static void make_wrapper(unsigned site)
 {
     uint8_t was = __atomic_load_n(&fb_route_long[site], __ATOMIC_RELAXED);
-    if (was == FB_ROUTE_WRAP)
+    if (was == FB_ROUTE_WRAP || !__atomic_compare_exchange_n(&fb_route_long[site], &was,
+                                                             FB_ROUTE_WRAP, 0, __ATOMIC_RELAXED,
+                                                             __ATOMIC_RELAXED))
         return;
-    __atomic_store_n(&fb_route_long[site], FB_ROUTE_WRAP, __ATOMIC_RELAXED);
     if (was == FB_ROUTE_LONG)
         atomic_fetch_sub_explicit(&n_long, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&n_wrap, 1, memory_order_relaxed);
@@ -102,10 +103,12 @@ static void unwrap(unsigned site, int is_long)
 {
     __atomic_fetch_or(&scores[site], FB_ROUTE_NOWRAP, __ATOMIC_RELAXED);
     __atomic_store_n(&fb_route_cand[site], 0, __ATOMIC_RELAXED);
-    if (__atomic_load_n(&fb_route_long[site], __ATOMIC_RELAXED) != FB_ROUTE_WRAP)
+    /* Threads may review the same wrapper at once: one of them unwraps. */
+    uint8_t wrap = FB_ROUTE_WRAP;
+    if (!__atomic_compare_exchange_n(&fb_route_long[site], &wrap, FB_ROUTE_SHORT, 0,
+                                     __ATOMIC_RELAXED, __ATOMIC_RELAXED))
         return;
     atomic_fetch_sub_explicit(&n_wrap, 1, memory_order_relaxed);
-    __atomic_store_n(&fb_route_long[site], FB_ROUTE_SHORT, __ATOMIC_RELAXED);
     if (is_long)
         verdict(site, 1);
 }
