@@ -241,11 +241,18 @@ static FB_NOINLINE uint32_t route_key_slow(struct fb_tls *t, uintptr_t ra, uintp
  * key).  Every key comes in while the thread records a probe epoch
  * (route.h).
  */
+/* A site whose requests go to the buffer, recorded (if at all) as itself:
+ * route_key's common case, decided inline. */
+static inline int route_plain(const struct fb_tls *t, unsigned site)
+{
+    return fb_likely(!fb_route_long[site]) &&
+           (fb_likely(t->sample_state != FB_SAMPLE_RECORDING) || !fb_route_cand[site]);
+}
+
 static inline uint32_t route_key(struct fb_tls *t, uintptr_t ra, uintptr_t cfa)
 {
     unsigned site = fb_route_site(ra);
-    if (fb_likely(!fb_route_long[site]) &&
-        (fb_likely(t->sample_state != FB_SAMPLE_RECORDING) || !fb_route_cand[site]))
+    if (route_plain(t, site))
         return site;
     return route_key_slow(t, ra, cfa);
 }
@@ -263,18 +270,14 @@ static FB_NOINLINE void *record_alloc(size_t n, uintptr_t ra, uintptr_t cfa, uin
     return malloc_generic(n, ra, cfa);
 }
 
-/* The fast path's bump, for the slow paths that know the thread owns a
- * slot and is not recording (routed_wrap, malloc_observed): the block, or
- * 0 if the epoch has no room. */
-static inline uintptr_t buffer_bump(struct fb_tls *t, size_t sz)
+/* A small block from the thread's buffer (it owns a slot): bumped as the
+ * fast path would unless the epoch is being recorded, else by the epoch
+ * layer, which records its key and turns epochs over.  NULL if every
+ * epoch is pinned. */
+static inline void *buffer_alloc(struct fb_tls *t, size_t sz, uint32_t key, uintptr_t ra)
 {
-    uintptr_t p = t->bump, np = p + sz;
-    if (fb_unlikely(np > t->limit))
-        return 0;
-    t->bump = np;
-    *(uint8_t *)(fb_map_bias + (p >> FB_GRANULE_SHIFT)) = (uint8_t)(sz >> FB_GRANULE_SHIFT);
-    (*t->cur_live)++;
-    return p;
+    uintptr_t p = t->sample_state == FB_SAMPLE_RECORDING ? 0 : fb_alloc_bump(t, sz);
+    return p ? (void *)p : fb_epoch_alloc(sz, key, ra);
 }
 
 /* A wrapper site's request, sent to the routed door by the fast path
@@ -293,12 +296,10 @@ static FB_NOINLINE void *routed_wrap(size_t n, uintptr_t ra, uintptr_t cfa)
         t->stats->routed_long++;
         return fb_je_malloc(n);
     }
-    size_t sz = (n + 15) & ~(size_t)15;
-    uintptr_t p = buffer_bump(t, sz);
-    if (fb_likely(p))
-        return (void *)p;
-    void *q = t->busy ? NULL : fb_epoch_alloc(sz, key ? key : (uint32_t)fb_route_site(ra), ra);
-    return q ? q : fb_je_malloc(n);
+    void *p = t->busy ? NULL
+                      : buffer_alloc(t, (n + 15) & ~(size_t)15,
+                                     key ? key : (uint32_t)fb_route_site(ra), ra);
+    return p ? p : fb_je_malloc(n);
 }
 
 /*
@@ -368,17 +369,15 @@ static FB_NOINLINE void *malloc_observed(size_t n, uintptr_t ra, uintptr_t cfa)
                   t->state == FB_T_ACTIVE && padded <= fb_g.max_small &&
                   (key = route_key(t, ra, cfa)) != FB_AWAY)) {
         size_t sz = padded ? (padded + 15) & ~(size_t)15 : FB_ALIGN;   /* malloc(0) */
-        uintptr_t p = t->sample_state == FB_SAMPLE_RECORDING ? 0 : buffer_bump(t, sz);
-        if (!p)
-            p = (uintptr_t)fb_epoch_alloc(sz, key, ra);
+        void *p = buffer_alloc(t, sz, key, ra);
         if (p) {
             if (fb_observe_one == FB_OBSERVE_TRACK) {
-                fb_track_buffer((void *)p, n, ra);
-                fb_leak_scope_note((void *)p);
+                fb_track_buffer(p, n, ra);
+                fb_leak_scope_note(p);
             } else {
                 fb_stats_malloc(t->stats, n, sz, FB_ST_FAST);
             }
-            return (void *)p;
+            return p;
         }
     }
     return malloc_generic(n, ra, cfa);
@@ -409,8 +408,7 @@ static FB_NOINLINE void *door_slow(size_t n, uintptr_t ra, uintptr_t cfa)
         if (n > fb_g.max_small || fb_epoch_full_skip(t))
             return je_small(n);
         unsigned site = fb_route_site(ra);
-        if (fb_unlikely(fb_route_long[site]) ||
-            (t->sample_state == FB_SAMPLE_RECORDING && fb_route_cand[site]))
+        if (fb_unlikely(!route_plain(t, site)))
             return door_slow_routed(n, ra, cfa);
         if (t->sample_state == FB_SAMPLE_RECORDING)
             return record_alloc(n, ra, cfa, site);
@@ -463,7 +461,7 @@ static void *malloc_raw(size_t n, uintptr_t ra, uintptr_t cfa)
     if (t->state == FB_T_ACTIVE && padded <= fb_g.max_small && !t->busy &&
         (key = route_key(t, ra, cfa)) != FB_AWAY) {
         size_t sz = padded ? (padded + 15) & ~(size_t)15 : FB_ALIGN;
-        void *p = fb_epoch_alloc(sz, key, ra);
+        void *p = buffer_alloc(t, sz, key, ra);
         if (p) {
             if (fb_observe)
                 observe_new(p, n, 1, sz, ra);

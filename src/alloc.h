@@ -48,11 +48,32 @@ void *fb_alloc_malloc_slow_tail(size_t n);
 void fb_alloc_free_slow(void *p);
 
 /*
+ * The bump itself, for a thread that owns a slot: sz bytes (a multiple of
+ * 16) from the current epoch, or 0 if it has no room.  The bump is stored
+ * before the bookkeeping, so a signal handler that allocates after that
+ * store gets different bytes.
+ */
+FB_INLINE uintptr_t fb_alloc_bump(struct fb_tls *t, size_t sz)
+{
+    uintptr_t p = t->bump;
+    uintptr_t np = p + sz;
+    if (fb_unlikely(np > t->limit))
+        return 0;
+    /* With room, p is a buffer address, never 0 (an epoch-less thread has
+     * bump and limit 0): so the caller's test of 0 folds into the room
+     * check above, and the fast path stays as it was. */
+    if (p == 0)
+        __builtin_unreachable();
+    t->bump = np;
+    *(uint8_t *)(fb_map_bias + (p >> FB_GRANULE_SHIFT)) = (uint8_t)(sz >> FB_GRANULE_SHIFT);
+    (*t->cur_live)++;
+    return p;
+}
+
+/*
  * malloc: bump in the current epoch.  One compare rejects sizes 0 and
  * above max_small (and overflow), one byte load sends a call site learned
- * long-lived (route.h) to the generic path, one compare checks room.  The
- * bump is stored before the bookkeeping, so a signal handler that
- * allocates after that store gets different bytes.
+ * long-lived (route.h) to the generic path, one compare checks room.
  * tail (a constant): called from the exported malloc, whose return
  * address is the call site (ra unused), leaving by the _tail doors.
  */
@@ -66,15 +87,9 @@ FB_INLINE void *fb_alloc_malloc_in(size_t n, uintptr_t ra, const int tail)
                          : fb_route_site(ra);
     if (fb_unlikely(fb_route_long[site]))
         return tail ? fb_alloc_malloc_routed_tail(n) : fb_alloc_malloc_routed(n, ra);
-    uintptr_t p = t->bump;
-    uintptr_t np = p + sz;
-    if (fb_likely(np <= t->limit)) {
-        t->bump = np;
-        *(uint8_t *)(fb_map_bias + (p >> FB_GRANULE_SHIFT)) =
-            (uint8_t)(sz >> FB_GRANULE_SHIFT);
-        (*t->cur_live)++;
+    uintptr_t p = fb_alloc_bump(t, sz);
+    if (fb_likely(p))
         return (void *)p;
-    }
     return tail ? fb_alloc_malloc_slow_tail(n) : fb_alloc_malloc_slow(n, ra);
 }
 
