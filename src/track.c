@@ -441,6 +441,19 @@ FB_INLINE uint32_t cache_hit(uintptr_t ra, uintptr_t cfa)
     return 0;
 }
 
+/* cache_hit under the recursion guard (see above), which it leaves as it
+ * found it. */
+FB_INLINE uint32_t guarded_hit(struct fb_tls *t, uintptr_t kra, uintptr_t kcfa)
+{
+    uint8_t was = t->busy;
+    t->busy = 1;
+    atomic_signal_fence(memory_order_seq_cst);   /* the guard is set first */
+    uint32_t site = cache_hit(kra, kcfa);
+    atomic_signal_fence(memory_order_seq_cst);
+    t->busy = was;
+    return site;
+}
+
 /* A cache miss (or no cache yet): unwind for real, intern the stack,
  * remember where its return addresses were found, in an empty way of the
  * set or else the next in turn.  With the recursion guard set: the
@@ -518,11 +531,7 @@ FB_NOINLINE uint32_t fb_track_buffer(void *p, size_t request, uintptr_t ra)
     if (t->busy)
         return 0;
     uintptr_t kra = CAPTURE_KEY_RA(ra), kcfa = CAPTURE_KEY_CFA();
-    t->busy = 1;
-    atomic_signal_fence(memory_order_seq_cst);   /* the guard is set first */
-    uint32_t site = cache_hit(kra, kcfa);
-    atomic_signal_fence(memory_order_seq_cst);
-    t->busy = 0;
+    uint32_t site = guarded_hit(t, kra, kcfa);
     if (fb_unlikely(!site))
         return buffer_miss(p, request, kra, kcfa);
     buffer_note(p, request, site);
@@ -678,11 +687,7 @@ FB_NOINLINE uint32_t fb_track_big(void *p, size_t request, uintptr_t ra)
     if (t->busy || !p)
         return 0;
     uintptr_t kra = CAPTURE_KEY_RA(ra), kcfa = CAPTURE_KEY_CFA();
-    t->busy = 1;
-    atomic_signal_fence(memory_order_seq_cst);   /* the guard is set first */
-    uint32_t site = cache_hit(kra, kcfa);
-    atomic_signal_fence(memory_order_seq_cst);
-    t->busy = 0;
+    uint32_t site = guarded_hit(t, kra, kcfa);
     if (fb_unlikely(!site))
         return big_miss(p, request, kra, kcfa);
     return big_insert((uintptr_t)p, request, site);
@@ -748,12 +753,7 @@ FB_NOINLINE uint32_t fb_track_capture(void)
 {
     struct fb_tls *t = &fb_t;
     uintptr_t kra = CAPTURE_KEY_RA(0), kcfa = CAPTURE_KEY_CFA();
-    uint8_t was = t->busy;
-    t->busy = 1;
-    atomic_signal_fence(memory_order_seq_cst);
-    uint32_t site = cache_hit(kra, kcfa);
-    atomic_signal_fence(memory_order_seq_cst);
-    t->busy = was;
+    uint32_t site = guarded_hit(t, kra, kcfa);
     return site ? site : capture_miss(kra, kcfa);
 }
 
