@@ -7,7 +7,6 @@
 
 #include <errno.h>
 #include <stdatomic.h>
-#include <link.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
 #include <string.h>
@@ -196,21 +195,6 @@ int fb_je_foreign_slow(uintptr_t a)
             return !inside && !overflow;
     }
     return 0;                        /* a writer stopped under us: let it by */
-}
-
-static void space_fork_prepare(void)
-{
-    space_lock();
-}
-
-static void space_fork_parent(void)
-{
-    space_unlock();
-}
-
-static void space_fork_child(void)
-{
-    atomic_flag_clear(&je_space_lock);
 }
 
 /*
@@ -426,27 +410,33 @@ int fb_jemalloc_pthread_atfork(void (*prepare)(void), void (*parent)(void),
  */
 static int je_forking;
 
+/* The same decision for the map of jemalloc's memory: its lock is taken
+ * after jemalloc's (jemalloc's mmap calls take it under jemalloc's own
+ * locks), and only where another thread may hold it. */
+static int space_forking;
+
 void fb_je_fork_prepare(void)
 {
-    je_forking = atomic_load_explicit(&je_forks, memory_order_acquire) &&
-                 !__libc_single_threaded;
+    space_forking = !__libc_single_threaded;
+    je_forking = atomic_load_explicit(&je_forks, memory_order_acquire) && space_forking;
     if (je_forking && je_prepare)
         je_prepare();
-    if (!__libc_single_threaded)
-        space_fork_prepare();
+    if (space_forking)
+        space_lock();
 }
 
 void fb_je_fork_parent(void)
 {
-    if (!__libc_single_threaded)
-        space_fork_parent();
+    if (space_forking)
+        space_unlock();
     if (je_forking && je_parent)
         je_parent();
 }
 
 void fb_je_fork_child(void)
 {
-    space_fork_child();
+    if (space_forking)
+        atomic_flag_clear(&je_space_lock);   /* the child's only thread */
     if (je_forking && je_child)
         je_child();
 }
