@@ -491,7 +491,7 @@ static FB_NOINLINE void free_generic(void *ptr);
 static FB_NOINLINE FB_COLD void free_bad(void *ptr, int bad)
 {
     int saved = errno;
-    big_bad(ptr, bad == 1, "free");
+    big_bad(ptr, bad == 1 && fb_je_was_freed(ptr), "free");
     errno = saved;
 }
 
@@ -549,7 +549,7 @@ static FB_NOINLINE void free_other(void *ptr)
  * of another thread (a producer's, freed by its consumer) to the generic
  * path at once; a jemalloc block with nobody watching, checked and
  * handed to jemalloc's free as a tail call.  NULL lies in no granule of
- * jemalloc's (fb_je_in_full), so it needs no test of its own here.  free
+ * jemalloc's (fb_je_full), so it needs no test of its own here.  free
  * keeps errno (glibc guarantees it): jemalloc's system calls keep it
  * (backend.c), so nothing is saved here. */
 void fb_alloc_free_slow(void *ptr)
@@ -562,8 +562,9 @@ void fb_alloc_free_slow(void *ptr)
         free_generic(ptr);           /* another thread's, or a large one */
         return;
     }
-    if (fb_likely(fb_je_in_full(ptr) && !fb_observe)) {
-        if (fb_unlikely(fb_je_take_inside(ptr))) {
+    uintptr_t starts = fb_je_full(ptr);
+    if (fb_likely(fb_je_is_full(starts) && !fb_observe)) {
+        if (fb_unlikely(fb_je_take_full(ptr, starts))) {
             free_bad(ptr, 1);
             return;
         }
@@ -593,8 +594,8 @@ static void free_raw(void *ptr)
     }
     if (!fb_epoch_owns(ptr)) {
         int saved = errno, foreign = fb_je_foreign(ptr);
-        if (fb_unlikely(foreign || fb_je_freed(ptr))) {
-            big_bad(ptr, !foreign, "free");
+        if (fb_unlikely(foreign || !fb_je_live(ptr))) {
+            big_bad(ptr, !foreign && fb_je_was_freed(ptr), "free");
         } else {
             if (fb_observe)
                 observe_big_free(ptr);
@@ -664,8 +665,8 @@ static FB_COLD void *realloc_caught(void *p, size_t n, uintptr_t ra)
         usable = fb_sigpool_usable(p);
     else if (fb_epoch_owns(p))
         usable = fb_epoch_usable(p);
-    else if (fb_je_foreign(p) || fb_je_freed(p))
-        return big_bad(p, !fb_je_foreign(p), "realloc");
+    else if (fb_je_foreign(p) || !fb_je_live(p))
+        return big_bad(p, !fb_je_foreign(p) && fb_je_was_freed(p), "realloc");
     else
         usable = fb_je_usable(p);
     if (!usable)
@@ -701,8 +702,8 @@ void *fb_alloc_realloc(void *p, size_t n, uintptr_t ra)
         return realloc_buffer(p, n, ra);
     if (fb_unlikely(fb_je_foreign(p)))
         return big_bad(p, 0, "realloc");
-    if (fb_unlikely(fb_je_freed(p)))
-        return big_bad(p, 1, "realloc");
+    if (fb_unlikely(!fb_je_live(p)))
+        return big_bad(p, fb_je_was_freed(p), "realloc");
     /* Our own reallocs (libdw's, while a report is written) are not the
      * program's: never checked. */
     if (fb_unlikely(fb_check_on) && !fb_t.busy && fb_check_realloc(p) != 0) {

@@ -41,7 +41,7 @@ FB_HIDDEN const char *fb_jemalloc_malloc_conf =
     "dirty_decay_ms:30000,muzzy_decay_ms:-1";
 
 /* Before fb_je_mark_init (frees during start-up): any constant but 0. */
-uint64_t fb_je_mark = 0xfb0dead0fb0dead1ull;
+FB_HIDDEN uint64_t fb_je_mark = 0xfb0dead0fb0dead1ull;
 
 void fb_je_mark_init(void)
 {
@@ -72,12 +72,20 @@ void fb_je_mark_init(void)
  * writer changes it): readers never block a writer, a reader in a
  * signal handler never waits for the thread it interrupted for ever.
  *
- * Leaves cover 4 GiB each (64 KiB, one byte per 64 KiB granule), made
- * by mmap on first use (a process uses a few, and touches a page of one
- * per 256 MiB that jemalloc maps).  If a
- * leaf cannot be mapped (an address-space limit), the map is marked
- * broken and fb_je_foreign trusts only FULL: an address it cannot place
- * goes to jemalloc, as without the map.
+ * Leaves cover 4 GiB each (512 KiB, an entry of 8 bytes per 64 KiB
+ * granule), made by mmap on first use (a process uses a few, and touches
+ * a page of one per 32 MiB that jemalloc maps).  If a leaf cannot be
+ * mapped (an address-space limit), the map is marked broken and
+ * fb_je_foreign trusts only FULL: an address it cannot place goes to
+ * jemalloc, as without the map.
+ *
+ * Start maps (backend.h) are carved from chunks mapped here, one per
+ * granule when jemalloc first maps part of it, and kept for good: a
+ * granule jemalloc unmaps keeps its start map (cleared) for when jemalloc
+ * maps it again, so an entry's start map never changes once set and a
+ * lock-free reader always finds the right one.  Their memory is 1/128 of
+ * the most jemalloc had mapped, and a page of it is touched only where
+ * blocks start.
  */
 FB_HIDDEN struct fb_je_space fb_je_space;
 
@@ -101,13 +109,13 @@ static void space_unlock(void)
     atomic_flag_clear_explicit(&je_space_lock, memory_order_release);
 }
 
-static uint8_t *leaf_of(uintptr_t a, int make)
+static uint64_t *leaf_of(uintptr_t a, int make)
 {
     _Atomic uintptr_t *slot = &fb_je_space.root[a >> FB_JE_LEAF_SHIFT];
     uintptr_t d = atomic_load_explicit(slot, memory_order_relaxed);
     if (d || !make)
-        return d ? fb_je_space.zero + d : NULL;
-    void *m = mmap(NULL, FB_JE_LEAF_SIZE, PROT_READ | PROT_WRITE,
+        return d ? (uint64_t *)((char *)fb_je_space.zero + d) : NULL;
+    void *m = mmap(NULL, FB_JE_LEAF_SIZE * sizeof(uint64_t), PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (m == MAP_FAILED) {
         atomic_store_explicit(&je_broken, 1, memory_order_relaxed);
@@ -117,6 +125,41 @@ static uint8_t *leaf_of(uintptr_t a, int make)
     atomic_store_explicit(slot, (uintptr_t)m - (uintptr_t)fb_je_space.zero,
                           memory_order_release);
     return m;
+}
+
+/* A zeroed start map for one granule (under the lock); NULL when no
+ * memory is left for one. */
+static uint64_t *starts_new(void)
+{
+    static char *chunk;
+    static size_t left;
+    if (left < FB_JE_STARTS_BYTES) {
+        /* 256 KiB: the start maps of 32 MiB of jemalloc's memory. */
+        size_t len = (size_t)256 << 10;
+        void *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (m == MAP_FAILED)
+            return NULL;
+        chunk = m;
+        left = len;
+    }
+    uint64_t *r = (uint64_t *)chunk;
+    chunk += FB_JE_STARTS_BYTES;
+    left -= FB_JE_STARTS_BYTES;
+    return r;
+}
+
+/* Clears the bits of [lo, hi) (whole pages: whole words) in granule g's
+ * start map. */
+static void starts_clear(uint64_t e, uintptr_t g, uintptr_t lo, uintptr_t hi)
+{
+    uintptr_t base = g << FB_JE_GRAN_SHIFT, end = base + ((uintptr_t)1 << FB_JE_GRAN_SHIFT);
+    if (lo < base)
+        lo = base;
+    if (hi > end)
+        hi = end;
+    uint64_t *m = fb_je_starts(e);
+    for (uintptr_t a = lo; a < hi; a += (uintptr_t)1 << 10)
+        __atomic_store_n(&m[fb_je_start_index(a) >> 6], 0, __ATOMIC_RELAXED);
 }
 
 /* Granule g's state from the exact list (under the lock). */
@@ -143,15 +186,25 @@ static void space_change(uintptr_t lo, uintptr_t hi, int add)
     else if (!je_set.overflow)
         fb_plat_set_remove(&je_set, lo, hi);
     for (uintptr_t g = lo >> FB_JE_GRAN_SHIFT; g <= (hi - 1) >> FB_JE_GRAN_SHIFT; g++) {
-        uint8_t *leaf = leaf_of(g << FB_JE_GRAN_SHIFT, add);
+        uint64_t *leaf = leaf_of(g << FB_JE_GRAN_SHIFT, add);
         if (!leaf)
             continue;                /* remove: nothing recorded there */
-        uint8_t *st = &leaf[g & (FB_JE_LEAF_SIZE - 1)];
-        uint8_t now = granule_state(g);
+        uint64_t *ent = &leaf[g & (FB_JE_LEAF_SIZE - 1)];
+        uint64_t e = *ent, map = e & ~(uint64_t)FB_JE_STATE;
+        if (add && !map)
+            map = (uint64_t)(uintptr_t)starts_new();
+        else if (!add && map && !je_set.overflow)
+            starts_clear(e, g, lo, hi);
+        uint64_t now = granule_state(g), was = e & FB_JE_STATE;
         /* Once the list overflowed it is incomplete: granules only gain
          * (an unmapped range stays "jemalloc's": never a false report). */
-        if (!je_set.overflow || now > *st)
-            __atomic_store_n(st, now, __ATOMIC_RELAXED);
+        if (je_set.overflow && now < was)
+            now = was;
+        /* Without a start map a granule is never FULL: the fast path
+         * reads FULL as "has one". */
+        if (!map && now == FB_JE_FULL)
+            now = FB_JE_EDGE;
+        __atomic_store_n(ent, map | now, __ATOMIC_RELAXED);
     }
     atomic_store_explicit(&je_seq, atomic_load_explicit(&je_seq, memory_order_relaxed) + 1,
                           memory_order_release);
@@ -164,10 +217,10 @@ int fb_je_foreign_slow(uintptr_t a)
         return 1;                    /* misaligned, or no user address */
     if (atomic_load_explicit(&je_broken, memory_order_relaxed))
         return 0;
-    const uint8_t *leaf = fb_je_space.zero +
-        atomic_load_explicit(&fb_je_space.root[a >> FB_JE_LEAF_SHIFT], memory_order_acquire);
-    uint8_t st = __atomic_load_n(&leaf[(a >> FB_JE_GRAN_SHIFT) & (FB_JE_LEAF_SIZE - 1)],
-                                 __ATOMIC_RELAXED);
+    const uint64_t *leaf = (const uint64_t *)((const char *)fb_je_space.zero +
+        atomic_load_explicit(&fb_je_space.root[a >> FB_JE_LEAF_SHIFT], memory_order_acquire));
+    uint64_t st = __atomic_load_n(&leaf[(a >> FB_JE_GRAN_SHIFT) & (FB_JE_LEAF_SIZE - 1)],
+                                  __ATOMIC_RELAXED) & FB_JE_STATE;
     if (st != FB_JE_EDGE)
         return st == FB_JE_NONE;
     for (int tries = 0; tries < 100000; tries++) {
@@ -243,8 +296,26 @@ int fb_jemalloc_sys_munmap(void *a, size_t n)
     return r;
 }
 
+/* Pages jemalloc gives back hold no block (it purges only extents it
+ * has no blocks in): their start bits go, so that an interior pointer of
+ * a block later carved there at other offsets is not taken for a start.
+ * No lock: an entry's start map never changes once set (space_change),
+ * and these words are no live block's (pages are whole words). */
+static void starts_forget(uintptr_t lo, uintptr_t hi)
+{
+    if (lo >= hi || hi > ((uintptr_t)1 << 47))
+        return;
+    for (uintptr_t g = lo >> FB_JE_GRAN_SHIFT; g <= (hi - 1) >> FB_JE_GRAN_SHIFT; g++) {
+        uint64_t e = fb_je_entry(g << FB_JE_GRAN_SHIFT);
+        if (e >= FB_JE_STARTS_BYTES)
+            starts_clear(e, g, lo, hi);
+    }
+}
+
 int fb_jemalloc_sys_madvise(void *a, size_t n, int advice)
 {
+    if (advice == MADV_DONTNEED || advice == MADV_FREE)
+        starts_forget((uintptr_t)a, pages_up((uintptr_t)a + n));
     int saved = errno, r = madvise(a, n, advice);
     errno = saved;
     return r;

@@ -41,71 +41,140 @@ FB_HIDDEN int fb_jemalloc_mallctl(const char *name, void *oldp,
                                   size_t *oldlenp, void *newp, size_t newlen);
 
 /*
- * Double frees of jemalloc blocks (glibc's tcache "key", applied to
- * jemalloc): free writes a per-process secret into the block's first word
- * before handing it to jemalloc, and everything that takes a block from
- * jemalloc for the program clears it (fb_je_fresh; calloc zeroes it, and
- * realloc copies the old block's first word over it).  A free, or a
- * realloc, that finds the secret there is given a block freed and not
- * handed out since: a double free, refused before jemalloc could put the
- * block on its free lists twice and hand it out twice.  jemalloc writes
- * nothing into a freed region (its thread caches and slab bitmaps are
- * outside the blocks; junk filling is off in release builds), so the mark
- * lasts until the block is reused; a purged page reads as zeros (no
- * mark: not detected, never a false report).  The word is the block's
- * first: FBMALLOC_CANARY's freed mark, in its header's last word, stays.
- * Cost: a load, a compare and a store on free, a store on malloc.
- *
- * What this cannot see: a double free after the block was reused, and
- * (with fb_je_foreign below) interior pointers of jemalloc blocks, which
- * jemalloc's public interface has no cheap way to check (its size lookup,
- * sallocx, costs about 50 instructions: more than the free itself).
- */
-extern FB_HIDDEN uint64_t fb_je_mark;
-
-/* Chooses the secret (never 0, so zeroed memory is never "freed"). */
-void fb_je_mark_init(void);
-
-/*
  * Pointers that are never a jemalloc block, checked before one outside
  * the buffers reaches jemalloc (whose pointer lookup faults on addresses
  * it never mapped): misaligned ones, and every address outside the
  * memory jemalloc mapped.  jemalloc's mmap, munmap and sbrk calls are
  * renamed to ours (backend.c), which keep a map of its address space:
- * one byte per 64 KiB granule of the user address space (47 bits), in
- * leaves of 4 GiB (64 KiB) made on first use.  A root entry holds its
+ * one entry per 64 KiB granule of the user address space (47 bits), in
+ * leaves of 4 GiB (512 KiB) made on first use.  A root entry holds its
  * leaf's distance from the map's own leaf of zeros, so the zeroed root
- * means "no leaf" with no relocation at start-up, and the test is two
- * loads and a compare with no branch for a missing leaf (about 10
- * instructions, as many as the two range tests it replaced).  A granule
- * wholly inside a range jemalloc mapped reads FB_JE_FULL (almost every
- * block: jemalloc maps in steps of 2 MiB or more, and the ranges that
- * touch are merged); one that jemalloc's ranges only partly cover (their
- * two ends) reads FB_JE_EDGE and is decided by the exact list of ranges
- * (backend.c, cold: about 50 instructions).  With 2 MiB granules a
- * third of python3's jemalloc frees took that way.  Exact, so a hit is
- * never a false report: a global of the program or of a library, a
- * stack (any thread's), memory the program mapped itself, and addresses
- * jemalloc has unmapped again are all caught; a pointer inside a jemalloc
- * block (not its start) is not (FBMALLOC_CHECK catches it).
+ * means "no leaf" with no relocation at start-up, and the lookup is two
+ * loads with no branch for a missing leaf.  A granule wholly inside a
+ * range jemalloc mapped is FB_JE_FULL (almost every block: jemalloc maps
+ * in steps of 2 MiB or more, and the ranges that touch are merged); one
+ * that jemalloc's ranges only partly cover (their two ends) is
+ * FB_JE_EDGE and is decided by the exact list of ranges (backend.c,
+ * cold: about 50 instructions).  With 2 MiB granules a third of
+ * python3's jemalloc frees took that way.  Exact, so a hit is never a
+ * false report: a global of the program or of a library, a stack (any
+ * thread's), memory the program mapped itself, and addresses jemalloc
+ * has unmapped again are all caught.
+ *
+ * Inside jemalloc's memory, which pointers can be blocks: each granule's
+ * entry also points to its start map, one bit per 16 bytes (512 bytes
+ * per granule, 1/128 of what jemalloc maps, made with the entry), set
+ * once a block given to the program has started there.  Every block
+ * taken from jemalloc for the program sets its bit (fb_je_fresh), and
+ * a free whose bit is clear is of a pointer malloc never returned, an
+ * interior one included: refused before jemalloc frees the block around
+ * it (the next malloc would overlap the block the program still uses).
+ * The bits are only set, never cleared by a free, so that in the steady
+ * state (jemalloc reuses the same addresses) malloc and free only read
+ * them: no atomic operation and no cache line written by two threads
+ * (with a lock bts on malloc and a lock btr on free, larson, two threads
+ * freeing each other's blocks, took 1.28x as long).  They are cleared
+ * where jemalloc gives pages back (munmap, and madvise DONTNEED or FREE,
+ * which jemalloc applies only to memory without blocks), so a stale bit
+ * lasts only while jemalloc reuses memory for blocks of another size
+ * without purging it: an interior pointer that was the start of an
+ * earlier block there is missed (never a false report).  A bit is set
+ * with an atomic or (blocks of different threads share a word), and
+ * only the first time.  A granule whose start map could not be made (an
+ * address-space limit) is EDGE with none: its pointers are checked
+ * against the exact list only.
+ *
+ * Double frees (glibc's tcache "key", applied to jemalloc): free writes
+ * a per-process secret, fb_je_mark, into the block's first word before
+ * handing it to jemalloc, and every block taken from jemalloc for the
+ * program clears it (fb_je_fresh; calloc's is zero; realloc copies the
+ * old block's first word).  A free, or a realloc, that finds the secret
+ * is given a block freed and not handed out since: refused before
+ * jemalloc could put it on its free lists twice and hand it out twice.
+ * jemalloc writes nothing into a freed region (its thread caches and
+ * slab bitmaps are outside the blocks; junk filling is off in release
+ * builds), so the mark lasts until the block is reused; a purged page
+ * reads as zeros (not detected, never a false report).  A double free
+ * after the block was reused cannot be seen.  The word is the block's
+ * first: FBMALLOC_CANARY's freed mark, in its header's last word, stays.
+ *
+ * Cost on a jemalloc pair: the entry lookup and a bit test on malloc, a
+ * bit test on free beside the secret's load, compare and store (about
+ * 16 instructions more than the mark alone; backend.c).
  */
 #define FB_JE_GRAN_SHIFT 16
 #define FB_JE_LEAF_SHIFT 32
 #define FB_JE_LEAF_SIZE ((size_t)1 << (FB_JE_LEAF_SHIFT - FB_JE_GRAN_SHIFT))
 #define FB_JE_ROOT_SIZE ((size_t)1 << (47 - FB_JE_LEAF_SHIFT))
-enum { FB_JE_NONE = 0, FB_JE_EDGE = 1, FB_JE_FULL = 2 };
+#define FB_JE_STARTS_BYTES ((size_t)1 << (FB_JE_GRAN_SHIFT - 4 - 3))
+/* An entry: the start map's address (FB_JE_STARTS_BYTES-aligned) | state;
+ * 0 for a granule jemalloc never mapped. */
+enum { FB_JE_NONE = 0, FB_JE_EDGE = 1, FB_JE_FULL = 2, FB_JE_STATE = 3 };
 struct fb_je_space {
-    uintptr_t _Atomic root[FB_JE_ROOT_SIZE];    /* leaf - zero; 0: none */
-    uint8_t zero[FB_JE_LEAF_SIZE];              /* never written */
+    /* First, so that the leaf address is the root entry plus the
+     * struct's own address (one instruction less on every lookup). */
+    uint64_t zero[FB_JE_LEAF_SIZE];             /* never written */
+    uintptr_t _Atomic root[FB_JE_ROOT_SIZE];    /* leaf - zero (bytes); 0: none */
 };
 extern FB_HIDDEN struct fb_je_space fb_je_space;
 
-/* The exact answer for a pointer fb_je_in_full refused (backend.c). */
+/* The secret (never 0, so zeroed memory is never "freed"). */
+extern FB_HIDDEN uint64_t fb_je_mark;
+void fb_je_mark_init(void);
+
+/* The exact answer for a pointer fb_je_full refused (backend.c). */
 int fb_je_foreign_slow(uintptr_t a);
 
-/* 1 if p lies in a granule wholly inside jemalloc's memory and is aligned:
- * the common case, decided inline; else fb_je_foreign_slow decides. */
-FB_INLINE int fb_je_in_full(const void *p)
+/* The entry of a's granule (a below 2^47); 0 where jemalloc has none. */
+FB_INLINE uint64_t fb_je_entry(uintptr_t a)
+{
+    /* The leaf's offset, plus bits 16..31 of a from its low 32 bits. */
+    uintptr_t leaf = atomic_load_explicit(&fb_je_space.root[a >> FB_JE_LEAF_SHIFT],
+                                          memory_order_relaxed);
+    const char *e = (const char *)fb_je_space.zero + leaf +
+                    ((uintptr_t)((uint32_t)a >> FB_JE_GRAN_SHIFT) << 3);
+    return __atomic_load_n((const uint64_t *)e, __ATOMIC_RELAXED);
+}
+
+/* The start map of entry e (not 0). */
+FB_INLINE uint64_t *fb_je_starts(uint64_t e)
+{
+    return (uint64_t *)(uintptr_t)(e & ~(uint64_t)(FB_JE_STARTS_BYTES - 1));
+}
+
+/* a's bit in its granule's start map. */
+FB_INLINE uint64_t fb_je_start_index(uintptr_t a)
+{
+    return (uint32_t)(uint16_t)a >> 4;
+}
+
+/* Bit i (0..4095) of start map m.  On x86-64 one bt, whose register
+ * operand indexes the whole map (no word address to compute); a plain
+ * load: the bits a reader needs were set before the block reached it. */
+FB_INLINE int fb_je_start_test(const uint64_t *m, uint64_t i)
+{
+#if defined(__x86_64__)
+    unsigned char c;
+    __asm__("btq %2, %1" : "=@ccc"(c) : "m"(*(const uint64_t(*)[FB_JE_STARTS_BYTES / 8])m),
+            "r"(i));
+    return c;
+#else
+    return (__atomic_load_n(&m[i >> 6], __ATOMIC_RELAXED) >> (i & 63)) & 1;
+#endif
+}
+
+/* Sets bit i of start map m (atomically: other threads set bits of the
+ * same word), unless it is set already: the common case costs a read. */
+FB_INLINE void fb_je_start_set(uint64_t *m, uint64_t i)
+{
+    if (fb_unlikely(!fb_je_start_test(m, i)))
+        __atomic_fetch_or(&m[i >> 6], (uint64_t)1 << (i & 63), __ATOMIC_RELAXED);
+}
+
+/* If p is aligned and lies in a granule wholly inside jemalloc's memory
+ * (the common case, decided inline), its start map; else a value that
+ * fb_je_is_full refuses, and fb_je_foreign_slow decides. */
+FB_INLINE uintptr_t fb_je_full(const void *p)
 {
     uintptr_t a = (uintptr_t)p;
     /* Every block we hand out is 16-byte aligned (fb_je_size), so a
@@ -113,31 +182,65 @@ FB_INLINE int fb_je_in_full(const void *p)
      * jemalloc would take for the block itself (glibc: "free(): invalid
      * pointer").  Above 2^47 lies no user memory (and no root entry). */
     if (fb_unlikely(a & (~(((uintptr_t)1 << 47) - 1) | (FB_ALIGN - 1))))
-        return 0;
-    /* The leaf index: bits 16..31, from the low 32 bits alone. */
-    uintptr_t at = atomic_load_explicit(&fb_je_space.root[a >> FB_JE_LEAF_SHIFT],
-                                        memory_order_relaxed) +
-                   ((uint32_t)a >> FB_JE_GRAN_SHIFT);
-    return fb_je_space.zero[at] == FB_JE_FULL;
+        return 1;
+    /* e - FULL has its low bits clear only for a FULL entry (0 - FULL,
+     * EDGE - FULL and NONE - FULL do not), and is then the start map
+     * (never 0: backend.c makes a granule without one EDGE): the state
+     * test and the mask in one. */
+    return (uintptr_t)(fb_je_entry(a) - FB_JE_FULL);
+}
+
+FB_INLINE int fb_je_is_full(uintptr_t m)
+{
+    return !(m & (FB_JE_STARTS_BYTES - 1));
 }
 
 FB_INLINE int fb_je_foreign(const void *p)
 {
-    return !fb_je_in_full(p) && fb_je_foreign_slow((uintptr_t)p);
+    return !fb_je_is_full(fb_je_full(p)) && fb_je_foreign_slow((uintptr_t)p);
 }
 
-/* Was p freed by us and not handed out since?  p: a jemalloc block (any
- * readable pointer of at least 8 bytes). */
-FB_INLINE int fb_je_freed(const void *p)
+/* Can p be a block the program holds?  Its start bit is set and it
+ * holds no secret.  p: not fb_je_foreign. */
+FB_INLINE int fb_je_live(const void *p)
+{
+    uintptr_t a = (uintptr_t)p;
+    uint64_t e = fb_je_entry(a);
+    if (*(const volatile uint64_t *)p == fb_je_mark)
+        return 0;
+    return e < FB_JE_STARTS_BYTES || fb_je_start_test(fb_je_starts(e), fb_je_start_index(a));
+}
+
+/* For a report on a p that is not live: was it freed (the secret in its
+ * first word), rather than never a block? */
+FB_INLINE int fb_je_was_freed(const void *p)
 {
     return *(const volatile uint64_t *)p == fb_je_mark;
 }
 
-/* Every block taken from jemalloc for the program passes through here. */
+/* Records that a block given to the program starts at p (not NULL). */
+FB_INLINE void fb_je_started(void *p)
+{
+    uintptr_t a = (uintptr_t)p;
+    uint64_t e = fb_je_entry(a);
+    if (fb_likely(e >= FB_JE_STARTS_BYTES))
+        fb_je_start_set(fb_je_starts(e), fb_je_start_index(a));
+}
+
+/* Every block taken from jemalloc for the program passes through here.
+ * NULL needs no test of its own on the common path: granule 0 (the
+ * first 64 KiB, below the kernel's mmap_min_addr) is never jemalloc's,
+ * so its entry is 0. */
 FB_INLINE void *fb_je_fresh(void *p)
 {
-    if (fb_likely(p != NULL))
+    uintptr_t a = (uintptr_t)p;
+    uint64_t e = fb_je_entry(a);
+    if (fb_likely(e >= FB_JE_STARTS_BYTES)) {
+        fb_je_start_set(fb_je_starts(e), fb_je_start_index(a));
         *(uint64_t *)p = 0;
+    } else if (p) {
+        *(uint64_t *)p = 0;
+    }
     return p;
 }
 
@@ -157,7 +260,10 @@ FB_INLINE void *fb_je_calloc(size_t n)
 {
     if (fb_unlikely(n > FB_MAX_REQUEST))
         return NULL;
-    return fb_jemalloc_calloc(1, fb_je_size(n));
+    void *p = fb_jemalloc_calloc(1, fb_je_size(n));
+    if (p)
+        fb_je_started(p);            /* zeroed: no secret to clear */
+    return p;
 }
 
 /* align: a power of two. */
@@ -171,33 +277,53 @@ FB_INLINE void *fb_je_memalign(size_t align, size_t n)
                                            MALLOCX_LG_ALIGN(__builtin_ctzl(align))));
 }
 
+/* p: a live block (callers checked); its first word, never the secret,
+ * is copied to a moved block. */
 FB_INLINE void *fb_je_realloc(void *p, size_t n)
 {
     if (fb_unlikely(n > FB_MAX_REQUEST))
         return NULL;
-    return fb_jemalloc_realloc(p, fb_je_size(n));
+    void *q = fb_jemalloc_realloc(p, fb_je_size(n));
+    if (q)
+        fb_je_started(q);
+    return q;
 }
 
-/* The free itself, without the mark. */
+/* The free itself, the block already taken (the secret in it). */
 FB_INLINE void fb_je_release(void *p)
 {
     fb_jemalloc_free(p);
 }
 
-/* Before freeing p, a pointer known to lie in jemalloc's memory: 1 if p
- * was already freed: leave it alone.  Else marks it freed and returns 0. */
-FB_INLINE int fb_je_take_inside(void *p)
+/* Before freeing p, whose granule's start map m fb_je_full gave: 1 if
+ * no live block starts at p (a double free or an interior pointer: leave
+ * it alone).  Else takes it (leaves the secret) and returns 0. */
+FB_INLINE int fb_je_take_full(void *p, uintptr_t m)
 {
     uint64_t mark = fb_je_mark;
-    if (fb_unlikely(*(volatile uint64_t *)p == mark))
+    if (fb_unlikely(*(volatile uint64_t *)p == mark ||
+                    !fb_je_start_test((const uint64_t *)m, fb_je_start_index((uintptr_t)p))))
         return 1;
     *(uint64_t *)p = mark;
     return 0;
 }
 
-/* Before freeing p: 1 if p was already freed, 2 if it is no jemalloc
- * block at all (fb_je_foreign): leave it alone.  Else marks it freed and
- * returns 0. */
+/* The same for any p not fb_je_foreign. */
+FB_INLINE int fb_je_take_inside(void *p)
+{
+    uint64_t e = fb_je_entry((uintptr_t)p);
+    if (fb_unlikely(e < FB_JE_STARTS_BYTES)) {   /* no start map */
+        if (fb_je_was_freed(p))
+            return 1;
+        *(uint64_t *)p = fb_je_mark;
+        return 0;
+    }
+    return fb_je_take_full(p, (uintptr_t)fb_je_starts(e));
+}
+
+/* Before freeing p: 2 if it is no jemalloc block at all (fb_je_foreign),
+ * 1 if no live block starts there (fb_je_take_full): leave it alone.
+ * Else takes it and returns 0. */
 FB_INLINE int fb_je_take(void *p)
 {
     if (fb_unlikely(fb_je_foreign(p)))
@@ -205,8 +331,7 @@ FB_INLINE int fb_je_take(void *p)
     return fb_je_take_inside(p);
 }
 
-/* Frees a live jemalloc block (callers check fb_je_freed first), leaving
- * the freed mark in it. */
+/* Frees a live jemalloc block (callers checked fb_je_live). */
 FB_INLINE void fb_je_free(void *p)
 {
     *(uint64_t *)p = fb_je_mark;

@@ -245,8 +245,8 @@ static size_t unguarded_usable(const struct fb_layer_below *below, void *p)
     }
     if (fb_check_on && fb_check_realloc(p) != 0)
         return 0;
-    if (fb_je_foreign(p) || fb_je_freed(p)) {
-        fb_check_report(p, !fb_je_foreign(p), "realloc");
+    if (fb_je_foreign(p) || !fb_je_live(p)) {
+        fb_check_report(p, !fb_je_foreign(p) && fb_je_was_freed(p), "realloc");
         return 0;
     }
     return below->usable(p);

@@ -276,8 +276,8 @@ void fb_check_free(void *ptr)
         report_bad(ptr, "free", now, 0);
         return;
     }
-    if (fb_je_freed(ptr)) {          /* freed again after the quarantine */
-        report_bad(ptr, "free", now, 1);
+    if (!fb_je_live(ptr)) {          /* freed again after the quarantine */
+        report_bad(ptr, "free", now, fb_je_was_freed(ptr));
         return;
     }
     int saved = errno;

@@ -15,6 +15,7 @@
 
 void *fb_jemalloc_sys_mmap(void *a, size_t n, int prot, int flags, int fd, off_t off);
 int fb_jemalloc_sys_munmap(void *a, size_t n);
+int fb_jemalloc_sys_madvise(void *a, size_t n, int advice);
 
 static int foreign(uintptr_t a)
 {
@@ -66,6 +67,58 @@ static void test_map(void)
     CHECK(!foreign(lo) && !foreign(hi + 4096));
     CHECK(fb_jemalloc_sys_munmap((void *)lo, h + 8 * MiB - lo) == 0);
     CHECK(foreign(lo) && foreign(h + 5 * MiB + 4096) && foreign(hi));
+}
+
+/* Start maps: which pointers in jemalloc's memory a free may take.  A
+ * block handed out (fb_je_fresh) is taken once; a second free is told
+ * apart from a pointer that never started a block; pages jemalloc purges
+ * or unmaps forget their starts. */
+static void test_starts(void)
+{
+    uintptr_t h = hole(4 * MiB);
+    CHECK(je_map(h, 4 * MiB) == (void *)h);
+    char *p = (char *)h + MiB + 2048, *q = p + 48, *edge = (char *)h + 16;
+    CHECK(fb_je_fresh(p) == p && fb_je_fresh(q) == q);
+    CHECK(fb_je_live(p) && fb_je_live(q));
+    CHECK(!fb_je_live(p + 16) && !fb_je_live(p + 4096));
+    CHECK_EQ_U(fb_je_take(p + 16), 1);            /* interior */
+    CHECK(!fb_je_was_freed(p + 16));
+    CHECK_EQ_U(fb_je_take(p + 8), 2);             /* misaligned */
+    CHECK_EQ_U(fb_je_take(p), 0);
+    CHECK(!fb_je_live(p) && fb_je_was_freed(p));
+    CHECK_EQ_U(fb_je_take(p), 1);                 /* double */
+    CHECK(fb_je_live(q));                         /* its neighbour stays */
+    CHECK_EQ_U(fb_je_take(q), 0);
+    /* Handed out again: live again (the secret cleared). */
+    CHECK(fb_je_fresh(p) == p && fb_je_live(p));
+    CHECK_EQ_U(fb_je_take(p), 0);
+    /* The fast path's test: a FULL granule gives its start map. */
+    CHECK(fb_je_is_full(fb_je_full(p)));
+    CHECK(!fb_je_is_full(fb_je_full(p + 8)));
+    CHECK(!fb_je_is_full(fb_je_full((char *)h + 8 * MiB)));
+    /* Purged pages forget their starts, the page beside keeps its own. */
+    char *r = (char *)h + 2 * MiB, *s = r + 4096;
+    fb_je_fresh(r);
+    fb_je_fresh(s);
+    *(uint64_t *)r = 1;                           /* no secret: only the bit */
+    CHECK(fb_jemalloc_sys_madvise(r, 4096, MADV_DONTNEED) == 0);
+    CHECK(!fb_je_live(r) && fb_je_live(s));
+    CHECK_EQ_U(fb_je_take(r), 1);
+    /* An edge granule's blocks are checked the same way. */
+    CHECK(fb_jemalloc_sys_munmap((void *)h, 32 * 1024) == 0);
+    edge = (char *)h + 32 * 1024;
+    fb_je_fresh(edge);
+    CHECK(!fb_je_is_full(fb_je_full(edge)));
+    CHECK_EQ_U(fb_je_take(edge + 16), 1);
+    CHECK_EQ_U(fb_je_take(edge), 0);
+    CHECK_EQ_U(fb_je_take(edge), 1);
+    CHECK_EQ_U(fb_je_take((char *)h + 16), 2);   /* unmapped part */
+    /* Unmapped and mapped again: no start survives. */
+    CHECK(fb_jemalloc_sys_munmap((void *)(h + 32 * 1024), 4 * MiB - 32 * 1024) == 0);
+    CHECK(je_map(h, 4 * MiB) == (void *)h);
+    CHECK_EQ_U(fb_je_take(s), 1);
+    CHECK(!fb_je_live(q));
+    fb_jemalloc_sys_munmap((void *)h, 4 * MiB);
 }
 
 /* The lock-free reader against a writer changing the list: a range that
@@ -154,6 +207,7 @@ int main(void)
     CHECK(signbit(fb_jemalloc_sys_round(-0.3)));
     CHECK(fb_jemalloc_sys_round(0x1p60) == 0x1p60);
     test_map();
+    test_starts();
     test_readers();
     return check_done("backend");
 }
