@@ -534,9 +534,14 @@ static FB_COLD void caught_free(void *ptr)
 
 /* What fb_alloc_free_slow does not finish itself, outside the buffers:
  * NULL, blocks in the granules at the ends of jemalloc's ranges, bad
- * pointers, and every free while a mode observes. */
+ * pointers, every free while a mode observes, and inside signal
+ * handlers. */
 static FB_NOINLINE void free_other(void *ptr)
 {
+    if (fb_unlikely(fb_sigpool_catches(ptr))) {  /* sigpool.h */
+        caught_free(ptr);
+        return;
+    }
     if (fb_likely(!fb_observe)) {
         if (fb_likely(ptr != NULL))
             free_outside(ptr);
@@ -547,23 +552,21 @@ static FB_NOINLINE void free_other(void *ptr)
 
 /* Entry from the fast path, tiny for its common cases: a buffer block
  * of another thread (a producer's, freed by its consumer) to the generic
- * path at once; a jemalloc block with nobody watching, checked and
- * handed to jemalloc's free as a tail call.  NULL lies in no granule of
- * jemalloc's (fb_je_full), so it needs no test of its own here.  free
- * keeps errno (glibc guarantees it): jemalloc's system calls keep it
- * (backend.c), so nothing is saved here. */
+ * path at once; a jemalloc block of a quick thread (nobody watching, not
+ * in a signal handler: sigpool.c shuts quick there), checked and handed
+ * to jemalloc's free as a tail call.  A granule wholly jemalloc's holds
+ * no signal-pool block (the pool is our own mapping, as the buffers are),
+ * so that check waits for free_other; neither does NULL's
+ * (fb_je_full).  free keeps errno (glibc guarantees it): jemalloc's
+ * system calls keep it (backend.c), so nothing is saved here. */
 void fb_alloc_free_slow(void *ptr)
 {
-    if (fb_unlikely(fb_sigpool_catches(ptr))) {  /* sigpool.h */
-        caught_free(ptr);
-        return;
-    }
     if (fb_unlikely(fb_epoch_owns(ptr))) {
         free_generic(ptr);           /* another thread's, or a large one */
         return;
     }
     uintptr_t starts = fb_je_full(ptr);
-    if (fb_likely(fb_je_is_full(starts) && !fb_observe)) {
+    if (fb_likely(fb_t.quick && fb_je_is_full(starts))) {
         if (fb_unlikely(fb_je_take_full(ptr, starts))) {
             free_bad(ptr, 1);
             return;
