@@ -42,28 +42,70 @@ static void test_sizes(void)
     CHECK_EQ_U(usable(a), 0);                 /* freed: no longer an object */
 }
 
-/* malloc/free of one object: after an epoch's worth, the emptied epoch is
- * reset in place and the very first address comes back. */
+/* A short-lived object as programs' temporaries overlap: freed after
+ * the next one was allocated, so that the bump moves on by one object (an
+ * object freed at once is rewound over: test_rewind).  Returns it. */
+static void *churn(size_t n)
+{
+    void *p = m(n), *q = m(n);
+    f(p);
+    f(q);
+    return p;
+}
+
+/* The fast path's last object, freed, is given again (Zig's
+ * FixedBufferAllocator); one that is not the last is not.  With an
+ * observer (the counting run) nothing is rewound. */
+static void test_rewind(void)
+{
+    snap();
+    /* Two neighbours from the fast path: not an epoch's first object
+     * (the slow path turning the epoch over bumps it), nor in an epoch
+     * that lifetime sampling records (its gate shut: route.h). */
+    char *o = m(64), *p;
+    while ((p = m(64)) != o + 64 || !((uintptr_t)p & (EPOCH - 1)) ||
+           (!st.counting && !fb_t.max_small)) {
+        f(o);
+        o = p;
+    }
+    f(o);
+    f(p);
+    char *q = m(48);
+    if (st.counting)
+        CHECK(q == p + 64);
+    else
+        CHECK(q == p);
+    char *r = m(32);
+    f(q);                                     /* not the last */
+    char *s = m(32);
+    CHECK(s == r + 32);
+    f(r);
+    f(s);
+}
+
+/* Objects that fill an epoch, all freed: the epoch is reset in place and
+ * its first address comes back (the last object's rewound bytes are too
+ * few for the next request). */
 static void test_reset_in_place(void)
 {
     snap();
     uint64_t resets = st.epochs_reset;
-    /* Start on a fresh epoch boundary: exhaust the current one. */
-    void *first = NULL;
-    for (int i = 0; i < 4 * EPOCH / 64; i++) {
-        void *p = m(64);
-        if (((uintptr_t)p & (EPOCH - 1)) == 0 && !first)
-            first = p;
-        f(p);
-    }
-    CHECK(first != NULL);
-    int back = 0;
-    for (int i = 0; i < 2 * EPOCH / 64; i++) {
-        void *p = m(64);
-        back |= p == first;
-        f(p);
-    }
-    CHECK(back);
+    void *p, *o[EPOCH / 64];
+    size_t nb = 0;
+    /* Start on a fresh epoch boundary, keeping what leads up to it. */
+    while (((uintptr_t)(p = m(64)) & (EPOCH - 1)) != 0)
+        o[nb++] = p;
+    while (nb)
+        f(o[--nb]);
+    o[0] = p;
+    for (size_t i = 1; i < EPOCH / 64; i++)
+        o[i] = m(64);
+    CHECK_EQ_U((uintptr_t)o[EPOCH / 64 - 1] - (uintptr_t)p, EPOCH - 64);
+    for (size_t i = 0; i < EPOCH / 64; i++)
+        f(o[i]);
+    void *again = m(128);
+    CHECK(again == p);
+    f(again);
     snap();
     CHECK(st.epochs_reset > resets);
 }
@@ -74,10 +116,13 @@ static void test_pinning(void)
     unsigned char *keep = m(48);
     memset(keep, 0xAB, 48);
     for (int i = 0; i < 20 * EPOCH / 32; i++) {
-        unsigned char *p = m(32);
+        unsigned char *p = m(32), *q = m(32);
         CHECK(p + 32 <= keep || p >= keep + 48);
+        CHECK(q + 32 <= keep || q >= keep + 48);
         memset(p, 0x11, 32);
+        memset(q, 0x11, 32);
         f(p);
+        f(q);
     }
     int intact = 1;
     for (int i = 0; i < 48; i++)
@@ -107,8 +152,8 @@ static void test_bad_frees(void)
     f(q);
     /* The epoch's count was not corrupted: churn still recycles. */
     uint64_t resets = st.epochs_reset;
-    for (int i = 0; i < 4 * EPOCH / 16; i++)
-        f(m(16));
+    for (int i = 0; i < 40 * EPOCH / 16; i++)
+        churn(16);
     snap();
     CHECK(st.epochs_reset > resets);
 }
@@ -149,9 +194,12 @@ static void *remote_free_all(void *arg)
 static void test_remote(void)
 {
     /* Align to a fresh epoch. */
-    void *p;
+    void *p, *before[EPOCH / 64];
+    size_t nb = 0;
     while (((uintptr_t)(p = m(64)) & (EPOCH - 1)) != 0)
-        f(p);
+        before[nb++] = p;
+    while (nb)
+        f(before[--nb]);                      /* none is the last: kept */
     objs[0] = p;
     for (size_t i = 1; i < EPOCH / 64; i++)
         objs[i] = m(64);
@@ -204,9 +252,14 @@ static void test_buffer_full(void)
     void *p;
     snap();
     uint64_t full = st.buffer_full;
-    /* Pin every epoch with one object; churn the rest. */
+    /* Pin every epoch with one object; churn the rest (each freed after
+     * the next is allocated: churn()). */
+    void *prev = NULL;
     while (n < sizeof keep / sizeof keep[0]) {
         p = m(512);
+        if (prev)
+            f(prev);
+        prev = NULL;
         if (!owned(p)) {
             f(p);
             break;
@@ -214,8 +267,10 @@ static void test_buffer_full(void)
         if (((uintptr_t)p & (EPOCH - 1)) == 0)
             keep[n++] = p;
         else
-            f(p);
+            prev = p;
     }
+    if (prev)
+        f(prev);
     snap();
     CHECK(st.buffer_full > full);
     CHECK(n >= SLOT / EPOCH - 1);
@@ -238,6 +293,7 @@ int main(void)
     CHECK(fb_g.size != 0);
     CHECK_EQ_U(fb_g.slot_size, SLOT);
     CHECK_EQ_U(fb_g.epoch_size, EPOCH);
+    test_rewind();
     test_reset_in_place();
     test_pinning();
     test_bad_frees();
