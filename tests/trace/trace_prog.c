@@ -304,6 +304,12 @@ static void child(int which)
  * destructors, so its unwritten events are lost). */
 static int exec_mode(char **argv)
 {
+    /* 100 ms before the first event: the first image's events then lie
+     * after 100 ms of its clock, and the second image's, on its own clock
+     * from its start, before that (check_trace.py), however slowly a
+     * loaded machine starts it (the 2 ms of events alone were not always
+     * longer than the second image's start-up). */
+    usleep(100000);
     for (int i = 0; i < 3000; i++)
         release(make_node(16 + (size_t)i % 200));
     fflush(stdout);
