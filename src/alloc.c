@@ -556,23 +556,26 @@ static FB_NOINLINE void free_other(void *ptr)
  * in a signal handler: sigpool.c shuts quick there), checked and handed
  * to jemalloc's free as a tail call.  A granule wholly jemalloc's holds
  * no signal-pool block (the pool is our own mapping, as the buffers are),
- * so that check waits for free_other; neither does NULL's
- * (fb_je_full).  free keeps errno (glibc guarantees it): jemalloc's
- * system calls keep it (backend.c), so nothing is saved here. */
+ * so that check waits for free_other; so does NULL (no start bit is
+ * ever set at 0: fb_je_take_fast).  free keeps errno (glibc guarantees
+ * it): jemalloc's system calls keep it (backend.c), so nothing is saved
+ * here. */
 void fb_alloc_free_slow(void *ptr)
 {
     if (fb_unlikely(fb_epoch_owns(ptr))) {
         free_generic(ptr);           /* another thread's, or a large one */
         return;
     }
-    uintptr_t starts = fb_je_full(ptr);
-    if (fb_likely(fb_t.quick && fb_je_is_full(starts))) {
-        if (fb_unlikely(fb_je_take_full(ptr, starts))) {
+    if (fb_likely(fb_t.quick)) {
+        int r = fb_je_take_fast(ptr);
+        if (fb_likely(r == 0)) {
+            fb_je_release(ptr);
+            return;
+        }
+        if (fb_unlikely(r > 0)) {
             free_bad(ptr, 1);
             return;
         }
-        fb_je_release(ptr);
-        return;
     }
     free_other(ptr);
 }

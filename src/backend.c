@@ -88,6 +88,8 @@ void fb_je_mark_init(void)
  * blocks start.
  */
 FB_HIDDEN struct fb_je_space fb_je_space;
+FB_HIDDEN struct fb_je_shadow fb_je_sh;
+static int shadow_tried;
 
 #define JE_RANGES 1024
 static struct fb_plat_range je_r[JE_RANGES];
@@ -108,6 +110,8 @@ static void space_unlock(void)
 {
     atomic_flag_clear_explicit(&je_space_lock, memory_order_release);
 }
+
+static uintptr_t pages_up(uintptr_t a);
 
 static uint64_t *leaf_of(uintptr_t a, int make)
 {
@@ -148,6 +152,57 @@ static uint64_t *starts_new(void)
     return r;
 }
 
+/* The start shadow (backend.h), tried once, at jemalloc's first mapping
+ * at (under the lock): before jemalloc has a block, so every block's bit
+ * is in the same place for good.  The window is centred on that mapping
+ * (the kernel places mappings near each other, top-down). */
+static void shadow_make(uintptr_t at)
+{
+    shadow_tried = 1;
+    const uintptr_t size = (uintptr_t)1 << FB_JE_WINDOW_SHIFT, top = (uintptr_t)1 << 47;
+    uintptr_t lo = at > size / 2 ? (at - size / 2) & ~(((uintptr_t)1 << 30) - 1) : 0;
+    if (lo > top - size)
+        lo = top - size;
+    void *m = mmap(NULL, size >> 7, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (m == MAP_FAILED)
+        return;
+    fb_je_sh.lo = lo;
+    fb_je_sh.map = m;
+    __atomic_store_n(&fb_je_sh.bits, size >> 4, __ATOMIC_RELEASE);
+}
+
+static int in_window(uintptr_t a)
+{
+    return fb_je_shadow_index(a & ~(uintptr_t)15) < fb_je_sh.bits;
+}
+
+/* Clears the shadow's bits of [lo, hi) (page-aligned: whole words, a
+ * page's bits being 4 words, none of them another range's); whole pages
+ * of bits are given back to the kernel. */
+static void shadow_clear(uintptr_t lo, uintptr_t hi)
+{
+    uintptr_t wlo_a = fb_je_sh.lo, whi_a = wlo_a + (fb_je_sh.bits << 4);
+    if (!fb_je_sh.bits || hi <= wlo_a || lo >= whi_a)
+        return;
+    if (lo < wlo_a)
+        lo = wlo_a;
+    if (hi > whi_a)
+        hi = whi_a;
+    uint64_t *sh = fb_je_sh.map;
+    uintptr_t wlo = (lo - wlo_a) >> 10, whi = (hi - wlo_a) >> 10;   /* words */
+    uintptr_t plo = pages_up((uintptr_t)&sh[wlo]), phi = (uintptr_t)&sh[whi] & ~(uintptr_t)4095;
+    uintptr_t w = wlo;
+    if (phi > plo) {
+        madvise((void *)plo, phi - plo, MADV_DONTNEED);  /* reads as zeros */
+        for (; (uintptr_t)&sh[w] < plo; w++)
+            __atomic_store_n(&sh[w], 0, __ATOMIC_RELAXED);
+        w = (phi - (uintptr_t)sh) / 8;
+    }
+    for (; w < whi; w++)
+        __atomic_store_n(&sh[w], 0, __ATOMIC_RELAXED);
+}
+
 /* Clears the bits of [lo, hi) (whole pages: whole words) in granule g's
  * start map. */
 static void starts_clear(uint64_t e, uintptr_t g, uintptr_t lo, uintptr_t hi)
@@ -181,17 +236,23 @@ static void space_change(uintptr_t lo, uintptr_t hi, int add)
     atomic_store_explicit(&je_writer, (uintptr_t)&je_me, memory_order_relaxed);
     atomic_fetch_add_explicit(&je_seq, 1, memory_order_relaxed);
     atomic_thread_fence(memory_order_release);
+    if (add && !shadow_tried)
+        shadow_make(lo);
     if (add)
         fb_plat_set_add(&je_set, lo, hi);
     else if (!je_set.overflow)
         fb_plat_set_remove(&je_set, lo, hi);
+    if (!add && !je_set.overflow)
+        shadow_clear(lo, hi);
     for (uintptr_t g = lo >> FB_JE_GRAN_SHIFT; g <= (hi - 1) >> FB_JE_GRAN_SHIFT; g++) {
         uint64_t *leaf = leaf_of(g << FB_JE_GRAN_SHIFT, add);
         if (!leaf)
             continue;                /* remove: nothing recorded there */
         uint64_t *ent = &leaf[g & (FB_JE_LEAF_SIZE - 1)];
         uint64_t e = *ent, map = e & ~(uint64_t)FB_JE_STATE;
-        if (add && !map)
+        int shadowed = in_window(g << FB_JE_GRAN_SHIFT) &&
+                       in_window(((g + 1) << FB_JE_GRAN_SHIFT) - 16);
+        if (add && !map && !shadowed)
             map = (uint64_t)(uintptr_t)starts_new();
         else if (!add && map && !je_set.overflow)
             starts_clear(e, g, lo, hi);
@@ -200,9 +261,9 @@ static void space_change(uintptr_t lo, uintptr_t hi, int add)
          * (an unmapped range stays "jemalloc's": never a false report). */
         if (je_set.overflow && now < was)
             now = was;
-        /* Without a start map a granule is never FULL: the fast path
-         * reads FULL as "has one". */
-        if (!map && now == FB_JE_FULL)
+        /* Without the shadow, nor a start map, a granule is never FULL:
+         * fb_je_take_fast then reads FULL as "has one". */
+        if (!map && now == FB_JE_FULL && !shadowed)
             now = FB_JE_EDGE;
         __atomic_store_n(ent, map | now, __ATOMIC_RELAXED);
     }
@@ -305,6 +366,7 @@ static void starts_forget(uintptr_t lo, uintptr_t hi)
 {
     if (lo >= hi || hi > ((uintptr_t)1 << 47))
         return;
+    shadow_clear(lo, hi);
     for (uintptr_t g = lo >> FB_JE_GRAN_SHIFT; g <= (hi - 1) >> FB_JE_GRAN_SHIFT; g++) {
         uint64_t e = fb_je_entry(g << FB_JE_GRAN_SHIFT);
         if (e >= FB_JE_STARTS_BYTES)

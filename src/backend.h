@@ -98,10 +98,55 @@ FB_HIDDEN int fb_jemalloc_mallctl(const char *name, void *oldp,
  * after the block was reused cannot be seen.  The word is the block's
  * first: FBMALLOC_CANARY's freed mark, in its header's last word, stays.
  *
- * Cost on a jemalloc pair: the entry lookup and a bit test on malloc, a
- * bit test on free beside the secret's load, compare and store (about
- * 16 instructions more than the mark alone; backend.c).
+ * The start shadow: where the kernel lets us, the start bits of a window
+ * of 4 TiB of address space around jemalloc's first mapping lie in one
+ * mapping instead (32 GiB of address space, MAP_NORESERVE), made at that
+ * first mmap, before jemalloc has a block.  A bit is then a subtraction,
+ * a rotation and a bt away, with no lookup, and free's common case needs
+ * no granule entry either (a set bit is a jemalloc block's start: bits
+ * are set only there, and cleared where jemalloc gives memory back).
+ * Pages of it exist only where bits were set (1/128 of jemalloc's
+ * memory, as the per-granule maps); a read anywhere else, a bad
+ * pointer's, finds the kernel's zero page.  The window, not the whole
+ * 2^47 bytes (a shadow of 1 TiB), because valgrind refuses mappings
+ * above 32 GiB, and callgrind is how instructions are counted here.
+ * Outside the window (a program mapping terabytes), and where the
+ * mapping is refused (ulimit -v, overcommit_memory 2: then the window is
+ * empty), the per-granule start maps serve, on the slow path.
+ *
+ * Cost on a jemalloc pair, in the window: a bit test on malloc, and on
+ * free a bit test beside the secret's load, compare and store.
  */
+#define FB_JE_WINDOW_SHIFT 42
+struct fb_je_shadow {
+    uintptr_t lo;                /* the window's first byte */
+    uintptr_t bits;              /* bits in the window; 0: no shadow */
+    uint64_t *map;
+};
+extern FB_HIDDEN struct fb_je_shadow fb_je_sh;
+
+/* a's bit in the shadow, or an index >= fb_je_sh.bits if a is not in the
+ * window or is misaligned: rotating right by 4 sends the low bits to the
+ * top, as the buffers' free does. */
+FB_INLINE uintptr_t fb_je_shadow_index(uintptr_t a)
+{
+    uintptr_t o = a - fb_je_sh.lo;
+    return (o >> 4) | (o << 60);
+}
+
+/* Bit i (below fb_je_sh.bits) of the shadow. */
+FB_INLINE int fb_je_shadow_test(uintptr_t i)
+{
+    const uint64_t *sh = fb_je_sh.map;
+#if defined(__x86_64__)
+    unsigned char c;
+    __asm__("btq %2, (%1)" : "=@ccc"(c) : "r"(sh), "r"(i), "m"(*sh));
+    return c;
+#else
+    return (__atomic_load_n(&sh[i >> 6], __ATOMIC_RELAXED) >> (i & 63)) & 1;
+#endif
+}
+
 #define FB_JE_GRAN_SHIFT 16
 #define FB_JE_LEAF_SHIFT 32
 #define FB_JE_LEAF_SIZE ((size_t)1 << (FB_JE_LEAF_SHIFT - FB_JE_GRAN_SHIFT))
@@ -204,10 +249,12 @@ FB_INLINE int fb_je_foreign(const void *p)
  * holds no secret.  p: not fb_je_foreign. */
 FB_INLINE int fb_je_live(const void *p)
 {
-    uintptr_t a = (uintptr_t)p;
-    uint64_t e = fb_je_entry(a);
+    uintptr_t a = (uintptr_t)p, i = fb_je_shadow_index(a);
     if (*(const volatile uint64_t *)p == fb_je_mark)
         return 0;
+    if (fb_likely(i < fb_je_sh.bits))
+        return fb_je_shadow_test(i);
+    uint64_t e = fb_je_entry(a);
     return e < FB_JE_STARTS_BYTES || fb_je_start_test(fb_je_starts(e), fb_je_start_index(a));
 }
 
@@ -221,24 +268,23 @@ FB_INLINE int fb_je_was_freed(const void *p)
 /* Records that a block given to the program starts at p (not NULL). */
 FB_INLINE void fb_je_started(void *p)
 {
-    uintptr_t a = (uintptr_t)p;
+    uintptr_t a = (uintptr_t)p, i = fb_je_shadow_index(a);
+    if (fb_likely(i < fb_je_sh.bits)) {
+        if (fb_unlikely(!fb_je_shadow_test(i)))
+            __atomic_fetch_or(&fb_je_sh.map[i >> 6], (uint64_t)1 << (i & 63),
+                              __ATOMIC_RELAXED);
+        return;
+    }
     uint64_t e = fb_je_entry(a);
     if (fb_likely(e >= FB_JE_STARTS_BYTES))
         fb_je_start_set(fb_je_starts(e), fb_je_start_index(a));
 }
 
-/* Every block taken from jemalloc for the program passes through here.
- * NULL needs no test of its own on the common path: granule 0 (the
- * first 64 KiB, below the kernel's mmap_min_addr) is never jemalloc's,
- * so its entry is 0. */
+/* Every block taken from jemalloc for the program passes through here. */
 FB_INLINE void *fb_je_fresh(void *p)
 {
-    uintptr_t a = (uintptr_t)p;
-    uint64_t e = fb_je_entry(a);
-    if (fb_likely(e >= FB_JE_STARTS_BYTES)) {
-        fb_je_start_set(fb_je_starts(e), fb_je_start_index(a));
-        *(uint64_t *)p = 0;
-    } else if (p) {
+    if (fb_likely(p != NULL)) {
+        fb_je_started(p);
         *(uint64_t *)p = 0;
     }
     return p;
@@ -311,6 +357,13 @@ FB_INLINE int fb_je_take_full(void *p, uintptr_t m)
 /* The same for any p not fb_je_foreign. */
 FB_INLINE int fb_je_take_inside(void *p)
 {
+    uintptr_t i = fb_je_shadow_index((uintptr_t)p);
+    if (fb_likely(i < fb_je_sh.bits)) {
+        if (fb_unlikely(fb_je_was_freed(p) || !fb_je_shadow_test(i)))
+            return 1;
+        *(uint64_t *)p = fb_je_mark;
+        return 0;
+    }
     uint64_t e = fb_je_entry((uintptr_t)p);
     if (fb_unlikely(e < FB_JE_STARTS_BYTES)) {   /* no start map */
         if (fb_je_was_freed(p))
@@ -329,6 +382,22 @@ FB_INLINE int fb_je_take(void *p)
     if (fb_unlikely(fb_je_foreign(p)))
         return 2;
     return fb_je_take_inside(p);
+}
+
+/* free's common case, decided inline: 0 if a live jemalloc block starts
+ * at p (taken: free it), 1 if p was freed before (the secret), -1 if
+ * this cannot tell here (outside the shadow's window, no block start, a
+ * misaligned pointer: fb_je_take decides, on the slow path). */
+FB_INLINE int fb_je_take_fast(void *p)
+{
+    uintptr_t i = fb_je_shadow_index((uintptr_t)p);
+    if (fb_unlikely(i >= fb_je_sh.bits) || !fb_je_shadow_test(i))
+        return -1;
+    uint64_t mark = fb_je_mark;
+    if (fb_unlikely(*(volatile uint64_t *)p == mark))
+        return 1;
+    *(uint64_t *)p = mark;
+    return 0;
 }
 
 /* Frees a live jemalloc block (callers checked fb_je_live). */
