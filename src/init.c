@@ -286,8 +286,10 @@ __attribute__((destructor)) static void fb_dtor(void)
     if (atomic_load(&fb_init_state) != FB_INIT_DONE)
         return;
     long leaked = 0;
-    if (fb_canary_on)
+    if (fb_canary_on) {
         fb_leak_for_each_live(fb_canary_check_block, NULL);
+        fb_canary_exit_report();
+    }
     if (fb_track_on && fb_opt.leaks != FB_LEAKS_OFF)
         leaked = fb_leak_check(1, NULL);
     fb_stats_at_exit();

@@ -160,8 +160,20 @@ long fb_leak_check(int at_exit, const struct fb_leak_caller *caller)
     return leaked;
 }
 
-/* Calls fn for every tracked live block (address, usable size, site);
- * fn runs with the check lock held and the recursion guard set. */
+/*
+ * At exit: calls fn for every tracked live block (address, usable size,
+ * site) with the other threads stopped, as the leak check stops them.  A
+ * walk over a list collected while they run reads blocks that are freed
+ * and reused under it: an exit check of FBMALLOC_CANARY's guards read the
+ * header of a block freed since and the front pad of the block allocated
+ * in its place (issue 13, item 6).  The list is collected first (it takes
+ * tracking's locks); once the threads are stopped each entry is checked
+ * to be live still, without locks.  fn runs with the check lock held and
+ * the recursion guard set, and must take no lock and not allocate: a
+ * stopped thread may hold any.  Not every thread is stopped (one that
+ * blocks the signal, or never allocated and is not registered): fn must
+ * still expect a block to change under it.
+ */
 void fb_leak_for_each_live(void (*fn)(void *ctx, uintptr_t addr, size_t usable,
                                       uint32_t site),
                            void *ctx)
@@ -171,10 +183,14 @@ void fb_leak_for_each_live(void (*fn)(void *ctx, uintptr_t addr, size_t usable,
     struct guard g;
     enter(&g);
     fb_leakscan_collect();
+    fb_leakroots_pause_others();
+    int stopped = fb_leakroots_stopped();
     for (size_t i = 0; i < fb_leakscan_blocks.n; i++) {
         const struct fb_leakscan_block *b = fb_leakscan_blk(i);
-        fn(ctx, b->addr, b->usable, b->site);
+        if (fb_leakscan_still_live(b, stopped))
+            fn(ctx, b->addr, b->usable, b->site);
     }
+    fb_leakroots_end();
     fb_leakscan_free();
     leave(&g);
 }

@@ -43,7 +43,8 @@ static inline void fb_leak_scope_note(const void *p)
         fb_leak_scope_note_slow(p);
 }
 
-/* Calls fn for every tracked live block. */
+/* At exit: calls fn for every tracked live block with the other threads
+ * stopped where they can be (fn takes no lock and does not allocate). */
 void fb_leak_for_each_live(void (*fn)(void *ctx, uintptr_t addr, size_t usable,
                                       uint32_t site),
                            void *ctx);
