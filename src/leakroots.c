@@ -962,10 +962,14 @@ FB_NOINLINE void fb_leakroots_mark(int at_exit, const struct fb_leak_caller *cal
 void fb_leakroots_pause_others(void)
 {
     pthread_mutex_lock(&thread_lock);
-    if (!threads)
-        return;
+    pthread_t me = pthread_self();
+    int others = 0;
+    for (size_t i = 0; threads && i < nthreads_hw; i++)
+        others |= threads[i].used && !pthread_equal(threads[i].id, me);
+    if (!others)
+        return;                      /* nobody to stop: no handler either */
     fb_plat_own_nowait(1);
-    pause_threads(pthread_self());
+    pause_threads(me);
 }
 
 void fb_leakroots_begin(void)
