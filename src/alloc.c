@@ -471,8 +471,19 @@ static void *malloc_raw(size_t n, uintptr_t ra, uintptr_t cfa)
     return backend_result(fb_je_malloc(padded), n, ra);
 }
 
+/* A thread's first allocation may be an aligned one or a large calloc,
+ * which do not pass malloc_raw: it must be set up (and, when tracking,
+ * registered: otherwise the exit checks neither stop it nor scan its
+ * stack, and its blocks look leaked) all the same. */
+static inline void thread_seen(struct fb_tls *t)
+{
+    if (fb_unlikely(t->state == FB_T_NEW) && !t->busy)
+        thread_first(t);
+}
+
 static void *memalign_raw(size_t align, size_t n)
 {
+    thread_seen(&fb_t);
     return backend_result(fb_je_memalign(align, fb_track_pad(n)), n, 0);
 }
 
@@ -635,6 +646,7 @@ void *fb_alloc_calloc(size_t n, uintptr_t ra)
         return fb_canary_alloc(&below_canary, FB_ALIGN, n, 1);
     if (fb_fail_reject(n))
         return NULL;
+    thread_seen(&fb_t);
     return backend_result(fb_je_calloc(fb_track_pad(n)), n, ra);
 }
 

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "backend.h"
 #include "check.h"
@@ -116,8 +117,9 @@ static uint32_t alloc_site(uintptr_t base)
     return site;
 }
 
+/* site: where the block was allocated (for an overrun). */
 static FB_COLD void report(const char *p, const struct header *h, enum damage d,
-                           size_t past, const char *when, int stack_now)
+                           size_t past, const char *when, int stack_now, uint32_t site)
 {
     struct fb_report_ctx r;
     fb_report_begin(&r);
@@ -133,7 +135,7 @@ static FB_COLD void report(const char *p, const struct header *h, enum damage d,
     if (stack_now)
         fb_report_section(&r, "detected at", fb_track_capture());
     if (d == FB_OVERRUN)
-        fb_report_section(&r, "allocated at", alloc_site((uintptr_t)p - h->pad));
+        fb_report_section(&r, "allocated at", site);
     fb_report_end(&r);
 }
 
@@ -155,7 +157,7 @@ static int header_readable(const void *p)
            fb_track_big_containing(hdr, &sz, &site);
 }
 
-static int check(const char *p, const char *when, int stack_now)
+static int check(const char *p, const char *when)
 {
     if (!header_readable(p))
         return 0;
@@ -168,16 +170,16 @@ static int check(const char *p, const char *when, int stack_now)
         const void *base = p - sizeof(struct header);
         if (fb_epoch_usable(base) || fb_track_big_lookup((uintptr_t)base, NULL, NULL)) {
             struct header fake = {0, sizeof(struct header), 0};
-            report(p, &fake, FB_UNDERRUN, 0, when, stack_now);
+            report(p, &fake, FB_UNDERRUN, 0, when, 1, 0);
             return 1;
         }
         return 0;
     }
     size_t past = overrun_bytes(p, h->size);
     if (past)
-        report(p, h, FB_OVERRUN, past, when, stack_now);
+        report(p, h, FB_OVERRUN, past, when, 1, alloc_site((uintptr_t)p - h->pad));
     else if (!front_intact(p, h))
-        report(p, h, FB_UNDERRUN, 0, when, stack_now);
+        report(p, h, FB_UNDERRUN, 0, when, 1, 0);
     return 1;
 }
 
@@ -209,7 +211,7 @@ static FB_COLD void report_freed(const void *p, const char *op)
 
 void fb_canary_free(const struct fb_layer_below *below, void *p)
 {
-    if (!check(p, "at free", 1)) {
+    if (!check(p, "at free")) {
         size_t size;
         uint32_t site;
         if (freed_guarded(p))
@@ -260,7 +262,7 @@ void *fb_canary_realloc(const struct fb_layer_below *below, void *p, size_t n)
         fb_canary_free(below, p);
         return NULL;
     }
-    if (!check(p, "at realloc", 1)) {
+    if (!check(p, "at realloc")) {
         /* An unguarded block: move it into a guarded one. */
         size_t old = unguarded_usable(below, p);
         if (!old) {
@@ -319,16 +321,87 @@ size_t fb_canary_request(uintptr_t base)
     return h && h->magic == FB_CANARY_MAGIC ? h->size : 0;
 }
 
+/* ---- at exit ------------------------------------------------------ */
+
+/*
+ * The exit check runs inside leak.c's walk, with the other threads
+ * stopped, one of which may hold any lock: it takes none and does not
+ * allocate.  Damage is noted here and reported by fb_canary_exit_report
+ * once they run again (a report locks, symbolises and may allocate).
+ * With FBMALLOC_ON_BAD_FREE=abort the first report ends the process.
+ */
+#define FB_EXIT_NOTED 64
+struct exit_note {
+    const char *p;
+    struct header h;
+    enum damage d;
+    size_t past;
+    uint32_t site;
+};
+static struct exit_note exit_noted[FB_EXIT_NOTED];
+static size_t exit_n;
+
+/* One look at the guarded block at p, whose inner block is [base, base +
+ * usable): its header, and its damage; FB_INTACT also if it is no
+ * complete guarded block of that inner block (a header without its magic
+ * is one another thread is still setting up, or one a forked child will
+ * never finish: see fb_canary_alloc).  Reads nothing outside the inner
+ * block. */
+static enum damage exit_look(uintptr_t base, size_t usable, const char *p,
+                             struct header *h, size_t *past)
+{
+    const struct header *hp = header_of(p);
+    h->magic = __atomic_load_n(&hp->magic, __ATOMIC_ACQUIRE);
+    h->size = *(const volatile uint64_t *)&hp->size;
+    h->pad = *(const volatile uint32_t *)&hp->pad;
+    *past = 0;
+    if (h->magic != FB_CANARY_MAGIC || h->pad != (uintptr_t)p - base ||
+        h->size > usable - h->pad - FB_TAIL)
+        return FB_INTACT;
+    *past = overrun_bytes(p, h->size);
+    if (*past)
+        return FB_OVERRUN;
+    return front_intact(p, h) ? FB_INTACT : FB_UNDERRUN;
+}
+
 void fb_canary_check_block(void *ctx, uintptr_t base, size_t usable, uint32_t site)
 {
     (void)ctx;
-    (void)usable;
-    (void)site;
-    /* Only complete blocks (see fb_canary_alloc): a header without its
-     * magic is a block another thread is still setting up, not damage.
-     * (An underrun that destroyed the magic is still found at free.) */
     uintptr_t p = guarded_ptr(base);
-    if (p && __atomic_load_n(&header_of((const void *)p)->magic, __ATOMIC_ACQUIRE) ==
-                 FB_CANARY_MAGIC)
-        check((const char *)p, "at exit", 0);
+    if (!p || exit_n >= FB_EXIT_NOTED || p - base + FB_TAIL > usable)
+        return;
+    struct header h, again;
+    size_t past, past_again;
+    enum damage d = exit_look(base, usable, (const char *)p, &h, &past);
+    /*
+     * Damage only if it stays: three more looks 1 ms apart must find the
+     * same header and the same damage.  Stopped threads change nothing,
+     * but a thread that blocks the stop signal (or never allocated, so
+     * is not registered) runs on, and may free this block and have its
+     * memory reused while we look: then its header changes or goes (the
+     * free marks it dead) or the damage does.  A real overrun stays put.
+     */
+    for (int i = 0; d != FB_INTACT && i < 3; i++) {
+        struct timespec ms = {0, 1000 * 1000};
+        nanosleep(&ms, NULL);
+        if (exit_look(base, usable, (const char *)p, &again, &past_again) != d ||
+            again.size != h.size || again.pad != h.pad || past_again != past)
+            d = FB_INTACT;
+    }
+    if (d != FB_INTACT)
+        exit_noted[exit_n++] = (struct exit_note){(const char *)p, h, d, past, site};
+}
+
+void fb_canary_exit_report(void)
+{
+    size_t n = exit_n;
+    exit_n = 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct exit_note *e = &exit_noted[i];
+        report(e->p, &e->h, e->d, e->past, "at exit", 0, e->site);
+    }
+    _Static_assert(FB_EXIT_NOTED == 64, "the note below names the limit");
+    if (n == FB_EXIT_NOTED)
+        fb_report_note("the first 64 damaged blocks found at exit were reported; "
+                       "the check stopped there");
 }

@@ -33,9 +33,13 @@ void *fb_canary_alloc(const struct fb_layer_below *below, size_t align, size_t n
 void fb_canary_free(const struct fb_layer_below *below, void *p);
 void *fb_canary_realloc(const struct fb_layer_below *below, void *p, size_t n);
 size_t fb_canary_usable(const struct fb_layer_below *below, const void *p);
-/* At exit, for every live tracked block (the walk is leak.c's, called by
- * init.c): checks the guards of the block that starts at base. */
+/* At exit, for every live tracked block (the walk is leak.c's, with the
+ * other threads stopped): checks the guards of the block
+ * whose inner block is [base, base + usable), site its allocation site,
+ * and notes damage without locking or allocating; then, with the threads
+ * running again, fb_canary_exit_report reports what was noted. */
 void fb_canary_check_block(void *ctx, uintptr_t base, size_t usable, uint32_t site);
+void fb_canary_exit_report(void);
 /* For the leak report: the program's size of the guarded block starting
  * at base (usable bytes of the inner block), or 0 if it has no guards. */
 size_t fb_canary_request(uintptr_t base);

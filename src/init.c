@@ -286,10 +286,12 @@ __attribute__((destructor)) static void fb_dtor(void)
     if (atomic_load(&fb_init_state) != FB_INIT_DONE)
         return;
     long leaked = 0;
-    if (fb_canary_on)
-        fb_leak_for_each_live(fb_canary_check_block, NULL);
+    /* The canary check at exit is inside the leak check when there is one
+     * (one stop of the other threads for both). */
     if (fb_track_on && fb_opt.leaks != FB_LEAKS_OFF)
         leaked = fb_leak_check(1, NULL);
+    else if (fb_canary_on)
+        fb_leak_canary_at_exit();
     fb_stats_at_exit();
     if (profile_set())
         fb_profile_save();

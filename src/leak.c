@@ -90,6 +90,32 @@ static void leave(const struct guard *g)
     pthread_mutex_unlock(&check_lock);
 }
 
+/*
+ * FBMALLOC_CANARY's check at exit, of every collected block still live,
+ * with the other threads stopped as the leak check stops them (in the
+ * leak check's own stop when there is one: a second stop right after the
+ * first found threads still in the first one's handler, with the signal
+ * blocked, and scanned them running).  A walk over a list collected while
+ * they run read blocks freed and reused under it: the header of a block
+ * freed since, and the front pad of the block allocated in its place,
+ * made a false "heap underrun ... found at exit" (issue 13, item 6).  The
+ * list is collected first (that takes tracking's locks); once the threads
+ * are stopped each entry is checked to be live still, without locks.
+ * The canary check takes no lock and does not allocate (a stopped thread
+ * may hold any): it notes damage for fb_canary_exit_report, called once
+ * the threads run again.  A thread that blocks the signal, or never
+ * allocated (it is not registered), is not stopped: the canary check
+ * still expects a block to change under it.
+ */
+static void canary_walk(int stopped)
+{
+    for (size_t i = 0; i < fb_leakscan_blocks.n; i++) {
+        const struct fb_leakscan_block *b = fb_leakscan_blk(i);
+        if (fb_leakscan_still_live(b, stopped))
+            fb_canary_check_block(NULL, b->addr, b->usable, b->site);
+    }
+}
+
 long fb_leak_check(int at_exit, const struct fb_leak_caller *caller)
 {
     if (!fb_track_on)
@@ -101,9 +127,13 @@ long fb_leak_check(int at_exit, const struct fb_leak_caller *caller)
     fb_leakscan_collect();
     fb_leakscan_sort();
     fb_leakroots_mark(at_exit, caller);
+    if (at_exit && fb_canary_on)
+        canary_walk(fb_leakroots_stopped());
     fb_leakscan_classify();
     fb_leakscan_drop_freed(fb_leakroots_stopped());
     fb_leakroots_end();
+    if (at_exit && fb_canary_on)
+        fb_canary_exit_report();     /* before the leaks, as without them */
     fb_leakreport_build_groups();
 
     /* Symbolisation loads libdw with dlopen(), which (like any dl*
@@ -160,23 +190,21 @@ long fb_leak_check(int at_exit, const struct fb_leak_caller *caller)
     return leaked;
 }
 
-/* Calls fn for every tracked live block (address, usable size, site);
- * fn runs with the check lock held and the recursion guard set. */
-void fb_leak_for_each_live(void (*fn)(void *ctx, uintptr_t addr, size_t usable,
-                                      uint32_t site),
-                           void *ctx)
+/* At exit without a leak check: the canary walk alone, then its report
+ * (outside the lock, as any report). */
+void fb_leak_canary_at_exit(void)
 {
     if (!fb_track_on)
         return;
     struct guard g;
     enter(&g);
-    fb_leakscan_collect();
-    for (size_t i = 0; i < fb_leakscan_blocks.n; i++) {
-        const struct fb_leakscan_block *b = fb_leakscan_blk(i);
-        fn(ctx, b->addr, b->usable, b->site);
-    }
+    fb_leakscan_collect();           /* takes tracking's locks: first */
+    fb_leakroots_pause_others();
+    canary_walk(fb_leakroots_stopped());
+    fb_leakroots_end();
     fb_leakscan_free();
     leave(&g);
+    fb_canary_exit_report();
 }
 
 /* Groups the collected live blocks by site and writes them to fd (-1:

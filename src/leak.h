@@ -43,10 +43,10 @@ static inline void fb_leak_scope_note(const void *p)
         fb_leak_scope_note_slow(p);
 }
 
-/* Calls fn for every tracked live block. */
-void fb_leak_for_each_live(void (*fn)(void *ctx, uintptr_t addr, size_t usable,
-                                      uint32_t site),
-                           void *ctx);
+/* At exit, FBMALLOC_CANARY's check of every live block with the other
+ * threads stopped, and its report; fb_leak_check(1, ...) does the same
+ * inside its own stop. */
+void fb_leak_canary_at_exit(void);
 
 /* Start-up work that must not happen during a check. */
 void fb_leak_init(void);

@@ -954,6 +954,24 @@ FB_NOINLINE void fb_leakroots_mark(int at_exit, const struct fb_leak_caller *cal
 }
 
 
+/* Stops the other threads for a walk at exit that needs a still heap (the
+ * canary check): the registry locked as in a check (no thread frees its
+ * stack under us), our own mmaps without waiting for the record's lock,
+ * then every registered thread asked as above (one that blocks the
+ * signal, or does not answer by the deadline, runs on). */
+void fb_leakroots_pause_others(void)
+{
+    pthread_mutex_lock(&thread_lock);
+    pthread_t me = pthread_self();
+    int others = 0;
+    for (size_t i = 0; threads && i < nthreads_hw; i++)
+        others |= threads[i].used && !pthread_equal(threads[i].id, me);
+    if (!others)
+        return;                      /* nobody to stop: no handler either */
+    fb_plat_own_nowait(1);
+    pause_threads(me);
+}
+
 void fb_leakroots_begin(void)
 {
     pthread_mutex_lock(&thread_lock);

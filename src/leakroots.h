@@ -40,6 +40,10 @@ void fb_leakroots_fork_child(void);
  *   fb_leakroots_end      resumes them and unlocks the registry.
  * caller: for checks on demand, NULL at exit. */
 void fb_leakroots_begin(void);
+/* At exit, without a check: locks the registry and stops the other
+ * threads that can be stopped; fb_leakroots_end resumes them and
+ * unlocks. */
+void fb_leakroots_pause_others(void);
 void fb_leakroots_mark(int at_exit, const struct fb_leak_caller *caller);
 int fb_leakroots_stopped(void);
 void fb_leakroots_end(void);

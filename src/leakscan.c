@@ -236,7 +236,7 @@ void fb_leakscan_mark_linker_blocks(void)
 
 /* A candidate leak that was freed while we looked (between collecting the
  * blocks and stopping the threads) is not a leak. */
-static int still_live(const struct fb_leakscan_block *b, int stopped)
+int fb_leakscan_still_live(const struct fb_leakscan_block *b, int stopped)
 {
     if (fb_epoch_owns((void *)b->addr)) {
         unsigned v = fb_g.map[(b->addr - fb_g.base) >> FB_GRANULE_SHIFT];
@@ -265,7 +265,7 @@ void fb_leakscan_drop_freed(int stopped)
     for (size_t i = 0; i < fb_leakscan_blocks.n; i++) {
         struct fb_leakscan_block *b = fb_leakscan_blk(i);
         if ((b->state == FB_LEAKSCAN_DIRECT || b->state == FB_LEAKSCAN_INDIRECT) &&
-            !still_live(b, stopped))
+            !fb_leakscan_still_live(b, stopped))
             b->state = FB_LEAKSCAN_GONE;
     }
 }

@@ -77,6 +77,8 @@ void fb_leakscan_classify(void);
 /* Leaks freed since they were collected become GONE.  stopped: other
  * threads are stopped (one may hold a tracking lock: read without it). */
 void fb_leakscan_drop_freed(int stopped);
+/* Is b still a live block of the size collected?  stopped: as above. */
+int fb_leakscan_still_live(const struct fb_leakscan_block *b, int stopped);
 
 /* Frees the table and the mark queue. */
 void fb_leakscan_free(void);

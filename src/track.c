@@ -614,11 +614,18 @@ static FB_NOINLINE int shard_grow(struct shard *s)
             j = (j + 1) & (cap - 1);
         e[j] = s->e[i];
     }
-    if (s->e)
-        munmap(s->e, (size_t)s->cap * sizeof *s->e);
-    s->e = e;
-    s->cap = cap;
+    /* The new table is published before the old one is unmapped, the
+     * pointer before the size: a thread stopped anywhere in here leaves
+     * tables that fb_track_big_present_stopped can read without the lock
+     * (a stop signal is delivered right as munmap returns). */
+    struct big_entry *old = s->e;
+    size_t old_bytes = (size_t)s->cap * sizeof *s->e;
+    __atomic_store_n(&s->e, e, __ATOMIC_RELEASE);
+    __atomic_store_n(&s->cap, cap, __ATOMIC_RELEASE);
     s->limit = (uint32_t)((uint64_t)cap * 7 / 10);
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    if (old)
+        munmap(old, old_bytes);
     return 0;
 }
 
