@@ -159,6 +159,11 @@ static uint64_t *starts_new(void)
 static void shadow_make(uintptr_t at)
 {
     shadow_tried = 1;
+    /* Under a limit, 32 GiB of it would be the shadow's (the kernel counts
+     * MAP_NORESERVE mappings too): the per-granule maps, 1/128 of what
+     * jemalloc maps, serve instead. */
+    if (fb_plat_as_limited())
+        return;
     const uintptr_t size = (uintptr_t)1 << FB_JE_WINDOW_SHIFT, top = (uintptr_t)1 << 47;
     uintptr_t lo = at > size / 2 ? (at - size / 2) & ~(((uintptr_t)1 << 30) - 1) : 0;
     if (lo > top - size)

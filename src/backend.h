@@ -110,9 +110,11 @@ FB_HIDDEN int fb_jemalloc_mallctl(const char *name, void *oldp,
  * pointer's, finds the kernel's zero page.  The window, not the whole
  * 2^47 bytes (a shadow of 1 TiB), because valgrind refuses mappings
  * above 32 GiB, and callgrind is how instructions are counted here.
- * Outside the window (a program mapping terabytes), and where the
- * mapping is refused (ulimit -v, overcommit_memory 2: then the window is
- * empty), the per-granule start maps serve, on the slow path.
+ * Outside the window (a program mapping terabytes), under an address-
+ * space or data limit (ulimit -v or -d: the shadow would take 32 GiB of
+ * the program's budget), and where the kernel refuses the mapping
+ * (overcommit_memory 2), the window is empty and the per-granule start
+ * maps serve, on the slow path.
  *
  * Cost on a jemalloc pair, in the window: a bit test on malloc, and on
  * free a bit test beside the secret's load, compare and store.

@@ -79,6 +79,13 @@ size_t fb_plat_as_left(void)
     return limit > used ? limit - used : 0;
 }
 
+int fb_plat_as_limited(void)
+{
+    struct rlimit as, data;
+    return (getrlimit(RLIMIT_AS, &as) == 0 && as.rlim_cur != RLIM_INFINITY) ||
+           (getrlimit(RLIMIT_DATA, &data) == 0 && data.rlim_cur != RLIM_INFINITY);
+}
+
 size_t fb_plat_page_size(void)
 {
     static size_t page;

@@ -31,6 +31,9 @@ void fb_plat_output_done(void);
 /* Address space this process may still map under RLIMIT_AS (ulimit -v),
  * or SIZE_MAX when there is no limit. */
 size_t fb_plat_as_left(void);
+/* 1 if an address-space or data limit (ulimit -v, ulimit -d) is set:
+ * then every reservation takes from the program's budget. */
+int fb_plat_as_limited(void);
 
 /* Page size, read once. */
 size_t fb_plat_page_size(void);
