@@ -276,7 +276,7 @@ static FB_NOINLINE void *record_alloc(size_t n, uintptr_t ra, uintptr_t cfa, uin
  * epoch is pinned. */
 static inline void *buffer_alloc(struct fb_tls *t, size_t sz, uint32_t key, uintptr_t ra)
 {
-    uintptr_t p = t->sample_state == FB_SAMPLE_RECORDING ? 0 : fb_alloc_bump(t, sz, t->quick);
+    uintptr_t p = t->sample_state == FB_SAMPLE_RECORDING ? 0 : fb_alloc_bump(t, sz);
     return p ? (void *)p : fb_epoch_alloc(sz, key, ra);
 }
 

@@ -51,11 +51,9 @@ void fb_alloc_free_slow(void *p);
  * The bump itself, for a thread that owns a slot: sz bytes (a multiple of
  * 16) from the current epoch, or 0 if it has no room.  The bump is stored
  * before the bookkeeping, so a signal handler that allocates after that
- * store gets different bytes.  rewind: the block may be rewound by its
- * free (fb_alloc_free: nobody watching); else it is not, nor is any
- * before it, as every bump must say.
+ * store gets different bytes.
  */
-FB_INLINE uintptr_t fb_alloc_bump(struct fb_tls *t, size_t sz, int rewind)
+FB_INLINE uintptr_t fb_alloc_bump(struct fb_tls *t, size_t sz)
 {
     uintptr_t p = t->bump;
     uintptr_t np = p + sz;
@@ -67,7 +65,6 @@ FB_INLINE uintptr_t fb_alloc_bump(struct fb_tls *t, size_t sz, int rewind)
     if (p == 0)
         __builtin_unreachable();
     t->bump = np;
-    t->last = rewind ? p : 0;
     *(uint8_t *)(fb_map_bias + (p >> FB_GRANULE_SHIFT)) = (uint8_t)(sz >> FB_GRANULE_SHIFT);
     (*t->cur_live)++;
     return p;
@@ -90,7 +87,7 @@ FB_INLINE void *fb_alloc_malloc_in(size_t n, uintptr_t ra, const int tail)
                          : fb_route_site(ra);
     if (fb_unlikely(fb_route_long[site]))
         return tail ? fb_alloc_malloc_routed_tail(n) : fb_alloc_malloc_routed(n, ra);
-    uintptr_t p = fb_alloc_bump(t, sz, 1);
+    uintptr_t p = fb_alloc_bump(t, sz);
     if (fb_likely(p)) {
 #if defined(__x86_64__)
         /* p in the return register from the start: gcc otherwise keeps it
@@ -136,19 +133,6 @@ FB_INLINE void fb_alloc_free(void *ptr)
             __asm__("" : "+r"(map));
             map[g] = FB_FREED;
             t->slot_live[g >> FB_LIVE_GSHIFT]--;
-            /* The fast path's last block, freed: bump moves back to it
-             * (Zig's FixedBufferAllocator frees its last allocation so),
-             * and a temporary freed at once is followed by the next in
-             * the same, cache-hot, bytes (longlived: 3.4x fewer L1 write
-             * misses).  last is only ever the block bumped last, in the
-             * current epoch (epoch.c clears it at every change and at
-             * each bump of its own), so bump never moves back over a
-             * live block or across an epoch's start; and only while
-             * nobody watches (fb_alloc_bump's rewind), so an observer
-             * that records addresses never sees one reused behind its
-             * back. */
-            if ((uintptr_t)ptr == t->last)
-                t->bump = t->last;
             return;
         }
     }

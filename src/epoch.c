@@ -214,7 +214,6 @@ static void epoch_reset(struct fb_tls *t, uint32_t e)
     s->cur = e;
     t->bump = start;
     t->limit = start + fb_g.epoch_size;
-    t->last = 0;
     t->cur_live = epoch_live(s, e);
 }
 
@@ -230,7 +229,6 @@ static void epoch_leave(struct fb_tls *t)
     }
     t->bump = 0;
     t->limit = 0;
-    t->last = 0;
     t->cur_live = &fb_dummy_live;
 }
 
@@ -380,7 +378,6 @@ void *fb_epoch_alloc(size_t sz, uint32_t key, uintptr_t ra)
         uintptr_t p = t->bump, np = p + sz;
         if (np <= t->limit) {
             t->bump = np;
-            t->last = 0;             /* never rewound: alloc.h */
             uintptr_t g = (p - t->slot_base) >> FB_GRANULE_SHIFT;
             t->slot_map[g] = (uint8_t)(sz >> FB_GRANULE_SHIFT);
             (*t->cur_live)++;
@@ -480,7 +477,7 @@ static void slot_enter(struct fb_tls *t, uint32_t idx)
     t->slot_map = fb_g.map + ((t->slot_base - fb_g.base) >> FB_GRANULE_SHIFT);
     t->slot_live = slot_live(s);
     t->cur_live = &fb_dummy_live;
-    t->bump = t->limit = t->last = 0;
+    t->bump = t->limit = 0;
     t->backoff = 0;
     t->backoff_next = 0;
     t->sample_sites = fb_route_on ? slot_sites(s) : NULL;

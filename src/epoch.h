@@ -58,8 +58,6 @@ struct fb_tls {
     uintptr_t limit;         /* end of the current epoch (0: none) */
     uintptr_t max_small;     /* gate: requests with 1 <= rounded size <= this */
     uint32_t *cur_live;      /* live counter of the current epoch */
-    uintptr_t last;          /* the fast path's last block in the current
-                              * epoch, that its free rewinds (0: none) */
     /* -- fast path: free by the owner -- */
     uintptr_t slot_base;     /* start of the owned slot */
     uintptr_t slot_granules; /* gate: granules in the slot (0: not an owner) */

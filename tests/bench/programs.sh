@@ -1,10 +1,9 @@
 #!/usr/bin/env bash
 # The benchmark workloads (tests/bench/), which check every object they
 # wrote before freeing it, in the default mode and with statistics, at
-# sizes where lifetime routing has learned its wrapper sites and the
-# buffers rewind temporaries (a rewind over a block a slow path had
-# bumped once made bignum's 2,000,000 steps abort with a false double
-# free).  Each must exit 0 with nothing on stderr.
+# sizes where lifetime routing has learned its wrapper sites (a buffer
+# change once made bignum's 2,000,000 steps, and only those, abort with
+# a false double free).  Each must exit 0 with nothing on stderr.
 set -uo pipefail
 . "$FBMALLOC_SRC/tests/preload/lib.sh"
 bin=$FBMALLOC_BUILD/tests/bench

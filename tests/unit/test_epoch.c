@@ -43,8 +43,7 @@ static void test_sizes(void)
 }
 
 /* A short-lived object as programs' temporaries overlap: freed after
- * the next one was allocated, so that the bump moves on by one object (an
- * object freed at once is rewound over: test_rewind).  Returns it. */
+ * the next one was allocated.  Returns it. */
 static void *churn(size_t n)
 {
     void *p = m(n), *q = m(n);
@@ -53,39 +52,8 @@ static void *churn(size_t n)
     return p;
 }
 
-/* The fast path's last object, freed, is given again (Zig's
- * FixedBufferAllocator); one that is not the last is not.  With an
- * observer (the counting run) nothing is rewound. */
-static void test_rewind(void)
-{
-    snap();
-    /* Two neighbours from the fast path: not an epoch's first object
-     * (the slow path turning the epoch over bumps it), nor in an epoch
-     * that lifetime sampling records (its gate shut: route.h). */
-    char *o = m(64), *p;
-    while ((p = m(64)) != o + 64 || !((uintptr_t)p & (EPOCH - 1)) ||
-           (!st.counting && !fb_t.max_small)) {
-        f(o);
-        o = p;
-    }
-    f(o);
-    f(p);
-    char *q = m(48);
-    if (st.counting)
-        CHECK(q == p + 64);
-    else
-        CHECK(q == p);
-    char *r = m(32);
-    f(q);                                     /* not the last */
-    char *s = m(32);
-    CHECK(s == r + 32);
-    f(r);
-    f(s);
-}
-
 /* Objects that fill an epoch, all freed: the epoch is reset in place and
- * its first address comes back (the last object's rewound bytes are too
- * few for the next request). */
+ * its first address comes back. */
 static void test_reset_in_place(void)
 {
     snap();
@@ -293,7 +261,6 @@ int main(void)
     CHECK(fb_g.size != 0);
     CHECK_EQ_U(fb_g.slot_size, SLOT);
     CHECK_EQ_U(fb_g.epoch_size, EPOCH);
-    test_rewind();
     test_reset_in_place();
     test_pinning();
     test_bad_frees();
