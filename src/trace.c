@@ -152,7 +152,7 @@ struct tr_slot {
     struct tr_rec *rec;  /* TR_CAP records, mmap'd once, never unmapped */
 } __attribute__((aligned(64)));
 
-static struct tr_slot tr_slots[TR_MAX_BUFS];
+FB_BIG_BSS static struct tr_slot tr_slots[TR_MAX_BUFS];
 static _Atomic uint32_t tr_slots_hw;        /* slots ever claimed */
 
 enum { TR_T_NEW = 0, TR_T_BUF, TR_T_DIRECT, TR_T_DEAD };

@@ -82,7 +82,7 @@ static void *arena_alloc(size_t n)
 /* Modules                                                                 */
 
 #define FB_MAX_MODULES 4096
-static struct fb_track_module modules[FB_MAX_MODULES];
+FB_BIG_BSS static struct fb_track_module modules[FB_MAX_MODULES];
 static uint32_t nmodules = 1;              /* 0: unknown */
 
 /*
@@ -575,7 +575,7 @@ struct shard {
     struct big_entry *e;
 } __attribute__((aligned(64)));
 
-static struct shard shards[FB_SHARDS];
+FB_BIG_BSS static struct shard shards[FB_SHARDS];
 
 static void shard_lock(struct shard *s)
 {
