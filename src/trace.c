@@ -451,7 +451,7 @@ void fb_trace_event(enum fb_trace_op op, const void *ptr, size_t size,
 /* ---------------------------------------------------------------------- */
 /* Lifecycle                                                               */
 
-int fb_trace_init(void)
+FB_COLD int fb_trace_init(void)
 {
     if (fb_opt.trace[0] == '\0' || strcmp(fb_opt.trace, "none") == 0)
         return 0;
