@@ -37,8 +37,9 @@
  * blocked, so a handler on the writer's own thread can never spin on a
  * half-written entry; the lock word holds the owner's pid, so a child
  * forked while another thread held it takes it over.  A process that
- * never had a second thread needs only the mask, and its queries and
- * SIG_DFL / SIG_IGN only the kernel (sigaction below).
+ * never had a second thread needs only the mask, and its queries,
+ * SIG_DFL / SIG_IGN and handlers the table already holds only the kernel
+ * (sigaction below).
  */
 #define _GNU_SOURCE
 #include <errno.h>
