@@ -34,7 +34,7 @@ struct qent {
 };
 
 static pthread_mutex_t q_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct qent quarantine[FB_QUARANTINE];
+FB_BIG_BSS static struct qent quarantine[FB_QUARANTINE];
 static unsigned q_head, q_count;
 static uint64_t q_bytes;
 

@@ -19,6 +19,13 @@
 #define FB_INLINE   static inline __attribute__((always_inline))
 #define FB_NOINLINE __attribute__((noinline))
 #define FB_COLD     __attribute__((noinline, cold))
+/* Large zeroed tables that a process touches in a few places if at all
+ * (per-site route tables, debugging modes' buffers): in .lbss, which the
+ * linker puts after .bss, so that the small globals every process writes
+ * at start-up share a few pages instead of one page each between the
+ * tables (a page fault each at start, and a page more for every fork to
+ * copy).  Code addresses them as any other global. */
+#define FB_BIG_BSS  __attribute__((section(".lbss")))
 #define fb_likely(x)   __builtin_expect(!!(x), 1)
 #define fb_unlikely(x) __builtin_expect(!!(x), 0)
 

@@ -171,6 +171,20 @@ static int profile_set(void)
     return fb_route_on && profile_named();
 }
 
+/* pthread_atfork itself, as glibc's libc_nonshared.a defines it: linked
+ * into us, it lands after all our code and jemalloc's, and calling it
+ * there was one more page fault (mapping 64 KiB of code nothing else
+ * needs) in every process that allocates.  __dso_handle: our handlers go
+ * away with this library, as pthread_atfork's would. */
+extern void *__dso_handle;
+int __register_atfork(void (*prepare)(void), void (*parent)(void),
+                      void (*child)(void), void *dso);
+static int register_atfork(void (*prepare)(void), void (*parent)(void),
+                           void (*child)(void))
+{
+    return __register_atfork(prepare, parent, child, __dso_handle);
+}
+
 /* Returns 1 once the process is initialised, 0 if not (yet). */
 int fb_init(void)
 {
@@ -221,7 +235,7 @@ int fb_init(void)
     fb_epoch_set_gates(!fb_observe,
                        !fb_stats_on && !fb_trace_on && !fb_check_on && !fb_canary_on);
     fb_key_ok = pthread_key_create(&fb_thread_key, thread_exit_cb) == 0;
-    pthread_atfork(fork_prepare, fork_parent, fork_child);
+    register_atfork(fork_prepare, fork_parent, fork_child);
     atomic_store_explicit(&fb_init_state, FB_INIT_DONE, memory_order_release);
     if (fb_opt.verbose >= 1)
         verbose_summary();

@@ -564,9 +564,9 @@ static int find_exit_frame(struct exit_frame *ef)
  * mapping another running thread unmaps during a check on demand costs a
  * short read, not a fault.
  */
-static struct fb_plat_range own_copy[FB_PLAT_OWN_MAX];
+FB_BIG_BSS static struct fb_plat_range own_copy[FB_PLAT_OWN_MAX];
 static int anon_ok;
-static unsigned char anon_buf[64 * 1024] __attribute__((aligned(64)));
+FB_BIG_BSS static unsigned char anon_buf[64 * 1024] __attribute__((aligned(64)));
 
 static int by_lo(const void *x, const void *y)
 {

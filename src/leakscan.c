@@ -72,7 +72,7 @@ static uintptr_t blocks_lo, blocks_hi;
  * binary search.  A clear bit rejects the word exactly. */
 #define CHUNK_SHIFT 16
 #define CHUNK_BITS 65536
-static uint64_t chunk_map[CHUNK_BITS / 64];
+FB_BIG_BSS static uint64_t chunk_map[CHUNK_BITS / 64];
 
 static void map_chunks(void)
 {

@@ -117,8 +117,18 @@ static int parse_prob(const char *s, uint64_t *out)
     }
     if (!digits || *s != '\0' || num > den)
         return -1;
-    /* num <= den <= 10^14, so num * 2^32 needs 128-bit arithmetic. */
-    *out = (uint64_t)((__uint128_t)num * ((uint64_t)1 << 32) / den);
+    /* floor(num * 2^32 / den), with num <= den <= 10^14 < 2^47: num * 2^32
+     * does not fit 64 bits, so the fraction is divided out 16 bits at a
+     * time (each remainder times 2^16 stays below 2^63).  Not 128-bit
+     * arithmetic: its division is libgcc's __udivti3, at the far end of
+     * our code, and this runs in every process that allocates (the
+     * defaults are parsed too): a page fault that maps 64 KiB of code
+     * nothing else there needs. */
+    uint64_t q = num / den, r = num % den;
+    r <<= 16;
+    uint64_t hi = r / den;
+    r = (r % den) << 16;
+    *out = q << 32 | hi << 16 | r / den;
     return 0;
 }
 

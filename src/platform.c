@@ -233,7 +233,7 @@ void fb_plat_set_remove(struct fb_plat_rangeset *s, uintptr_t lo, uintptr_t hi)
 /* ---------------------------------------------------------------------- */
 /* The record of our mappings                                              */
 
-static struct fb_plat_range own_r[FB_PLAT_OWN_MAX];
+FB_BIG_BSS static struct fb_plat_range own_r[FB_PLAT_OWN_MAX];
 static struct fb_plat_rangeset own = {own_r, 0, FB_PLAT_OWN_MAX, 0};
 static pthread_mutex_t own_lock = PTHREAD_MUTEX_INITIALIZER;
 

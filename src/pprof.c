@@ -272,7 +272,7 @@ static struct {
     enum fb_pprof_report what;
     int64_t s_kind;
     char path[FB_OPT_PATH_MAX + 64];
-} P;
+} P FB_BIG_BSS;
 
 /* A top-level field of Profile: straight into the gzip stream. */
 static void emit(unsigned field, const struct pb *m)

@@ -28,7 +28,7 @@
 #define FB_PROFILE_PATH 4096
 #define FB_BUILD_ID_MAX 64                /* bytes of an ELF build id */
 
-static char exe_path[FB_PROFILE_PATH];
+FB_BIG_BSS static char exe_path[FB_PROFILE_PATH];
 
 /* The main program's path, as the kernel knows it. */
 static const char *exe(void)

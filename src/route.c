@@ -9,12 +9,12 @@
 #include <stdatomic.h>
 #include <string.h>
 
-uint8_t fb_route_long[FB_ROUTE_SITES];
-uint8_t fb_route_long2[FB_ROUTE_SITES];
-uint8_t fb_route_cand[FB_ROUTE_SITES];
-uint16_t fb_route_parent[FB_ROUTE_SITES];
-uintptr_t fb_route_ra[FB_ROUTE_SITES];
-struct fb_route_wrap fb_route_wraps[FB_ROUTE_WRAPS];
+FB_BIG_BSS uint8_t fb_route_long[FB_ROUTE_SITES];
+FB_BIG_BSS uint8_t fb_route_long2[FB_ROUTE_SITES];
+FB_BIG_BSS uint8_t fb_route_cand[FB_ROUTE_SITES];
+FB_BIG_BSS uint16_t fb_route_parent[FB_ROUTE_SITES];
+FB_BIG_BSS uintptr_t fb_route_ra[FB_ROUTE_SITES];
+FB_BIG_BSS struct fb_route_wrap fb_route_wraps[FB_ROUTE_WRAPS];
 int fb_route_on, fb_route_keep_ra;
 
 /* Per site, one word loaded and stored whole: sampled epochs it had
@@ -23,10 +23,10 @@ int fb_route_on, fb_route_keep_ra;
  * many probes in a row saw every one of its objects die (16-23); sampled
  * epochs in which its own objects both survived and died (24-30); and
  * FB_ROUTE_NOWRAP (31). */
-static uint32_t scores[FB_ROUTE_SITES];
+FB_BIG_BSS static uint32_t scores[FB_ROUTE_SITES];
 #define FB_ROUTE_NOWRAP 0x80000000u   /* in scores: never a wrapper */
 /* The same for context keys (bits 24-31 unused). */
-static uint32_t scores2[FB_ROUTE_SITES];
+FB_BIG_BSS static uint32_t scores2[FB_ROUTE_SITES];
 
 #define FB_ROUTE_WINDOW 16
 

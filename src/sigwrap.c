@@ -37,8 +37,9 @@
  * blocked, so a handler on the writer's own thread can never spin on a
  * half-written entry; the lock word holds the owner's pid, so a child
  * forked while another thread held it takes it over.  A process that
- * never had a second thread needs only the mask, and its queries and
- * SIG_DFL / SIG_IGN only the kernel (sigaction below).
+ * never had a second thread needs only the mask, and its queries,
+ * SIG_DFL / SIG_IGN and handlers the table already holds only the kernel
+ * (sigaction below).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -233,6 +234,37 @@ FB_EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *
         if (r == 0 && oldact)
             report_old(sig, &k, old_h, old_flags, oldact);
         return r;
+    }
+    /*
+     * A handler the table already holds, in such a process: only the
+     * kernel's action changes (to the wrapper), so again one system call
+     * and no store.  A shell does this around every child it waits for
+     * (SIGINT to its handler, then back to SIG_DFL, which leaves the
+     * table as it was): with the lock each cost two more system calls and
+     * a copy-on-write fault on the table's page after every fork.  A
+     * handler of this thread that changed the entry meanwhile (the only
+     * possible writer) is seen afterwards: then the locked path below
+     * sets the program's handler again, as its call would have.
+     */
+    if (__libc_single_threaded && act) {
+        void *cur_h;
+        int cur_flags;
+        table_get(sig, &cur_h, &cur_flags);
+        if (cur_h == (void *)act->sa_handler && cur_flags == act->sa_flags) {
+            fb_sigpool_reserve();
+            mine = *act;
+            mine.sa_sigaction = wrapper;
+            mine.sa_flags |= SA_SIGINFO;
+            int r = __sigaction(sig, &mine, &k);
+            void *now_h;
+            int now_flags;
+            table_get(sig, &now_h, &now_flags);
+            if (now_h == cur_h && now_flags == cur_flags) {
+                if (r == 0 && oldact)
+                    report_old(sig, &k, cur_h, cur_flags, oldact);
+                return r;
+            }
+        }
     }
     int locked = lock_writers(&mask);
     struct prog_action *a = &table[sig];

@@ -152,7 +152,7 @@ struct tr_slot {
     struct tr_rec *rec;  /* TR_CAP records, mmap'd once, never unmapped */
 } __attribute__((aligned(64)));
 
-static struct tr_slot tr_slots[TR_MAX_BUFS];
+FB_BIG_BSS static struct tr_slot tr_slots[TR_MAX_BUFS];
 static _Atomic uint32_t tr_slots_hw;        /* slots ever claimed */
 
 enum { TR_T_NEW = 0, TR_T_BUF, TR_T_DIRECT, TR_T_DEAD };
@@ -451,7 +451,7 @@ void fb_trace_event(enum fb_trace_op op, const void *ptr, size_t size,
 /* ---------------------------------------------------------------------- */
 /* Lifecycle                                                               */
 
-int fb_trace_init(void)
+FB_COLD int fb_trace_init(void)
 {
     if (fb_opt.trace[0] == '\0' || strcmp(fb_opt.trace, "none") == 0)
         return 0;

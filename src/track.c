@@ -82,7 +82,7 @@ static void *arena_alloc(size_t n)
 /* Modules                                                                 */
 
 #define FB_MAX_MODULES 4096
-static struct fb_track_module modules[FB_MAX_MODULES];
+FB_BIG_BSS static struct fb_track_module modules[FB_MAX_MODULES];
 static uint32_t nmodules = 1;              /* 0: unknown */
 
 /*
@@ -498,7 +498,7 @@ static FB_NOINLINE uint32_t capture_miss(uintptr_t ra, uintptr_t cfa)
 
 static uint32_t *site_map;                 /* one word per granule */
 
-int fb_track_commit_slot(uintptr_t slot_base, size_t slot_size)
+FB_COLD int fb_track_commit_slot(uintptr_t slot_base, size_t slot_size)
 {
     if (!fb_track_on || !site_map)
         return 0;
@@ -575,7 +575,7 @@ struct shard {
     struct big_entry *e;
 } __attribute__((aligned(64)));
 
-static struct shard shards[FB_SHARDS];
+FB_BIG_BSS static struct shard shards[FB_SHARDS];
 
 static void shard_lock(struct shard *s)
 {
@@ -816,7 +816,7 @@ static int find_own(struct dl_phdr_info *info, size_t size, void *arg)
     return 0;
 }
 
-int fb_track_init(int for_trace)
+FB_COLD int fb_track_init(int for_trace)
 {
     if (fb_opt.leaks == FB_LEAKS_OFF && !for_trace && !fb_opt.check &&
         !fb_opt.canary)

@@ -25,6 +25,8 @@
 #     PREFIXsys_<name>, defined in src/backend.c, which keep errno, and
 #     its calls of libm's exp, log and round become PREFIXsys_<name>,
 #     defined there too, so that we need no libm.
+# And one for start-up page faults: the zeroed data of arena.o and
+# prof_sys.o, each one large table, moves to .lbss (below).
 #
 # usage: jemalloc-embed.sh INPUT.a OUTPUT.a PREFIX NM OBJCOPY AR READELF
 set -eu
@@ -59,5 +61,15 @@ ctors=$(for o in "$@"; do
 done)
 [ "$ctors" = "$main" ] || { echo "jemalloc-embed: constructors in: $ctors" >&2; exit 1; }
 "$objcopy" --remove-section=.init_array --remove-section=.rela.init_array "$main"
+# The two objects whose zeroed data is one large table (arena.o: the 2 MiB
+# root of jemalloc's radix tree, of which a process touches a page or two;
+# prof_sys.o: the profiler's 64 KiB dump buffer) put it in .lbss, after
+# every .bss (src/fb.h, FB_BIG_BSS), so that the small variables of the
+# other objects, which jemalloc's start-up writes, share a few pages.
+for o in arena prof_sys; do
+    for f in "$o.pic.o" "$o.o"; do
+        if [ -f "$f" ]; then "$objcopy" --rename-section .bss=.lbss "$f"; fi
+    done
+done
 rm -f "$out"
 "$ar" rcs "$out" "$@"

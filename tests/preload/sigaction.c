@@ -191,7 +191,37 @@ int main(int argc, char **argv)
     free(v);
     CHECK(ok, "after siglongjmp: %d live 64-byte blocks, none NULL", N);
 
-    /* 8. fork: the child's handlers work; exec resets caught signals and
+    /* 8. A shell's pattern around every child it waits for: a handler,
+     * SIG_DFL, the same handler again (and the same one-shot handler
+     * again after it fired): each time delivered to it, the old actions
+     * reported as they were. */
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = h1;
+    sigemptyset(&sa.sa_mask);
+    signal(SIGUSR1, SIG_DFL);
+    for (int round = 0; round < 3; round++) {
+        memset(&old, 0, sizeof old);
+        sigaction(SIGUSR1, &sa, &old);
+        CHECK(old.sa_handler == SIG_DFL, "round %d: the action before is SIG_DFL", round);
+        hits = 0;
+        raise(SIGUSR1);
+        CHECK(hits == 1, "round %d: the reinstalled handler runs", round);
+        sigaction(SIGUSR1, NULL, &old);
+        CHECK(old.sa_handler == h1 && !(old.sa_flags & SA_SIGINFO),
+              "round %d: oldact is the program's handler, no SA_SIGINFO", round);
+        signal(SIGUSR1, SIG_DFL);
+    }
+    sa.sa_flags = SA_RESETHAND;
+    for (int round = 0; round < 2; round++) {
+        sigaction(SIGUSR1, &sa, NULL);
+        hits = 0;
+        raise(SIGUSR1);
+        sigaction(SIGUSR1, NULL, &old);
+        CHECK(hits == 1 && old.sa_handler == SIG_DFL,
+              "round %d: the same SA_RESETHAND handler again: ran once, then SIG_DFL", round);
+    }
+
+    /* 9. fork: the child's handlers work; exec resets caught signals and
      * keeps ignored ones. */
     signal(SIGUSR1, h1);
     pid_t pid = fork();
