@@ -87,12 +87,12 @@ void fb_je_mark_init(void)
  * the most jemalloc had mapped, and a page of it is touched only where
  * blocks start.
  */
-FB_HIDDEN struct fb_je_space fb_je_space;
+FB_BIG_BSS FB_HIDDEN struct fb_je_space fb_je_space;
 FB_HIDDEN struct fb_je_shadow fb_je_sh;
 static int shadow_tried;
 
 #define JE_RANGES 1024
-static struct fb_plat_range je_r[JE_RANGES];
+FB_BIG_BSS static struct fb_plat_range je_r[JE_RANGES];
 static struct fb_plat_rangeset je_set = {je_r, 0, JE_RANGES, 0};
 static atomic_flag je_space_lock = ATOMIC_FLAG_INIT;
 static _Atomic unsigned je_seq;
@@ -182,6 +182,22 @@ static int in_window(uintptr_t a)
     return fb_je_shadow_index(a & ~(uintptr_t)15) < fb_je_sh.bits;
 }
 
+/* Zeroes the shadow's words [w, end), inside one page of it, if that
+ * page was ever written: mincore tells without touching it (a page never
+ * written holds only zeros, and a store would fault it in for nothing:
+ * jemalloc's first mappings, trimmed to alignment at start-up, cost six
+ * page faults so). */
+static void shadow_zero(uint64_t *w, uint64_t *end)
+{
+    unsigned char in = 1;
+    if (w >= end)
+        return;
+    if (mincore((void *)((uintptr_t)w & ~(uintptr_t)4095), 4096, &in) == 0 && !(in & 1))
+        return;
+    for (; w < end; w++)
+        __atomic_store_n(w, 0, __ATOMIC_RELAXED);
+}
+
 /* Clears the shadow's bits of [lo, hi) (page-aligned: whole words, a
  * page's bits being 4 words, none of them another range's); whole pages
  * of bits are given back to the kernel. */
@@ -195,17 +211,23 @@ static void shadow_clear(uintptr_t lo, uintptr_t hi)
     if (hi > whi_a)
         hi = whi_a;
     uint64_t *sh = fb_je_sh.map;
-    uintptr_t wlo = (lo - wlo_a) >> 10, whi = (hi - wlo_a) >> 10;   /* words */
-    uintptr_t plo = pages_up((uintptr_t)&sh[wlo]), phi = (uintptr_t)&sh[whi] & ~(uintptr_t)4095;
-    uintptr_t w = wlo;
+    uint64_t *w = sh + ((lo - wlo_a) >> 10), *end = sh + ((hi - wlo_a) >> 10);
+    uint64_t *plo = (uint64_t *)pages_up((uintptr_t)w);
+    uint64_t *phi = (uint64_t *)((uintptr_t)end & ~(uintptr_t)4095);
     if (phi > plo) {
-        madvise((void *)plo, phi - plo, MADV_DONTNEED);  /* reads as zeros */
-        for (; (uintptr_t)&sh[w] < plo; w++)
-            __atomic_store_n(&sh[w], 0, __ATOMIC_RELAXED);
-        w = (phi - (uintptr_t)sh) / 8;
+        madvise(plo, (uintptr_t)phi - (uintptr_t)plo, MADV_DONTNEED);  /* zeros */
+        shadow_zero(w, plo);
+        shadow_zero(phi, end);
+        return;
     }
-    for (; w < whi; w++)
-        __atomic_store_n(&sh[w], 0, __ATOMIC_RELAXED);
+    /* Within one page, or across one page boundary. */
+    uint64_t *mid = (uint64_t *)(((uintptr_t)w & ~(uintptr_t)4095) + 4096);
+    if (mid < end) {
+        shadow_zero(w, mid);
+        shadow_zero(mid, end);
+    } else {
+        shadow_zero(w, end);
+    }
 }
 
 /* Clears the bits of [lo, hi) (whole pages: whole words) in granule g's
@@ -249,19 +271,26 @@ static void space_change(uintptr_t lo, uintptr_t hi, int add)
         fb_plat_set_remove(&je_set, lo, hi);
     if (!add && !je_set.overflow)
         shadow_clear(lo, hi);
-    for (uintptr_t g = lo >> FB_JE_GRAN_SHIFT; g <= (hi - 1) >> FB_JE_GRAN_SHIFT; g++) {
+    /* Most ranges lie wholly in the shadow's window: one test for all. */
+    int all_shadowed = in_window(lo) && in_window(hi - 16);
+    uintptr_t g_lo = lo >> FB_JE_GRAN_SHIFT, g_hi = (hi - 1) >> FB_JE_GRAN_SHIFT;
+    for (uintptr_t g = g_lo; g <= g_hi; g++) {
         uint64_t *leaf = leaf_of(g << FB_JE_GRAN_SHIFT, add);
         if (!leaf)
             continue;                /* remove: nothing recorded there */
         uint64_t *ent = &leaf[g & (FB_JE_LEAF_SIZE - 1)];
         uint64_t e = *ent, map = e & ~(uint64_t)FB_JE_STATE;
-        int shadowed = in_window(g << FB_JE_GRAN_SHIFT) &&
-                       in_window(((g + 1) << FB_JE_GRAN_SHIFT) - 16);
+        int shadowed = all_shadowed || (in_window(g << FB_JE_GRAN_SHIFT) &&
+                                        in_window(((g + 1) << FB_JE_GRAN_SHIFT) - 16));
         if (add && !map && !shadowed)
             map = (uint64_t)(uintptr_t)starts_new();
         else if (!add && map && !je_set.overflow)
             starts_clear(e, g, lo, hi);
-        uint64_t now = granule_state(g), was = e & FB_JE_STATE;
+        /* A granule strictly between the range's two ends is wholly in it
+         * (added: FULL) or wholly out of every range (removed: NONE, as
+         * ranges never overlap); only the ends need the exact list. */
+        uint64_t now = g == g_lo || g == g_hi ? granule_state(g) : add ? FB_JE_FULL : FB_JE_NONE;
+        uint64_t was = e & FB_JE_STATE;
         /* Once the list overflowed it is incomplete: granules only gain
          * (an unmapped range stays "jemalloc's": never a false report). */
         if (je_set.overflow && now < was)
