@@ -295,10 +295,6 @@ static void space_change(uintptr_t lo, uintptr_t hi, int add)
          * (an unmapped range stays "jemalloc's": never a false report). */
         if (je_set.overflow && now < was)
             now = was;
-        /* Without the shadow, nor a start map, a granule is never FULL:
-         * fb_je_take_fast then reads FULL as "has one". */
-        if (!map && now == FB_JE_FULL && !shadowed)
-            now = FB_JE_EDGE;
         __atomic_store_n(ent, map | now, __ATOMIC_RELAXED);
     }
     atomic_store_explicit(&je_seq, atomic_load_explicit(&je_seq, memory_order_relaxed) + 1,

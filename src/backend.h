@@ -61,28 +61,31 @@ FB_HIDDEN int fb_jemalloc_mallctl(const char *name, void *oldp,
  * thread's), memory the program mapped itself, and addresses jemalloc
  * has unmapped again are all caught.
  *
- * Inside jemalloc's memory, which pointers can be blocks: each granule's
- * entry also points to its start map, one bit per 16 bytes (512 bytes
- * per granule, 1/128 of what jemalloc maps, made with the entry), set
- * once a block given to the program has started there.  Every block
- * taken from jemalloc for the program sets its bit (fb_je_fresh), and
- * a free whose bit is clear is of a pointer malloc never returned, an
- * interior one included: refused before jemalloc frees the block around
- * it (the next malloc would overlap the block the program still uses).
- * The bits are only set, never cleared by a free, so that in the steady
- * state (jemalloc reuses the same addresses) malloc and free only read
- * them: no atomic operation and no cache line written by two threads
- * (with a lock bts on malloc and a lock btr on free, larson, two threads
- * freeing each other's blocks, took 1.28x as long).  They are cleared
- * where jemalloc gives pages back (munmap, and madvise DONTNEED or FREE,
- * which jemalloc applies only to memory without blocks), so a stale bit
- * lasts only while jemalloc reuses memory for blocks of another size
- * without purging it: an interior pointer that was the start of an
- * earlier block there is missed (never a false report).  A bit is set
- * with an atomic or (blocks of different threads share a word), and
- * only the first time.  A granule whose start map could not be made (an
- * address-space limit) is EDGE with none: its pointers are checked
- * against the exact list only.
+ * Inside jemalloc's memory, which pointers can be blocks: a start bit
+ * per 16 bytes, set once a block given to the program has started there.
+ * Every block taken from jemalloc for the program sets its bit
+ * (fb_je_fresh), and a free whose bit is clear is of a pointer malloc
+ * never returned, an interior one included: refused before jemalloc frees
+ * the block around it (the next malloc would overlap the block the
+ * program still uses).  The bits are only set, never cleared by a free,
+ * so that in the steady state (jemalloc reuses the same addresses) malloc
+ * and free only read them: no atomic operation and no cache line written
+ * by two threads (with a lock bts on malloc and a lock btr on free,
+ * larson, two threads freeing each other's blocks, took 1.28x as long).
+ * They are cleared where jemalloc gives pages back (munmap, and madvise
+ * DONTNEED or FREE, which jemalloc applies only to memory without
+ * blocks), so a stale bit lasts only while jemalloc reuses memory for
+ * blocks of another size without purging it: an interior pointer that
+ * was the start of an earlier block there is missed (never a false
+ * report).  A bit is set with an atomic or (blocks of different threads
+ * share a word), and only the first time.
+ *
+ * Where the bits are: in the start shadow (below) for a window of 4 TiB
+ * around jemalloc's first mapping; elsewhere, and when there is no
+ * shadow, in a start map per granule (512 bytes, made with the granule's
+ * entry, which points to it), read on the slow path only.  A granule
+ * whose start map could not be made (an address-space limit) has its
+ * pointers checked by the secret below only.
  *
  * Double frees (glibc's tcache "key", applied to jemalloc): free writes
  * a per-process secret, fb_je_mark, into the block's first word before
@@ -100,10 +103,10 @@ FB_HIDDEN int fb_jemalloc_mallctl(const char *name, void *oldp,
  *
  * The start shadow: where the kernel lets us, the start bits of a window
  * of 4 TiB of address space around jemalloc's first mapping lie in one
- * mapping instead (32 GiB of address space, MAP_NORESERVE), made at that
- * first mmap, before jemalloc has a block.  A bit is then a subtraction,
- * a rotation and a bt away, with no lookup, and free's common case needs
- * no granule entry either (a set bit is a jemalloc block's start: bits
+ * mapping (32 GiB of address space, MAP_NORESERVE), made at that first
+ * mmap, before jemalloc has a block.  A bit is then a subtraction, a
+ * rotation, a load and a test away, with no lookup, and free's common
+ * case needs no granule entry either (a set bit is a jemalloc block's start: bits
  * are set only there, and cleared where jemalloc gives memory back).
  * Pages of it exist only where bits were set (1/128 of jemalloc's
  * memory, as the per-granule maps); a read anywhere else, a bad
@@ -151,8 +154,9 @@ FB_INLINE int fb_je_shadow_test(uintptr_t i)
 #define FB_JE_LEAF_SIZE ((size_t)1 << (FB_JE_LEAF_SHIFT - FB_JE_GRAN_SHIFT))
 #define FB_JE_ROOT_SIZE ((size_t)1 << (47 - FB_JE_LEAF_SHIFT))
 #define FB_JE_STARTS_BYTES ((size_t)1 << (FB_JE_GRAN_SHIFT - 4 - 3))
-/* An entry: the start map's address (FB_JE_STARTS_BYTES-aligned) | state;
- * 0 for a granule jemalloc never mapped. */
+/* An entry: its start map's address (FB_JE_STARTS_BYTES-aligned; 0 for a
+ * granule of the shadow's window, or with none) | state; 0 for a granule
+ * jemalloc never mapped. */
 enum { FB_JE_NONE = 0, FB_JE_EDGE = 1, FB_JE_FULL = 2, FB_JE_STATE = 3 };
 struct fb_je_space {
     /* First, so that the leaf address is the root entry plus the
@@ -166,7 +170,7 @@ extern FB_HIDDEN struct fb_je_space fb_je_space;
 extern FB_HIDDEN uint64_t fb_je_mark;
 void fb_je_mark_init(void);
 
-/* The exact answer for a pointer fb_je_full refused (backend.c). */
+/* The exact answer for a pointer fb_je_in_full refused (backend.c). */
 int fb_je_foreign_slow(uintptr_t a);
 
 /* The entry of a's granule (a below 2^47); 0 where jemalloc has none. */
@@ -208,10 +212,10 @@ FB_INLINE void fb_je_start_set(uint64_t *m, uint64_t i)
         __atomic_fetch_or(&m[i >> 6], (uint64_t)1 << (i & 63), __ATOMIC_RELAXED);
 }
 
-/* If p is aligned and lies in a granule wholly inside jemalloc's memory
- * (the common case, decided inline), its start map; else a value that
- * fb_je_is_full refuses, and fb_je_foreign_slow decides. */
-FB_INLINE uintptr_t fb_je_full(const void *p)
+/* 1 if p is aligned and lies in a granule wholly inside jemalloc's
+ * memory: the common case, decided inline; else fb_je_foreign_slow
+ * decides. */
+FB_INLINE int fb_je_in_full(const void *p)
 {
     uintptr_t a = (uintptr_t)p;
     /* Every block we hand out is 16-byte aligned (fb_je_size), so a
@@ -219,22 +223,13 @@ FB_INLINE uintptr_t fb_je_full(const void *p)
      * jemalloc would take for the block itself (glibc: "free(): invalid
      * pointer").  Above 2^47 lies no user memory (and no root entry). */
     if (fb_unlikely(a & (~(((uintptr_t)1 << 47) - 1) | (FB_ALIGN - 1))))
-        return 1;
-    /* e - FULL has its low bits clear only for a FULL entry (0 - FULL,
-     * EDGE - FULL and NONE - FULL do not), and is then the start map
-     * (never 0: backend.c makes a granule without one EDGE): the state
-     * test and the mask in one. */
-    return (uintptr_t)(fb_je_entry(a) - FB_JE_FULL);
-}
-
-FB_INLINE int fb_je_is_full(uintptr_t m)
-{
-    return !(m & (FB_JE_STARTS_BYTES - 1));
+        return 0;
+    return (fb_je_entry(a) & FB_JE_STATE) == FB_JE_FULL;
 }
 
 FB_INLINE int fb_je_foreign(const void *p)
 {
-    return !fb_je_is_full(fb_je_full(p)) && fb_je_foreign_slow((uintptr_t)p);
+    return !fb_je_in_full(p) && fb_je_foreign_slow((uintptr_t)p);
 }
 
 /* Can p be a block the program holds?  Its start bit is set and it
@@ -333,7 +328,7 @@ FB_INLINE void fb_je_release(void *p)
     fb_jemalloc_free(p);
 }
 
-/* Before freeing p, whose granule's start map m fb_je_full gave: 1 if
+/* Before freeing p, whose granule's start map is m: 1 if
  * no live block starts at p (a double free or an interior pointer: leave
  * it alone).  Else takes it (leaves the secret) and returns 0. */
 FB_INLINE int fb_je_take_full(void *p, uintptr_t m)

@@ -92,10 +92,10 @@ static void test_starts(void)
     /* Handed out again: live again (the secret cleared). */
     CHECK(fb_je_fresh(p) == p && fb_je_live(p));
     CHECK_EQ_U(fb_je_take(p), 0);
-    /* The fast path's test: a FULL granule gives its start map. */
-    CHECK(fb_je_is_full(fb_je_full(p)));
-    CHECK(!fb_je_is_full(fb_je_full(p + 8)));
-    CHECK(!fb_je_is_full(fb_je_full((char *)h + 8 * MiB)));
+    /* The inline test of a granule wholly jemalloc's. */
+    CHECK(fb_je_in_full(p));
+    CHECK(!fb_je_in_full(p + 8));
+    CHECK(!fb_je_in_full((char *)h + 8 * MiB));
     /* Purged pages forget their starts, the page beside keeps its own. */
     char *r = (char *)h + 2 * MiB, *s = r + 4096;
     fb_je_fresh(r);
@@ -108,7 +108,7 @@ static void test_starts(void)
     CHECK(fb_jemalloc_sys_munmap((void *)h, 32 * 1024) == 0);
     edge = (char *)h + 32 * 1024;
     fb_je_fresh(edge);
-    CHECK(!fb_je_is_full(fb_je_full(edge)));
+    CHECK(!fb_je_in_full(edge));
     CHECK_EQ_U(fb_je_take(edge + 16), 1);
     CHECK_EQ_U(fb_je_take(edge), 0);
     CHECK_EQ_U(fb_je_take(edge), 1);
