@@ -544,9 +544,9 @@ static FB_COLD void caught_free(void *ptr)
 }
 
 /* What fb_alloc_free_slow does not finish itself, outside the buffers:
- * NULL, blocks in the granules at the ends of jemalloc's ranges, bad
- * pointers, every free while a mode observes, and inside signal
- * handlers. */
+ * NULL, jemalloc blocks outside the start shadow's window (all of them
+ * under ulimit -v: backend.h), bad pointers, every free while a mode
+ * observes, and inside signal handlers. */
 static FB_NOINLINE void free_other(void *ptr)
 {
     if (fb_unlikely(fb_sigpool_catches(ptr))) {  /* sigpool.h */

@@ -182,20 +182,22 @@ static int in_window(uintptr_t a)
     return fb_je_shadow_index(a & ~(uintptr_t)15) < fb_je_sh.bits;
 }
 
-/* Zeroes the shadow's words [w, end), inside one page of it, if that
- * page was ever written: mincore tells without touching it (a page never
- * written holds only zeros, and a store would fault it in for nothing:
- * jemalloc's first mappings, trimmed to alignment at start-up, cost six
- * page faults so). */
+/* Zeroes the shadow's words [w, end), page by page, skipping pages never
+ * written: mincore tells without touching them (a page never written
+ * holds only zeros, and a store would fault it in for nothing: jemalloc's
+ * first mappings, trimmed to alignment at start-up, cost six page faults
+ * so). */
 static void shadow_zero(uint64_t *w, uint64_t *end)
 {
-    unsigned char in = 1;
-    if (w >= end)
-        return;
-    if (mincore((void *)((uintptr_t)w & ~(uintptr_t)4095), 4096, &in) == 0 && !(in & 1))
-        return;
-    for (; w < end; w++)
-        __atomic_store_n(w, 0, __ATOMIC_RELAXED);
+    while (w < end) {
+        uintptr_t page = (uintptr_t)w & ~(uintptr_t)4095;
+        uint64_t *stop = (uint64_t *)(page + 4096) < end ? (uint64_t *)(page + 4096) : end;
+        unsigned char in = 1;
+        if (mincore((void *)page, 4096, &in) != 0 || (in & 1))
+            for (; w < stop; w++)
+                __atomic_store_n(w, 0, __ATOMIC_RELAXED);
+        w = stop;
+    }
 }
 
 /* Clears the shadow's bits of [lo, hi) (page-aligned: whole words, a
@@ -214,20 +216,13 @@ static void shadow_clear(uintptr_t lo, uintptr_t hi)
     uint64_t *w = sh + ((lo - wlo_a) >> 10), *end = sh + ((hi - wlo_a) >> 10);
     uint64_t *plo = (uint64_t *)pages_up((uintptr_t)w);
     uint64_t *phi = (uint64_t *)((uintptr_t)end & ~(uintptr_t)4095);
-    if (phi > plo) {
-        madvise(plo, (uintptr_t)phi - (uintptr_t)plo, MADV_DONTNEED);  /* zeros */
-        shadow_zero(w, plo);
-        shadow_zero(phi, end);
+    if (phi <= plo) {
+        shadow_zero(w, end);
         return;
     }
-    /* Within one page, or across one page boundary. */
-    uint64_t *mid = (uint64_t *)(((uintptr_t)w & ~(uintptr_t)4095) + 4096);
-    if (mid < end) {
-        shadow_zero(w, mid);
-        shadow_zero(mid, end);
-    } else {
-        shadow_zero(w, end);
-    }
+    madvise(plo, (uintptr_t)phi - (uintptr_t)plo, MADV_DONTNEED);  /* zeros */
+    shadow_zero(w, plo);
+    shadow_zero(phi, end);
 }
 
 /* Clears the bits of [lo, hi) (whole pages: whole words) in granule g's

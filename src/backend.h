@@ -232,17 +232,23 @@ FB_INLINE int fb_je_foreign(const void *p)
     return !fb_je_in_full(p) && fb_je_foreign_slow((uintptr_t)p);
 }
 
-/* Can p be a block the program holds?  Its start bit is set and it
- * holds no secret.  p: not fb_je_foreign. */
-FB_INLINE int fb_je_live(const void *p)
+/* Is the start bit of a (not fb_je_foreign) set?  From the shadow in its
+ * window, else from the granule's start map; 1 where there is none (a
+ * granule made under an address-space limit: nothing to tell). */
+FB_INLINE int fb_je_start_bit(uintptr_t a)
 {
-    uintptr_t a = (uintptr_t)p, i = fb_je_shadow_index(a);
-    if (*(const volatile uint64_t *)p == fb_je_mark)
-        return 0;
+    uintptr_t i = fb_je_shadow_index(a);
     if (fb_likely(i < fb_je_sh.bits))
         return fb_je_shadow_test(i);
     uint64_t e = fb_je_entry(a);
     return e < FB_JE_STARTS_BYTES || fb_je_start_test(fb_je_starts(e), fb_je_start_index(a));
+}
+
+/* Can p be a block the program holds?  Its start bit is set and it
+ * holds no secret.  p: not fb_je_foreign. */
+FB_INLINE int fb_je_live(const void *p)
+{
+    return *(const volatile uint64_t *)p != fb_je_mark && fb_je_start_bit((uintptr_t)p);
 }
 
 /* For a report on a p that is not live: was it freed (the secret in its
@@ -328,41 +334,19 @@ FB_INLINE void fb_je_release(void *p)
     fb_jemalloc_free(p);
 }
 
-/* Before freeing p, whose granule's start map is m: 1 if
+/* Before freeing p, a pointer known to lie in jemalloc's memory: 1 if
  * no live block starts at p (a double free or an interior pointer: leave
  * it alone).  Else takes it (leaves the secret) and returns 0. */
-FB_INLINE int fb_je_take_full(void *p, uintptr_t m)
+FB_INLINE int fb_je_take_inside(void *p)
 {
-    uint64_t mark = fb_je_mark;
-    if (fb_unlikely(*(volatile uint64_t *)p == mark ||
-                    !fb_je_start_test((const uint64_t *)m, fb_je_start_index((uintptr_t)p))))
+    if (fb_unlikely(!fb_je_live(p)))
         return 1;
-    *(uint64_t *)p = mark;
+    *(uint64_t *)p = fb_je_mark;
     return 0;
 }
 
-/* The same for any p not fb_je_foreign. */
-FB_INLINE int fb_je_take_inside(void *p)
-{
-    uintptr_t i = fb_je_shadow_index((uintptr_t)p);
-    if (fb_likely(i < fb_je_sh.bits)) {
-        if (fb_unlikely(fb_je_was_freed(p) || !fb_je_shadow_test(i)))
-            return 1;
-        *(uint64_t *)p = fb_je_mark;
-        return 0;
-    }
-    uint64_t e = fb_je_entry((uintptr_t)p);
-    if (fb_unlikely(e < FB_JE_STARTS_BYTES)) {   /* no start map */
-        if (fb_je_was_freed(p))
-            return 1;
-        *(uint64_t *)p = fb_je_mark;
-        return 0;
-    }
-    return fb_je_take_full(p, (uintptr_t)fb_je_starts(e));
-}
-
 /* Before freeing p: 2 if it is no jemalloc block at all (fb_je_foreign),
- * 1 if no live block starts there (fb_je_take_full): leave it alone.
+ * 1 if no live block starts there (fb_je_take_inside): leave it alone.
  * Else takes it and returns 0. */
 FB_INLINE int fb_je_take(void *p)
 {
