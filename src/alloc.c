@@ -66,6 +66,7 @@ static FB_COLD void thread_first(struct fb_tls *t)
         /* A call at thread exit; may allocate (t->busy is set). */
         fb_init_register_thread();
         t->quick = !fb_observe;
+        fb_epoch_je_gate(t);
     }
     t->busy = 0;
 }
@@ -318,19 +319,22 @@ static FB_NOINLINE void *door_slow(size_t n, uintptr_t ra, uintptr_t cfa);
 #define FB_MY_CFA ((uintptr_t)__builtin_dwarf_cfa())
 
 /* tail: a _tail door, whose fallback is a jump to the _tail slow door
- * (so that ra is read only there). */
+ * (so that ra is read only there).  What goes to jemalloc at once (a
+ * quick thread's large requests, and all of them while its buffer is
+ * full) is decided by one addition: epoch.h's je_open. */
 FB_INLINE void *door_big(size_t n, uintptr_t ra, const int tail)
 {
     struct fb_tls *t = &fb_t;
-    if (fb_likely(t->quick)) {
-        /* fb_g.big_above >= 15: n needs no rounding for jemalloc. */
-        if (fb_likely(n > fb_g.big_above))
+    uintptr_t carry;
+    if (fb_likely(__builtin_add_overflow(n, t->je_open, &carry))) {
+        /* n > fb_g.big_above >= 15: no rounding for jemalloc. */
+        if (fb_likely(!t->backoff))
             return fb_je_fresh(fb_jemalloc_malloc(n));
-        /* A full buffer shuts the size gate (epoch.c) and sets the
-         * backoff: until its next rescan, small requests come here.  With
-         * the gate shut for any other reason (sampling) backoff is 0. */
-        if (fb_epoch_full_skip(t))
+        /* A full buffer's wait, any n >= 1; it ends with a request that
+         * rescans the buffer (door_slow). */
+        if (fb_likely(--t->backoff != 0))
             return fb_je_malloc(n);
+        fb_epoch_je_gate(t);
     }
     return tail ? fb_alloc_malloc_slow_tail(n) : door_slow(n, ra, 0);
 }
@@ -379,6 +383,9 @@ static FB_NOINLINE void *malloc_observed(size_t n, uintptr_t ra, uintptr_t cfa)
             }
             return p;
         }
+        /* Every epoch pinned: fb_epoch_alloc counted it and spent one of
+         * the wait's requests, which malloc_generic would do again. */
+        return backend_result(fb_je_malloc(padded), n, ra);
     }
     return malloc_generic(n, ra, cfa);
 }
@@ -543,12 +550,17 @@ static FB_COLD void caught_free(void *ptr)
         free_bad(ptr, bad);
 }
 
-/* What fb_alloc_free_slow does not finish itself, outside the buffers:
+/* What fb_alloc_free_slow does not finish itself: buffer blocks of
+ * other threads (a producer's, freed by its consumer) and large ones,
  * NULL, jemalloc blocks outside the start shadow's window (all of them
  * under ulimit -v: backend.h), bad pointers, every free while a mode
  * observes, and inside signal handlers. */
 static FB_NOINLINE void free_other(void *ptr)
 {
+    if (fb_epoch_owns(ptr)) {
+        free_generic(ptr);
+        return;
+    }
     if (fb_unlikely(fb_sigpool_catches(ptr))) {  /* sigpool.h */
         caught_free(ptr);
         return;
@@ -561,22 +573,18 @@ static FB_NOINLINE void free_other(void *ptr)
     free_generic(ptr);
 }
 
-/* Entry from the fast path, tiny for its common cases: a buffer block
- * of another thread (a producer's, freed by its consumer) to the generic
- * path at once; a jemalloc block of a quick thread (nobody watching, not
- * in a signal handler: sigpool.c shuts quick there), checked and handed
- * to jemalloc's free as a tail call.  A granule wholly jemalloc's holds
- * no signal-pool block (the pool is our own mapping, as the buffers are),
- * so that check waits for free_other; so does NULL (no start bit is
- * ever set at 0: fb_je_take_fast).  free keeps errno (glibc guarantees
- * it): jemalloc's system calls keep it (backend.c), so nothing is saved
- * here. */
+/* Entry from the fast path, tiny for its common case: a jemalloc block
+ * of a quick thread (nobody watching, not in a signal handler: sigpool.c
+ * shuts quick there), checked and handed to jemalloc's free as a tail
+ * call.  A set start bit is a jemalloc block's and no buffer's (bits are
+ * set only on jemalloc's blocks and cleared where jemalloc unmaps, and
+ * the buffers and the signal pool are our own mappings), so that test
+ * comes first and the buffer's and the pool's wait for free_other; so
+ * does NULL (no start bit is ever set at 0: fb_je_take_fast).  free
+ * keeps errno (glibc guarantees it): jemalloc's system calls keep it
+ * (backend.c), so nothing is saved here. */
 void fb_alloc_free_slow(void *ptr)
 {
-    if (fb_unlikely(fb_epoch_owns(ptr))) {
-        free_generic(ptr);           /* another thread's, or a large one */
-        return;
-    }
     if (fb_likely(fb_t.quick)) {
         int r = fb_je_take_fast(ptr);
         if (fb_likely(r == 0)) {

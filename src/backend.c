@@ -297,6 +297,11 @@ static void space_change(uintptr_t lo, uintptr_t hi, int add)
     space_unlock();
 }
 
+FB_NOINLINE void fb_je_shadow_set(uintptr_t i)
+{
+    __atomic_fetch_or(&fb_je_sh.map[i >> 6], (uint64_t)1 << (i & 63), __ATOMIC_RELAXED);
+}
+
 int fb_je_foreign_slow(uintptr_t a)
 {
     if (a & (~(((uintptr_t)1 << 47) - 1) | (FB_ALIGN - 1)))

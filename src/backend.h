@@ -149,6 +149,10 @@ FB_INLINE int fb_je_shadow_test(uintptr_t i)
     return (w >> (i & 63)) & 1;
 }
 
+/* Sets bit i (below fb_je_sh.bits), atomically: other threads set bits
+ * of the same word.  Apart from its callers, which need only the test. */
+void fb_je_shadow_set(uintptr_t i);
+
 #define FB_JE_GRAN_SHIFT 16
 #define FB_JE_LEAF_SHIFT 32
 #define FB_JE_LEAF_SIZE ((size_t)1 << (FB_JE_LEAF_SHIFT - FB_JE_GRAN_SHIFT))
@@ -264,8 +268,7 @@ FB_INLINE void fb_je_started(void *p)
     uintptr_t a = (uintptr_t)p, i = fb_je_shadow_index(a);
     if (fb_likely(i < fb_je_sh.bits)) {
         if (fb_unlikely(!fb_je_shadow_test(i)))
-            __atomic_fetch_or(&fb_je_sh.map[i >> 6], (uint64_t)1 << (i & 63),
-                              __ATOMIC_RELAXED);
+            fb_je_shadow_set(i);
         return;
     }
     uint64_t e = fb_je_entry(a);

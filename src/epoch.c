@@ -342,8 +342,9 @@ static FB_NOINLINE int epoch_next(struct fb_tls *t)
         return 0;
     }
     uint32_t first = cur == FB_NO_EPOCH ? 0 : cur + 1;
-    for (uint32_t i = 0; i < fb_g.epochs; i++) {
-        uint32_t e = (first + i) % fb_g.epochs;
+    for (uint32_t i = 0, e = first; i < fb_g.epochs; i++, e++) {
+        if (e >= fb_g.epochs)
+            e = 0;                   /* first <= epochs: wraps once */
         if (e != cur && epoch_empty(s, e)) {
             epoch_reset(t, e);
             t->backoff = 0;
@@ -361,6 +362,12 @@ static FB_NOINLINE int epoch_next(struct fb_tls *t)
     t->backoff_next = t->backoff_next ? (t->backoff_next < 4096 ? t->backoff_next * 2 : 4096)
                                       : 256;
     t->backoff = t->backoff_next;
+    /* A quick thread spends the wait in the dispatch's first door, which
+     * counts nothing: counted here, all of it (but the request that ends
+     * it: it comes back here and is counted by fb_epoch_alloc). */
+    if (t->quick)
+        t->stats->buffer_full += t->backoff - 1;
+    fb_epoch_je_gate(t);
     t->sample_full = 1;              /* the buffer is full: sites pin it */
     /* Shut the size gate until a scan finds room: the thread's small
      * requests leave the fast path at its first compare, for the
@@ -415,6 +422,7 @@ static void set_gates(struct fb_tls *t)
                        ? fb_g.max_small
                        : 0;
     t->slot_granules = active && gate_free ? fb_g.slot_size >> FB_GRANULE_SHIFT : 0;
+    fb_epoch_je_gate(t);
 }
 
 /* Takes a slot: a given-back one if any (unless fresh_only), else a new
@@ -575,12 +583,12 @@ void fb_epoch_thread_exit(void)
         return;
     epoch_leave(t);
     t->state = FB_T_DEAD;
+    t->backoff = 0;                  /* before set_gates: no wait to count down */
     set_gates(t);
     struct fb_slot *s = t->slot;
     uint32_t idx = t->slot_idx;
     t->slot = NULL;
     t->stats = NULL;
-    t->backoff = 0;                  /* fb_epoch_full_skip counts into stats */
     t->sample_state = FB_SAMPLE_IDLE;
     t->sample_probe = 0;
     /* From now on this thread's frees of its old objects are remote frees,

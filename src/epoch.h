@@ -58,6 +58,9 @@ struct fb_tls {
     uintptr_t limit;         /* end of the current epoch (0: none) */
     uintptr_t max_small;     /* gate: requests with 1 <= rounded size <= this */
     uint32_t *cur_live;      /* live counter of the current epoch */
+    uintptr_t je_open;       /* the dispatch's first door: requests n with
+                              * n + je_open >= 2^64 go to jemalloc at once
+                              * (fb_epoch_je_gate) */
     /* -- fast path: free by the owner -- */
     uintptr_t slot_base;     /* start of the owned slot */
     uintptr_t slot_granules; /* gate: granules in the slot (0: not an owner) */
@@ -160,19 +163,38 @@ void fb_epoch_fork_parent(void);
 void fb_epoch_fork_child(void);
 
 /* Every epoch pinned, and not yet time to look again (see epoch_next): a
- * small request is counted as a full-buffer fallback and goes elsewhere
- * just as cheaply as a large one.  backoff is non-zero only between a
- * scan that found every epoch pinned and the next scan or slot change,
- * when the thread has no current epoch (limit 0) and its size gate is
- * shut. */
+ * small request goes elsewhere just as cheaply as a large one.  backoff
+ * is non-zero only between a scan that found every epoch pinned and the
+ * next scan or slot change, when the thread has no current epoch (limit
+ * 0) and its size gate is shut.  The wait is counted into the statistics
+ * by the scan that sets it (epoch_next), not here. */
 FB_INLINE int fb_epoch_full_skip(struct fb_tls *t)
 {
     if (t->backoff) {
         t->backoff--;
-        t->stats->buffer_full++;
         return 1;
     }
     return 0;
+}
+
+/*
+ * The dispatch's first door (alloc.c's door_big), reached by every request
+ * the size gate refuses: one addition sends to jemalloc what needs nothing
+ * else, the requests above
+ *   - fb_g.big_above for a quick thread (alloc.c: nobody watching, not in
+ *     a signal handler): those no buffer serves;
+ *   - 0 for a quick thread while its buffer is full (backoff): every
+ *     request, and the door counts the wait down itself;
+ *   - nothing otherwise: every request takes the generic way.
+ * je_open holds that bound's complement, so that n is above it exactly
+ * when n + je_open carries, and so that a thread's zeroed TLS (a thread
+ * that has not allocated yet) keeps the door shut.  Recomputed wherever
+ * quick or backoff changes; a signal handler's wrapper saves it, shuts
+ * it (0) and restores it (sigpool.c).
+ */
+FB_INLINE void fb_epoch_je_gate(struct fb_tls *t)
+{
+    t->je_open = !t->quick ? 0 : t->backoff ? UINTPTR_MAX : ~fb_g.big_above;
 }
 
 /* A block of sz bytes (a multiple of 16, at most max_small) from the

@@ -193,6 +193,7 @@ static void save(struct fb_sigpool_saved *s, const struct fb_tls *t)
     s->limit = t->limit;
     s->slot_granules = t->slot_granules;
     s->catch_len = fb_sigpool_t.catch_len;
+    s->je_open = t->je_open;
     s->stats = t->stats;
     s->state = t->state;
     s->quick = t->quick;
@@ -209,6 +210,7 @@ static void restore(struct fb_tls *t, const struct fb_sigpool_saved *s)
     t->limit = s->limit;
     t->slot_granules = s->slot_granules;
     fb_sigpool_t.catch_len = s->catch_len;
+    t->je_open = s->je_open;
     t->stats = s->stats;
     t->state = s->state;
     t->quick = s->quick;
@@ -219,6 +221,7 @@ static void shut(struct fb_tls *t)
 {
     atomic_signal_fence(memory_order_seq_cst);
     t->limit = 0;                    /* first: the bump refuses from here */
+    t->je_open = 0;                  /* and the first door sends nothing */
     t->slot_granules = 0;
     fb_sigpool_t.catch_len = UINTPTR_MAX;   /* every free to the handler path */
     t->quick = 0;
@@ -254,6 +257,7 @@ static void outermost_left(struct fb_sigpool_tls *s, struct fb_tls *t)
     if (atomic_load_explicit(&s->deferred, memory_order_relaxed) && !s->pending) {
         s->quick_after = t->quick;
         t->quick = 0;
+        t->je_open = 0;
         atomic_signal_fence(memory_order_seq_cst);
         s->pending = 1;
     }
@@ -283,6 +287,7 @@ void *fb_sigpool_take_deferred(void)
     struct fb_sigpool_tls *s = &fb_sigpool_t;
     void *list = atomic_exchange_explicit(&s->deferred, NULL, memory_order_relaxed);
     fb_t.quick = s->quick_after;
+    fb_epoch_je_gate(&fb_t);
     atomic_signal_fence(memory_order_seq_cst);
     s->pending = 0;
     return list;

@@ -94,7 +94,7 @@ void fb_sigpool_each_live(void (*fn)(uintptr_t lo, uintptr_t hi));
  * outermost handler are put back.
  */
 struct fb_sigpool_saved {
-    uintptr_t bump, limit, slot_granules, catch_len;
+    uintptr_t bump, limit, slot_granules, catch_len, je_open;
     struct fb_stats_block *stats;
     uint8_t state, quick;
 };
