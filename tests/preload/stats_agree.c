@@ -5,6 +5,10 @@
  * the buffer limit) and frees, in two threads; afterwards the live bytes
  * must be back where they started, and at every sample the peak must be
  * at least the live figure and the histogram must count every allocation.
+ * A last phase keeps enough small blocks to fill the thread's buffer: each
+ * request counted "buffer full" went to jemalloc, so there are no more of
+ * them than jemalloc's allocations (a failed buffer allocation once ran
+ * twice and was counted twice).
  */
 #include <dlfcn.h>
 #include <pthread.h>
@@ -25,12 +29,14 @@ static int agree(const char *when)
     for (int i = 0; i < FBMALLOC_HIST_BUCKETS; i++)
         h += st.size_hist[i];
     if (st.peak_live_bytes < st.live_bytes || h != st.fast_mallocs + st.backend_mallocs ||
-        st.remote_frees > st.fast_frees || st.fast_frees > st.fast_mallocs) {
+        st.remote_frees > st.fast_frees || st.fast_frees > st.fast_mallocs ||
+        st.buffer_full > st.backend_mallocs) {
         printf("FAIL %s: live %lu peak %lu, hist %lu vs mallocs %lu+%lu, frees %lu "
-               "(remote %lu)\n", when, (unsigned long)st.live_bytes,
+               "(remote %lu), buffer full %lu\n", when, (unsigned long)st.live_bytes,
                (unsigned long)st.peak_live_bytes, (unsigned long)h,
                (unsigned long)st.fast_mallocs, (unsigned long)st.backend_mallocs,
-               (unsigned long)st.fast_frees, (unsigned long)st.remote_frees);
+               (unsigned long)st.fast_frees, (unsigned long)st.remote_frees,
+               (unsigned long)st.buffer_full);
         return 1;
     }
     return 0;
@@ -73,6 +79,20 @@ int main(void)
         pthread_join(t, NULL);
         bad |= agree("after a round");
     }
+    /* Fill the buffer: 200,000 live blocks of 64 B (12 MiB) outgrow it. */
+    enum { KEEP = 200000 };
+    static void *keep[KEEP];
+    for (int i = 0; i < KEEP; i++)
+        keep[i] = malloc(n40 + 24);
+    struct fbmalloc_stats full;
+    get(&full);
+    bad |= agree("with the buffer full");
+    if (full.buffer_full == 0) {
+        printf("FAIL %d live blocks of 64 B never found the buffer full\n", KEEP);
+        bad = 1;
+    }
+    for (int i = 0; i < KEEP; i++)
+        free(keep[i]);
     get(&st1);
     long drift = (long)st1.live_bytes - (long)st0.live_bytes;
     /* A thread's stack cache or TLS may stay behind: a few KiB at most. */
