@@ -281,11 +281,20 @@ static inline void *buffer_alloc(struct fb_tls *t, size_t sz, uint32_t key, uint
     return p ? (void *)p : fb_epoch_alloc(sz, key, ra);
 }
 
+/* jemalloc's small block for a quick thread, apart so that the doors
+ * reach it by a jump and need no frame. */
+static FB_NOINLINE void *je_small(size_t n)
+{
+    return fb_je_malloc(n);
+}
+
 /* A wrapper site's request, sent to the routed door by the fast path
  * (nobody watching, the thread not recording: its size gate is open): to
  * the buffer, bumped here as the fast path would, if the wrapper's caller
- * is short-lived; else to jemalloc. */
-static FB_NOINLINE void *routed_wrap(size_t n, uintptr_t ra, uintptr_t cfa)
+ * is short-lived; else to jemalloc.  routed_wrap is the common case (a
+ * known wrapper, its caller found, the bump has room, no review due),
+ * without a frame; routed_wrap_slow everything, as it was written first. */
+static FB_NOINLINE void *routed_wrap_slow(size_t n, uintptr_t ra, uintptr_t cfa)
 {
     struct fb_tls *t = &fb_t;
     struct fb_route_wrap *w = NULL;
@@ -301,6 +310,30 @@ static FB_NOINLINE void *routed_wrap(size_t n, uintptr_t ra, uintptr_t cfa)
                       : buffer_alloc(t, (n + 15) & ~(size_t)15,
                                      key ? key : (uint32_t)fb_route_site(ra), ra);
     return p ? p : fb_je_malloc(n);
+}
+
+static FB_NOINLINE void *routed_wrap(size_t n, uintptr_t ra, uintptr_t cfa)
+{
+    struct fb_tls *t = &fb_t;
+    struct fb_route_wrap *w = fb_route_wrap_of(ra);
+    if (fb_likely(w != NULL) && fb_likely(cfa != 0) && fb_likely(!t->busy)) {
+        uint32_t seen = w->seen + 1;
+        if (fb_likely(seen < FB_ROUTE_WRAP_TRIAL)) {
+            uintptr_t at = cfa + (uintptr_t)fb_route_wrap_off(w) - sizeof(uintptr_t);
+            uint32_t key = fb_route_ctx_key(ra, *(const uintptr_t *)at);
+            int away = fb_route_long2[key & 0xffffu] != 0;
+            w->seen = seen;          /* fb_route_wrap_count, its review not due */
+            w->away += (uint32_t)away;
+            if (away) {
+                t->stats->routed_long++;
+                return je_small(n);
+            }
+            uintptr_t p = fb_alloc_bump(t, (n + 15) & ~(size_t)15);
+            if (fb_likely(p))
+                return (void *)p;
+        }
+    }
+    return routed_wrap_slow(n, ra, cfa);
 }
 
 /*
@@ -370,8 +403,11 @@ static FB_NOINLINE void *malloc_observed(size_t n, uintptr_t ra, uintptr_t cfa)
     size_t padded = fb_track_pad(n);
     uint32_t key;
     if (fb_likely(!fb_sigpool_t.any && !fb_leak_snapshot_pending && !t->busy &&
-                  t->state == FB_T_ACTIVE && padded <= fb_g.max_small &&
-                  (key = route_key(t, ra, cfa)) != FB_AWAY)) {
+                  t->state == FB_T_ACTIVE && padded <= fb_g.max_small)) {
+        /* Learned long (and counted so): jemalloc's, as malloc_raw would
+         * do, without asking route_key (and counting) a second time. */
+        if ((key = route_key(t, ra, cfa)) == FB_AWAY)
+            return backend_result(fb_je_malloc(padded), n, ra);
         size_t sz = padded ? (padded + 15) & ~(size_t)15 : FB_ALIGN;   /* malloc(0) */
         void *p = buffer_alloc(t, sz, key, ra);
         if (p) {
@@ -388,13 +424,6 @@ static FB_NOINLINE void *malloc_observed(size_t n, uintptr_t ra, uintptr_t cfa)
         return backend_result(fb_je_malloc(padded), n, ra);
     }
     return malloc_generic(n, ra, cfa);
-}
-
-/* jemalloc's small block for a quick thread, apart so that the doors
- * reach it by a jump and need no frame. */
-static FB_NOINLINE void *je_small(size_t n)
-{
-    return fb_je_malloc(n);
 }
 
 /* door_slow for a site not plainly short (route_key's cold part). */
