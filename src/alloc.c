@@ -579,12 +579,12 @@ static FB_COLD void caught_free(void *ptr)
         free_bad(ptr, bad);
 }
 
-/* What fb_alloc_free_slow does not finish itself: buffer blocks of
- * other threads (a producer's, freed by its consumer) and large ones,
- * NULL, jemalloc blocks outside the start shadow's window (all of them
- * under ulimit -v: backend.h), bad pointers, every free while a mode
- * observes, and inside signal handlers. */
-static FB_NOINLINE void free_other(void *ptr)
+/* What free (alloc.h) does not finish itself: buffer blocks of other
+ * threads (a producer's, freed by its consumer) and large ones, NULL,
+ * jemalloc blocks outside the start shadow's window (all of them under
+ * ulimit -v: backend.h), bad pointers, every free while a mode observes,
+ * and inside signal handlers. */
+void fb_alloc_free_other(void *ptr)
 {
     if (fb_epoch_owns(ptr)) {
         free_generic(ptr);
@@ -602,30 +602,9 @@ static FB_NOINLINE void free_other(void *ptr)
     free_generic(ptr);
 }
 
-/* Entry from the fast path, tiny for its common case: a jemalloc block
- * of a quick thread (nobody watching, not in a signal handler: sigpool.c
- * shuts quick there), checked and handed to jemalloc's free as a tail
- * call.  A set start bit is a jemalloc block's and no buffer's (bits are
- * set only on jemalloc's blocks and cleared where jemalloc unmaps, and
- * the buffers and the signal pool are our own mappings), so that test
- * comes first and the buffer's and the pool's wait for free_other; so
- * does NULL (no start bit is ever set at 0: fb_je_take_fast).  free
- * keeps errno (glibc guarantees it): jemalloc's system calls keep it
- * (backend.c), so nothing is saved here. */
-void fb_alloc_free_slow(void *ptr)
+FB_COLD void fb_alloc_free_twice(void *ptr)
 {
-    if (fb_likely(fb_t.quick)) {
-        int r = fb_je_take_fast(ptr);
-        if (fb_likely(r == 0)) {
-            fb_je_release(ptr);
-            return;
-        }
-        if (fb_unlikely(r > 0)) {
-            free_bad(ptr, 1);
-            return;
-        }
-    }
-    free_other(ptr);
+    free_bad(ptr, 1);
 }
 
 static FB_NOINLINE void free_generic(void *ptr)

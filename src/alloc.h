@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "backend.h"
 #include "epoch.h"
 #include "fb.h"
 #include "init.h"
@@ -45,7 +46,11 @@ void *fb_alloc_malloc_slow(size_t n, uintptr_t ra);
 void *fb_alloc_malloc_big_tail(size_t n);
 void *fb_alloc_malloc_routed_tail(size_t n);
 void *fb_alloc_malloc_slow_tail(size_t n);
-void fb_alloc_free_slow(void *p);
+/* free's exits (fb_alloc_free): p is no block of the caller's buffer and
+ * not a live jemalloc block the inline check could tell (_other), or a
+ * jemalloc block freed before (_twice). */
+void fb_alloc_free_other(void *p);
+void fb_alloc_free_twice(void *p);
 
 /*
  * The bump itself, for a thread that owns a slot: sz bytes (a multiple of
@@ -136,7 +141,27 @@ FB_INLINE void fb_alloc_free(void *ptr)
             return;
         }
     }
-    fb_alloc_free_slow(ptr);
+    /* A jemalloc block of a quick thread (nobody watching, not in a signal
+     * handler: sigpool.c shuts quick there), checked and handed to
+     * jemalloc's free as a tail call.  A set start bit is a jemalloc
+     * block's and no buffer's (bits are set only on jemalloc's blocks and
+     * cleared where jemalloc unmaps; the buffers and the signal pool are
+     * our own mappings), so this test comes before the other buffers' and
+     * the pool's (alloc.c's fb_alloc_free_other); so does NULL (no start
+     * bit is ever set at 0).  free keeps errno, as glibc guarantees:
+     * jemalloc's system calls keep it (backend.c). */
+    if (fb_likely(t->quick)) {
+        int r = fb_je_take_fast(ptr);
+        if (fb_likely(r == 0)) {
+            fb_je_release(ptr);
+            return;
+        }
+        if (fb_unlikely(r > 0)) {
+            fb_alloc_free_twice(ptr);
+            return;
+        }
+    }
+    fb_alloc_free_other(ptr);
 }
 
 /* The rest of the family, with glibc's semantics (see interpose.c). */
