@@ -363,9 +363,12 @@ FB_INLINE void *door_big(size_t n, uintptr_t ra, const int tail)
         /* n > fb_g.big_above >= 15: no rounding for jemalloc. */
         if (fb_likely(!t->backoff))
             return fb_je_fresh(fb_jemalloc_malloc(n));
-        /* A full buffer's wait, any n >= 1; it ends with a request that
-         * rescans the buffer (door_slow). */
-        if (fb_likely(--t->backoff != 0))
+        /* A full buffer's wait, any n >= 1.  Only small requests count
+         * it down, as before the door took them all (fb_epoch_full_skip):
+         * counting large ones too ended waits sooner, and the scans that
+         * followed moved bignum to a second slot (+1 MiB of RSS).  The
+         * wait ends with a request that rescans the buffer (door_slow). */
+        if (n > fb_g.big_above || fb_likely(--t->backoff != 0))
             return fb_je_malloc(n);
         fb_epoch_je_gate(t);
     }

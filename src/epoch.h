@@ -162,21 +162,6 @@ void fb_epoch_fork_prepare(void);
 void fb_epoch_fork_parent(void);
 void fb_epoch_fork_child(void);
 
-/* Every epoch pinned, and not yet time to look again (see epoch_next): a
- * small request goes elsewhere just as cheaply as a large one.  backoff
- * is non-zero only between a scan that found every epoch pinned and the
- * next scan or slot change, when the thread has no current epoch (limit
- * 0) and its size gate is shut.  The wait is counted into the statistics
- * by the scan that sets it (epoch_next), not here. */
-FB_INLINE int fb_epoch_full_skip(struct fb_tls *t)
-{
-    if (t->backoff) {
-        t->backoff--;
-        return 1;
-    }
-    return 0;
-}
-
 /*
  * The dispatch's first door (alloc.c's door_big), reached by every request
  * the size gate refuses: one addition sends to jemalloc what needs nothing
@@ -196,6 +181,23 @@ FB_INLINE void fb_epoch_je_gate(struct fb_tls *t)
 {
     t->je_open = !t->quick ? 0 : t->backoff ? UINTPTR_MAX : ~fb_g.big_above;
 }
+
+/* Every epoch pinned, and not yet time to look again (see epoch_next): a
+ * small request goes elsewhere just as cheaply as a large one.  backoff
+ * is non-zero only between a scan that found every epoch pinned and the
+ * next scan or slot change, when the thread has no current epoch (limit
+ * 0) and its size gate is shut.  The wait is counted into the statistics
+ * by the scan that sets it (epoch_next), not here. */
+FB_INLINE int fb_epoch_full_skip(struct fb_tls *t)
+{
+    if (t->backoff) {
+        if (--t->backoff == 0)
+            fb_epoch_je_gate(t);
+        return 1;
+    }
+    return 0;
+}
+
 
 /* A block of sz bytes (a multiple of 16, at most max_small) from the
  * calling thread's buffer, turning epochs over; NULL when the thread owns
