@@ -86,6 +86,14 @@ int fb_plat_as_limited(void)
            (getrlimit(RLIMIT_DATA, &data) == 0 && data.rlim_cur != RLIM_INFINITY);
 }
 
+size_t fb_plat_peak_rss(void)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0 || ru.ru_maxrss <= 0)
+        return 0;
+    return (size_t)ru.ru_maxrss * 1024;    /* Linux counts KiB */
+}
+
 size_t fb_plat_page_size(void)
 {
     static size_t page;

@@ -38,6 +38,10 @@ int fb_plat_as_limited(void);
 /* Page size, read once. */
 size_t fb_plat_page_size(void);
 
+/* The process's peak resident set so far, in bytes (getrusage: one
+ * system call, no file), 0 if unknown. */
+size_t fb_plat_peak_rss(void);
+
 /*
  * Every mapping libfbmalloc.so makes, its own and embedded jemalloc's:
  * the library is linked with --wrap for mmap, mmap64, munmap and mremap
