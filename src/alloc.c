@@ -325,7 +325,7 @@ FB_INLINE void *door_big(size_t n, uintptr_t ra, const int tail)
     if (fb_likely(t->quick)) {
         /* fb_g.big_above >= 15: n needs no rounding for jemalloc. */
         if (fb_likely(n > fb_g.big_above))
-            return fb_je_fresh(fb_jemalloc_malloc(n));
+            return fb_je_malloc_above(n);
         /* A full buffer shuts the size gate (epoch.c) and sets the
          * backoff: until its next rescan, small requests come here.  With
          * the gate shut for any other reason (sampling) backoff is 0. */
