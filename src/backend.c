@@ -118,8 +118,13 @@ static FB_COLD int early_check(void)
 
 void *fb_je_early(size_t align, size_t n, int zero)
 {
-    if (n > FB_MAX_REQUEST)
-        return NULL;                 /* as jemalloc would; the arena stays open */
+    /* More than the user address space: jemalloc would refuse it too (its
+     * mmap fails), and the arena stays open.  errno as jemalloc's malloc
+     * sets it (the doors return its NULL as it is: alloc.c). */
+    if (n >> 47) {
+        errno = ENOMEM;
+        return NULL;
+    }
     int st = __atomic_load_n(&early_state, __ATOMIC_ACQUIRE);
     if (fb_unlikely(st != 2))
         st = early_check();
@@ -130,6 +135,8 @@ void *fb_je_early(size_t align, size_t n, int zero)
      * the arena): jemalloc starts here and serves every new one. */
     start_lock();
     p = je_first(align, n, zero);
+    if (!p)
+        errno = ENOMEM;
     __atomic_store_n(&fb_early_open, 0, __ATOMIC_RELAXED);
     atomic_flag_clear_explicit(&je_start_lock, memory_order_release);
     return p;

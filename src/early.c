@@ -16,7 +16,7 @@
 #include "early.h"
 
 FB_BIG_BSS FB_HIDDEN unsigned char fb_early_mem[FB_EARLY_SIZE] __attribute__((aligned(4096)));
-FB_HIDDEN int fb_early_open = 1;
+FB_HIDDEN unsigned char fb_early_open = 1;
 
 #define EARLY_BITS (FB_EARLY_SIZE / 16)
 /* Bit k: a block starts at fb_early_mem + 16 k. */
@@ -54,7 +54,10 @@ void *fb_early_alloc(size_t align, size_t n)
     size_t sz = n ? (n + 15) & ~(size_t)15 : 16;
     if (!try_lock())
         return NULL;
-    size_t blk = (top + sizeof(struct hdr) + align - 1) & ~(align - 1), end = blk + sz;
+    /* Aligned as an address: the arena itself is only page-aligned. */
+    uintptr_t base = (uintptr_t)fb_early_mem;
+    size_t blk = ((base + top + sizeof(struct hdr) + align - 1) & ~(uintptr_t)(align - 1)) - base;
+    size_t end = blk + sz;
     if (end > FB_EARLY_SIZE) {
         unlock();
         return NULL;

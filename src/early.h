@@ -40,13 +40,17 @@
 
 extern FB_HIDDEN unsigned char fb_early_mem[FB_EARLY_SIZE];
 /* 1 while the arena serves new requests; 0 for good once one did not
- * fit (backend.c).  Read without ordering: a stale 1 only sends a request
- * to fb_early_alloc, which refuses it as it would have. */
-extern FB_HIDDEN int fb_early_open;
+ * fit and jemalloc has started (backend.c).  Read without ordering: a
+ * thread that still reads 1 sends a request to the arena, which serves
+ * it if it can (a block as valid as any) or sends it on to jemalloc. */
+extern FB_HIDDEN unsigned char fb_early_open;
 
 FB_INLINE int fb_early_on(void)
 {
-    return __atomic_load_n(&fb_early_open, __ATOMIC_RELAXED);
+    /* A plain read (one cmpb on jemalloc's malloc path; a relaxed atomic
+     * load of a byte costs a movzbl and a test): the byte changes once,
+     * and either value read is correct (above). */
+    return fb_early_open != 0;
 }
 
 /* Is p inside the arena? (Not: is it a block there.) */
