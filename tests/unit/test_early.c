@@ -55,7 +55,7 @@ int main(void)
     int n = 0;
     while (fb_early_alloc(16, 4000))
         n++;
-    CHECK(n > 200 && n < (int)(FB_EARLY_SIZE / 4000));
+    CHECK(n > (int)(FB_EARLY_SIZE / 4016) - 40 && n < (int)(FB_EARLY_SIZE / 4000));
     CHECK(fb_early_alloc(16, 16) != NULL || fb_early_used() > FB_EARLY_SIZE - 64);
     int intact = 1;                                  /* nothing overwrote a */
     for (int i = 0; i < 112; i++)
