@@ -204,7 +204,10 @@ int fb_route_judge(const uint32_t *list, size_t n, const uint8_t *map, int all_d
             continue;                /* recorded without its caller */
         if (!against_others)
             alive[h] = 0;
-        uint32_t sc = __atomic_load_n(score, __ATOMIC_RELAXED);
+        /* Read for writing (lock xadd of 0): the first judgement of a key on
+         * a page of scores takes one page fault, not a read fault (the
+         * zero page) and then a write fault (cc1: 23 faults, now 12). */
+        uint32_t sc = __atomic_fetch_add(score, 0u, __ATOMIC_RELAXED);
         uint32_t seen = (sc & 0xffu) + 1, pinned = ((sc >> 8) & 0xffu) + (alive[h] != 0);
         uint32_t dead_probes = (sc >> 16) & 0xffu;
         uint32_t nowrap = sc & FB_ROUTE_NOWRAP, mixes = ((sc >> 24) & 0x7fu) + (uint32_t)mixed;
