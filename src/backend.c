@@ -109,7 +109,7 @@ static FB_COLD int early_check(void)
                                      __ATOMIC_ACQUIRE))
         return expect;
     if (fb_plat_as_limited()) {
-        munmap(fb_early_mem, FB_EARLY_SIZE);
+        fb_early_unmap();
         return 1;
     }
     __atomic_store_n(&early_state, 2, __ATOMIC_RELEASE);
@@ -128,7 +128,7 @@ void *fb_je_early(size_t align, size_t n, int zero)
     int st = __atomic_load_n(&early_state, __ATOMIC_ACQUIRE);
     if (fb_unlikely(st != 2))
         st = early_check();
-    void *p = st == 2 ? fb_early_alloc(align, n) : NULL;     /* zeroed */
+    void *p = st == 2 ? fb_early_alloc(align, n, zero) : NULL;
     if (p)
         return p;
     /* The first request that does not fit (or that met another thread in
@@ -137,7 +137,10 @@ void *fb_je_early(size_t align, size_t n, int zero)
     p = je_first(align, n, zero);
     if (!p)
         errno = ENOMEM;
-    __atomic_store_n(&fb_early_open, 0, __ATOMIC_RELAXED);
+    if (fb_early_open) {
+        fb_early_close();
+        __atomic_store_n(&fb_early_open, 0, __ATOMIC_RELAXED);
+    }
     atomic_flag_clear_explicit(&je_start_lock, memory_order_release);
     return p;
 }

@@ -299,8 +299,8 @@ FB_INLINE size_t fb_je_size(size_t n)
 
 /*
  * The early arena (early.h) serves every request that would go to
- * jemalloc until one does not fit; then jemalloc serves them all, for
- * good (backend.c).  Its blocks are then told apart where one is freed,
+ * jemalloc until one does not fit (or its block limit is reached); then
+ * jemalloc serves them all, for good (backend.c).  Its blocks are then told apart where one is freed,
  * resized or measured (fb_je_release, fb_je_realloc, fb_je_usable: an
  * address test), and are checked as jemalloc's are: their start bits
  * (fb_je_start_bit), the freed mark in their first word, cleared when

@@ -2,24 +2,27 @@
  * The early arena: the blocks the backend hands out before jemalloc has
  * started, so that a short process never pays for jemalloc's start-up.
  *
- * Most processes a shell or a build starts (the gcc driver, as, make's
- * shells) send jemalloc a few dozen requests in all (stdio buffers,
- * locale data, getdelim lines, hash tables above the buffers' size
- * gate), while jemalloc's first call costs about 130,000 instructions
- * and 60 page faults (its arenas, bins, base allocator and thread cache).
- * This arena serves those requests by bump allocation in a zeroed array
- * of our own .lbss (no system call, no page touched before use) until the
- * first request that does not fit, after which jemalloc serves every new
- * request for good (backend.c closes it); the arena's blocks stay valid
- * until freed.
+ * Most processes a shell or a build starts (the gcc driver, as, make,
+ * bash, cc1 on a small file) send jemalloc a few dozen to a thousand
+ * requests in all (stdio buffers, locale data, getdelim lines, hash
+ * tables and obstacks above the buffers' size gate), while jemalloc's
+ * first call costs about 130,000 instructions and 60 page faults (its
+ * arenas, bins, base allocator and thread cache).  This arena serves
+ * those requests in a zeroed array of our own .lbss (no system call, no
+ * page touched before use) until the first request that does not fit
+ * (or one past its block limit, early.c), after which jemalloc serves
+ * every new request for good (backend.c closes it); the arena's blocks
+ * stay valid until freed.
  *
- * Every block has a 16-byte header below it (its size) and a start bit
- * (where blocks begin, as jemalloc's start bits do: backend.h).  Freed
- * blocks are never reused: a freed block keeps the freed mark the backend
- * writes into its first word, so every double free of one and every
- * realloc of one freed is caught (jemalloc's blocks only until they are
- * reused), and the memory that costs is bounded by the arena's size.
- * Only the last block grows in place (a line buffer grown by realloc).
+ * Every block has a 16-byte header below it (its size, and a free-list
+ * link) and a start bit (where blocks begin, as jemalloc's start bits
+ * do: backend.h).  Sizes are rounded up to jemalloc's size classes, and
+ * a freed block is reused only by a request of its own class (as
+ * jemalloc reuses its slabs: a stray pointer to a freed block meets a
+ * block of the same size, if any); it keeps the freed mark the backend
+ * writes into its first word until then.  Only the last block grows in
+ * place (a line buffer grown by realloc).  When jemalloc takes over,
+ * the free blocks' whole pages go back to the kernel (fb_early_close).
  *
  * This module knows nothing of jemalloc; backend.h decides which blocks
  * come here and checks, as for jemalloc's, that a pointer freed is a live
@@ -33,14 +36,14 @@
 
 #include "fb.h"
 
-/* 512 KiB: the gcc driver, as and make (the processes of a build that
- * started jemalloc without needing it) ask for 0.2-0.5 MiB in all, and
- * only the pages used are ever touched.  A process that outgrows it
- * touched pages for blocks jemalloc might have put in reused memory:
- * with 1 MiB cc1 took 1,708 page faults instead of 1,587 (512 KiB:
- * 1,589), and a file's gcc, cc1 and as together 2,189 (512 KiB: 2,064;
- * before the arena 2,201). */
-#define FB_EARLY_SIZE ((size_t)512 << 10)
+/* 4 MiB: enough for every process of a small build but the linker
+ * (gcc's driver and as ask for 0.2-0.4 MiB in all, make 0.5, cc1
+ * compiling a small file keeps at most 2.2 MiB live of the 4.4 it asks
+ * for): cc -c of a one-line file took 2,045 page faults with 512 KiB
+ * and no reuse (cc1 started jemalloc), 1,967 so (mimalloc 1,960); only
+ * the pages used are ever touched, and under an address-space limit it
+ * is all given back (backend.c). */
+#define FB_EARLY_SIZE ((size_t)4 << 20)
 
 extern FB_HIDDEN unsigned char fb_early_mem[FB_EARLY_SIZE];
 /* 1 while the arena serves new requests; 0 for good once one did not
@@ -57,19 +60,34 @@ FB_INLINE int fb_early_on(void)
     return fb_early_open != 0;
 }
 
+/* FB_EARLY_SIZE, or 0 once the arena was given back (fb_early_unmap):
+ * then the kernel may place other mappings (jemalloc's) there. */
+extern FB_HIDDEN size_t fb_early_span;
+
 /* Is p inside the arena? (Not: is it a block there.) */
 FB_INLINE int fb_early_owns(const void *p)
 {
-    return (uintptr_t)p - (uintptr_t)fb_early_mem < FB_EARLY_SIZE;
+    return (uintptr_t)p - (uintptr_t)fb_early_mem < fb_early_span;
 }
 
-/* A block of n bytes (rounded up to 16; 0 counts as 16), aligned to
- * align (a power of two, at least 16), all of it 0 (never used before);
- * NULL if it does not fit or another thread is in the arena. */
-void *fb_early_alloc(size_t align, size_t n);
+/* A block of n bytes (rounded up to its size class; 0 counts as 16),
+ * aligned to align (a power of two, at least 16), its first word 0 (the
+ * freed mark of a reused block), all of it 0 if zero; NULL if it does
+ * not fit, the arena has handed out its most blocks or is closed, or
+ * another thread is in the arena. */
+void *fb_early_alloc(size_t align, size_t n, int zero);
 /* Frees p, a live block of the arena (the caller checked and marked it):
- * counted, never reused. */
+ * onto its class's free list (not a block above 64 KiB). */
 void fb_early_free(void *p);
+/* Gives the whole arena back to the kernel, before any block is in it
+ * (under an address-space limit, where it would count against the
+ * program's budget: backend.c); fb_early_owns is false from then on. */
+void fb_early_unmap(void);
+/* No block is handed out from now on (backend.c: jemalloc has started),
+ * and the free blocks' whole pages past their first word (which keeps
+ * the freed mark) are given back to the kernel.  The arena's live blocks
+ * stay valid. */
+void fb_early_close(void);
 /* Grows or shrinks p, a live block, to n bytes where it is: 1 if it could
  * (n fits its size, or it is the last block and there is room). */
 int fb_early_resize(void *p, size_t n);

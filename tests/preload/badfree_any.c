@@ -88,7 +88,7 @@ int main(int argc, char **argv)
      * the blocks of every mistake are jemalloc's; else a short program's
      * blocks above the buffers' size gate are the arena's. */
     if (getenv("BADFREE_OUTGROW")) {
-        void *volatile w = malloc(n_large * 40);
+        void *volatile w = malloc(n_large * 80);     /* 8 MB */
         free(w);
     }
     size_t n = strstr(m, "small") ? n_small : strstr(m, "large") ? n_large : n_big;

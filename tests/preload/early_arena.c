@@ -130,7 +130,7 @@ static void semantics(int want_lib)
  * freeable and resizable among jemalloc's. */
 static void outgrow(void)
 {
-    enum { N = 200, SZ = 16384 };    /* 3.2 MiB: more than the arena */
+    enum { N = 400, SZ = 16384 };    /* 6.4 MiB: more than the arena */
     static unsigned char *blk[N];
     int lib = 0, later_lib = 0;
     for (int i = 0; i < N; i++) {
