@@ -39,10 +39,13 @@ struct hdr {
  * its size holds, and a request takes from the list of the smallest
  * class that holds it: blocks are reused by requests of their own size
  * only, as jemalloc reuses its slabs' (so a stray pointer to a freed
- * block meets a block of the same size, if any). */
+ * block meets a block of the same size, if any), and the one freed
+ * longest ago first (the lists are shared by every thread: a block freed
+ * comes back as late as it can). */
 #define NCLASS 44
 #define CLASS_MAX ((size_t)65536)
-static void *lists[NCLASS];      /* under the lock */
+static void *lists[NCLASS];      /* under the lock: the oldest free block */
+static void *tails[NCLASS];      /* the newest */
 
 static size_t class_size(unsigned c)
 {
@@ -121,6 +124,8 @@ void *fb_early_alloc(size_t align, size_t n, int zero)
         /* A freed block of this size: its start bit is still set. */
         p = lists[c];
         lists[c] = hdr_of(p)->next;
+        if (!lists[c])
+            tails[c] = NULL;
         freed -= hdr_of(p)->size;
         unlock();
         if (zero)
@@ -145,18 +150,29 @@ void *fb_early_alloc(size_t align, size_t n, int zero)
     return fb_early_mem + blk;      /* never used before: zero */
 }
 
+static int keep_freed;
+
+void fb_early_keep_freed(void)
+{
+    __atomic_store_n(&keep_freed, 1, __ATOMIC_RELAXED);
+}
+
 void fb_early_free(void *p)
 {
     struct hdr *h = hdr_of(p);
-    /* Blocks larger than the classes, and frees that meet another thread
-     * here, are not reused. */
-    if (h->size > CLASS_MAX || !try_lock()) {
+    /* Blocks larger than the classes, frees that meet another thread
+     * here, and all of them when told so, are not reused. */
+    if (h->size > CLASS_MAX || __atomic_load_n(&keep_freed, __ATOMIC_RELAXED) || !try_lock()) {
         __atomic_fetch_add(&freed_lost, h->size, __ATOMIC_RELAXED);
         return;
     }
     unsigned c = class_down(h->size);
-    h->next = lists[c];
-    lists[c] = p;
+    h->next = NULL;
+    if (tails[c])
+        hdr_of(tails[c])->next = p;
+    else
+        lists[c] = p;
+    tails[c] = p;
     freed += h->size;
     unlock();
 }
@@ -169,13 +185,16 @@ void fb_early_close(void)
     int saved = errno;
     for (unsigned c = 0; c < NCLASS; c++) {
         for (unsigned char *p = lists[c]; p; p = hdr_of(p)->next) {
-            /* Whole pages past the first word (the freed mark stays). */
-            uintptr_t lo = ((uintptr_t)p + 16 + 4095) & ~(uintptr_t)4095;
+            /* Whole pages past the block's first 4 KiB, which keep the
+             * freed marks (the backend's first word, FBMALLOC_CANARY's
+             * header: zeroed, a double free of the block was reported as
+             * an invalid pointer). */
+            uintptr_t lo = ((uintptr_t)p + 4096 + 4095) & ~(uintptr_t)4095;
             uintptr_t hi = ((uintptr_t)p + hdr_of(p)->size) & ~(uintptr_t)4095;
             if (hi > lo)
                 madvise((void *)lo, hi - lo, MADV_DONTNEED);
         }
-        lists[c] = NULL;
+        lists[c] = tails[c] = NULL;
     }
     errno = saved;
     __atomic_fetch_add(&freed_lost, freed, __ATOMIC_RELAXED);

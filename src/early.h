@@ -79,14 +79,18 @@ void *fb_early_alloc(size_t align, size_t n, int zero);
 /* Frees p, a live block of the arena (the caller checked and marked it):
  * onto its class's free list (not a block above 64 KiB). */
 void fb_early_free(void *p);
+/* Freed blocks are not reused from now on (init.c: under FBMALLOC_CHECK
+ * or FBMALLOC_CANARY, every double free and use of a freed block is then
+ * caught, as long as the arena serves). */
+void fb_early_keep_freed(void);
 /* Gives the whole arena back to the kernel, before any block is in it
  * (under an address-space limit, where it would count against the
  * program's budget: backend.c); fb_early_owns is false from then on. */
 void fb_early_unmap(void);
 /* No block is handed out from now on (backend.c: jemalloc has started),
- * and the free blocks' whole pages past their first word (which keeps
- * the freed mark) are given back to the kernel.  The arena's live blocks
- * stay valid. */
+ * and the free blocks' whole pages past their first 4 KiB (which keep
+ * the freed marks) are given back to the kernel.  The arena's live
+ * blocks stay valid. */
 void fb_early_close(void);
 /* Grows or shrinks p, a live block, to n bytes where it is: 1 if it could
  * (n fits its size, or it is the last block and there is room). */
