@@ -361,7 +361,7 @@ FB_INLINE void *door_big(size_t n, uintptr_t ra, const int tail)
     uintptr_t carry;
     if (fb_likely(__builtin_add_overflow(n, t->je_open, &carry))) {
         /* n > fb_g.big_above >= 15: no rounding for jemalloc. */
-        if (fb_likely(!t->backoff))
+        if (fb_likely(!t->backoff))  /* open: the early arena is closed */
             return fb_je_fresh(fb_jemalloc_malloc(n));
         /* A full buffer's wait, any n >= 1.  Only small requests count
          * it down, as before the door took them all (fb_epoch_full_skip):
@@ -444,6 +444,10 @@ static FB_NOINLINE void *door_slow(size_t n, uintptr_t ra, uintptr_t cfa)
 {
     struct fb_tls *t = &fb_t;
     if (fb_likely(t->quick)) {
+        /* A quick thread's door is shut only while the early arena was
+         * open (fb_epoch_je_gate): open it once the arena has closed. */
+        if (fb_unlikely(!t->je_open) && !fb_early_on())
+            fb_epoch_je_gate(t);
         if (n > fb_g.max_small || fb_epoch_full_skip(t))
             return je_small(n);
         unsigned site = fb_route_site(ra);

@@ -153,7 +153,7 @@ FB_INLINE void fb_alloc_free(void *ptr)
     if (fb_likely(t->quick)) {
         int r = fb_je_take_fast(ptr);
         if (fb_likely(r == 0)) {
-            fb_je_release(ptr);
+            fb_je_release_fast(ptr);
             return;
         }
         if (fb_unlikely(r > 0)) {

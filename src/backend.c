@@ -62,6 +62,111 @@ void fb_je_mark_init(void)
 }
 
 /* ---------------------------------------------------------------------- */
+/* The early arena's requests (backend.h)                                  */
+
+/*
+ * jemalloc starts on its first call, which with the early arena may come
+ * while other threads run: one of them may fork() while this one is in
+ * jemalloc's initialisation, holding jemalloc's locks before jemalloc has
+ * registered its fork handlers (fb_jemalloc_pthread_atfork), and the
+ * child would wait on them for ever.  So the call that starts it is made
+ * under je_start_lock, which fb_je_fork_prepare takes too, and the arena
+ * closes only once jemalloc has started: until then every other thread's
+ * request still comes here, and waits for the lock if the arena refuses
+ * it.
+ */
+static atomic_flag je_start_lock = ATOMIC_FLAG_INIT;
+
+static void start_lock(void)
+{
+    while (atomic_flag_test_and_set_explicit(&je_start_lock, memory_order_acquire))
+        sched_yield();
+}
+
+static void *je_first(size_t align, size_t n, int zero)
+{
+    void *p;
+    if (zero) {
+        p = fb_jemalloc_calloc(1, fb_je_size(n));
+        if (p)
+            fb_je_started(p);
+    } else if (align <= FB_ALIGN) {
+        p = fb_je_fresh(fb_jemalloc_malloc(fb_je_size(n)));
+    } else {
+        p = fb_je_fresh(fb_jemalloc_mallocx(n ? n : 1, MALLOCX_LG_ALIGN(__builtin_ctzl(align))));
+    }
+    return p;
+}
+
+/*
+ * Under an address-space limit (ulimit -v, -d) every byte of the arena
+ * would count against the program's budget, touched or not: there it is
+ * given back to the kernel at the first request, before any block is in
+ * it, and jemalloc serves from the start.  early_state: 0 before that
+ * first look, 1 while one thread looks (the others go to jemalloc) or
+ * for good once the arena is gone, 2 when it may serve.
+ */
+static int early_state;
+
+static FB_COLD int early_check(void)
+{
+    int expect = 0;
+    if (!__atomic_compare_exchange_n(&early_state, &expect, 1, 0, __ATOMIC_ACQUIRE,
+                                     __ATOMIC_ACQUIRE))
+        return expect;
+    if (fb_plat_as_limited()) {
+        fb_early_unmap();
+        return 1;
+    }
+    __atomic_store_n(&early_state, 2, __ATOMIC_RELEASE);
+    return 2;
+}
+
+void *fb_je_early(size_t align, size_t n, int zero)
+{
+    /* More than the user address space: jemalloc would refuse it too (its
+     * mmap fails), and the arena stays open.  errno as jemalloc's malloc
+     * sets it (the doors return its NULL as it is: alloc.c). */
+    if (n >> 47) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    int st = __atomic_load_n(&early_state, __ATOMIC_ACQUIRE);
+    if (fb_unlikely(st != 2))
+        st = early_check();
+    void *p = st == 2 ? fb_early_alloc(align, n, zero) : NULL;
+    if (p)
+        return p;
+    /* The first request that does not fit (or that met another thread in
+     * the arena): jemalloc starts here and serves every new one. */
+    start_lock();
+    p = je_first(align, n, zero);
+    if (!p)
+        errno = ENOMEM;
+    if (fb_early_open) {
+        fb_early_close();
+        __atomic_store_n(&fb_early_open, 0, __ATOMIC_RELAXED);
+    }
+    atomic_flag_clear_explicit(&je_start_lock, memory_order_release);
+    return p;
+}
+
+/* fb_je_realloc of p, a live block of the early arena: in place if it can
+ * be, else moved (to the arena while it is open) and p freed. */
+void *fb_je_early_realloc(void *p, size_t n)
+{
+    if (fb_early_resize(p, fb_je_size(n)))
+        return p;
+    void *q = fb_je_malloc(n);
+    if (q) {
+        size_t old = fb_early_usable(p);
+        memcpy(q, p, old < n ? old : n);   /* the first word: never the secret */
+        fb_je_free(p);
+    }
+    return q;
+}
+
+/* ---------------------------------------------------------------------- */
 /* Where jemalloc's memory is (backend.h's fb_je_foreign)                  */
 
 /*
@@ -312,6 +417,10 @@ int fb_je_foreign_slow(uintptr_t a)
 {
     if (a & (~(((uintptr_t)1 << 47) - 1) | (FB_ALIGN - 1)))
         return 1;                    /* misaligned, or no user address */
+    /* The early arena's: only its blocks' starts are read (the arena may
+     * have been given back: early_check). */
+    if (fb_early_owns((const void *)a))
+        return !fb_early_is_start(a);
     if (atomic_load_explicit(&je_broken, memory_order_relaxed))
         return 0;
     const uint64_t *leaf = (const uint64_t *)((const char *)fb_je_space.zero +
@@ -587,6 +696,8 @@ static int space_forking;
 void fb_je_fork_prepare(void)
 {
     space_forking = !__libc_single_threaded;
+    if (space_forking)
+        start_lock();                /* jemalloc is started, or not yet */
     je_forking = atomic_load_explicit(&je_forks, memory_order_acquire) && space_forking;
     if (je_forking && je_prepare)
         je_prepare();
@@ -600,6 +711,8 @@ void fb_je_fork_parent(void)
         space_unlock();
     if (je_forking && je_parent)
         je_parent();
+    if (space_forking)
+        atomic_flag_clear_explicit(&je_start_lock, memory_order_release);
 }
 
 void fb_je_fork_child(void)
@@ -608,6 +721,8 @@ void fb_je_fork_child(void)
         atomic_flag_clear(&je_space_lock);   /* the child's only thread */
     if (je_forking && je_child)
         je_child();
+    if (space_forking)
+        atomic_flag_clear(&je_start_lock);
 }
 
 static size_t read_stat(const char *name)
@@ -620,6 +735,12 @@ static size_t read_stat(const char *name)
 
 void fb_je_info(struct fb_je_info *out)
 {
+    if (fb_early_on()) {
+        /* jemalloc has not started (a mallctl would start it). */
+        size_t used = fb_early_used();
+        *out = (struct fb_je_info){used, used, used, used};
+        return;
+    }
     /* Statistics are cached per "epoch" in jemalloc; bump it to refresh. */
     uint64_t epoch = 1;
     size_t len = sizeof epoch;
@@ -633,6 +754,8 @@ void fb_je_info(struct fb_je_info *out)
 int fb_je_trim(void)
 {
     char name[64];
+    if (fb_early_on())
+        return 0;                    /* nothing of jemalloc's to give back */
     /* MALLCTL_ARENAS_ALL: purge every arena. */
     memset(name, 0, sizeof name);
     strcpy(name, "arena.4096.purge");

@@ -24,6 +24,7 @@
 #include <stdint.h>
 #include <jemalloc/jemalloc.h>
 
+#include "early.h"
 #include "fb.h"
 
 /* Larger than any object can be: glibc refuses above PTRDIFF_MAX. */
@@ -238,14 +239,22 @@ FB_INLINE int fb_je_foreign(const void *p)
 
 /* Is the start bit of a (not fb_je_foreign) set?  From the shadow in its
  * window, else from the granule's start map; 1 where there is none (a
- * granule made under an address-space limit: nothing to tell). */
+ * granule made under an address-space limit: nothing to tell).  The
+ * early arena's blocks (early.h) have their bits there, never in the
+ * shadow or a start map: asked only when those say no. */
 FB_INLINE int fb_je_start_bit(uintptr_t a)
 {
     uintptr_t i = fb_je_shadow_index(a);
-    if (fb_likely(i < fb_je_sh.bits))
-        return fb_je_shadow_test(i);
-    uint64_t e = fb_je_entry(a);
-    return e < FB_JE_STARTS_BYTES || fb_je_start_test(fb_je_starts(e), fb_je_start_index(a));
+    if (fb_likely(i < fb_je_sh.bits)) {
+        if (fb_likely(fb_je_shadow_test(i)))
+            return 1;
+    } else {
+        uint64_t e = fb_je_entry(a);
+        if (e >= FB_JE_STARTS_BYTES ? fb_je_start_test(fb_je_starts(e), fb_je_start_index(a))
+                                    : !fb_early_owns((const void *)a))
+            return 1;
+    }
+    return fb_early_owns((const void *)a) && fb_early_is_start(a);
 }
 
 /* Can p be a block the program holds?  Its start bit is set and it
@@ -291,17 +300,43 @@ FB_INLINE size_t fb_je_size(size_t n)
     return n < FB_ALIGN ? FB_ALIGN : n;
 }
 
+/*
+ * The early arena (early.h) serves every request that would go to
+ * jemalloc until one does not fit (or its block limit is reached); then
+ * jemalloc serves them all, for good (backend.c).  Its blocks are then told apart where one is freed,
+ * resized or measured (fb_je_release, fb_je_realloc, fb_je_usable: an
+ * address test), and are checked as jemalloc's are: their start bits
+ * (fb_je_start_bit), the freed mark in their first word, cleared when
+ * handed out.  They have no bit in the shadow, so fb_je_take_fast never
+ * takes one (the free's slow path does).  align: a power of two, at
+ * least FB_ALIGN; zero: calloc's.
+ */
+void *fb_je_early(size_t align, size_t n, int zero);
+void *fb_je_early_realloc(void *p, size_t n);
+
 /* No size check: jemalloc's malloc itself refuses, with ENOMEM, anything
  * above its largest size class (far below FB_MAX_REQUEST). */
 FB_INLINE void *fb_je_malloc(size_t n)
 {
+    if (fb_unlikely(fb_early_on()))
+        return fb_je_early(FB_ALIGN, n, 0);
     return fb_je_fresh(fb_jemalloc_malloc(fb_je_size(n)));
+}
+
+/* fb_je_malloc for n >= FB_ALIGN (no rounding). */
+FB_INLINE void *fb_je_malloc_above(size_t n)
+{
+    if (fb_unlikely(fb_early_on()))
+        return fb_je_early(FB_ALIGN, n, 0);
+    return fb_je_fresh(fb_jemalloc_malloc(n));
 }
 
 FB_INLINE void *fb_je_calloc(size_t n)
 {
     if (fb_unlikely(n > FB_MAX_REQUEST))
         return NULL;
+    if (fb_unlikely(fb_early_on()))
+        return fb_je_early(FB_ALIGN, n, 1);
     void *p = fb_jemalloc_calloc(1, fb_je_size(n));
     if (p)
         fb_je_started(p);            /* zeroed: no secret to clear */
@@ -315,6 +350,8 @@ FB_INLINE void *fb_je_memalign(size_t align, size_t n)
         return NULL;
     if (align <= FB_ALIGN)
         return fb_je_malloc(n);
+    if (fb_unlikely(fb_early_on()))
+        return fb_je_early(align, n, 0);
     return fb_je_fresh(fb_jemalloc_mallocx(n ? n : 1,
                                            MALLOCX_LG_ALIGN(__builtin_ctzl(align))));
 }
@@ -325,6 +362,8 @@ FB_INLINE void *fb_je_realloc(void *p, size_t n)
 {
     if (fb_unlikely(n > FB_MAX_REQUEST))
         return NULL;
+    if (fb_unlikely(fb_early_owns(p)))
+        return fb_je_early_realloc(p, n);
     void *q = fb_jemalloc_realloc(p, fb_je_size(n));
     if (q)
         fb_je_started(q);
@@ -333,6 +372,16 @@ FB_INLINE void *fb_je_realloc(void *p, size_t n)
 
 /* The free itself, the block already taken (the secret in it). */
 FB_INLINE void fb_je_release(void *p)
+{
+    if (fb_unlikely(fb_early_owns(p)))
+        fb_early_free(p);
+    else
+        fb_jemalloc_free(p);
+}
+
+/* fb_je_release of a block fb_je_take_fast took: always jemalloc's (the
+ * early arena's blocks have no bit in the shadow), so no address test. */
+FB_INLINE void fb_je_release_fast(void *p)
 {
     fb_jemalloc_free(p);
 }
@@ -383,6 +432,8 @@ FB_INLINE void fb_je_free(void *p)
 
 FB_INLINE size_t fb_je_usable(const void *p)
 {
+    if (fb_unlikely(fb_early_owns(p)))
+        return fb_early_usable(p);
     return fb_jemalloc_sallocx(p, 0);
 }
 

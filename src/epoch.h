@@ -42,6 +42,7 @@
 #include <stdint.h>
 
 #include "counters.h"
+#include "early.h"
 #include "fb.h"
 #include "route.h"
 
@@ -170,16 +171,21 @@ void fb_epoch_fork_child(void);
  *     a signal handler): those no buffer serves;
  *   - 0 for a quick thread while its buffer is full (backoff): every
  *     request, and the door counts the wait down itself;
- *   - nothing otherwise: every request takes the generic way.
+ *   - nothing otherwise, and nothing while the early arena serves what
+ *     would go to jemalloc (early.h): every request takes the generic way.
  * je_open holds that bound's complement, so that n is above it exactly
  * when n + je_open carries, and so that a thread's zeroed TLS (a thread
  * that has not allocated yet) keeps the door shut.  Recomputed wherever
  * quick or backoff changes; a signal handler's wrapper saves it, shuts
- * it (0) and restores it (sigpool.c).
+ * it (0) and restores it (sigpool.c).  When the early arena closes, the
+ * threads' doors stay shut until their next request that goes the
+ * generic way recomputes them (alloc.c's door_slow).
  */
 FB_INLINE void fb_epoch_je_gate(struct fb_tls *t)
 {
-    t->je_open = !t->quick ? 0 : t->backoff ? UINTPTR_MAX : ~fb_g.big_above;
+    t->je_open = !t->quick || fb_early_on() ? 0
+                 : t->backoff                ? UINTPTR_MAX
+                                             : ~fb_g.big_above;
 }
 
 /* Every epoch pinned, and not yet time to look again (see epoch_next): a

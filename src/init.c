@@ -20,6 +20,7 @@
 
 #include "backend.h"
 #include "canary.h"
+#include "early.h"
 #include "check.h"
 #include "epoch.h"
 #include "fail.h"
@@ -220,6 +221,12 @@ int fb_init(void)
     fb_fail_init();
     fb_check_init(fb_leak_on_a_stack);
     fb_canary_init();
+    /* The quarantine releases blocks from whichever thread frees next;
+     * reused at once from the early arena's shared free lists, one went
+     * to another thread, which then took the first thread's double free
+     * for its own (jemalloc keeps it in the releasing thread's cache). */
+    if (fb_check_on || fb_canary_on)
+        fb_early_keep_freed();
     /* The modes decide the buffers' gates, before any thread takes a
      * slot.  With statistics or tracking on, the malloc gate stays shut
      * so every allocation is seen by the generic path, which does the

@@ -94,6 +94,19 @@ size_t fb_plat_peak_rss(void)
     return (size_t)ru.ru_maxrss * 1024;    /* Linux counts KiB */
 }
 
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22
+#endif
+
+void fb_plat_prefault(const void *p, size_t n)
+{
+    uintptr_t pg = fb_plat_page_size(), lo = (uintptr_t)p & ~(pg - 1);
+    uintptr_t hi = ((uintptr_t)p + n + pg - 1) & ~(pg - 1);
+    int saved = errno;
+    madvise((void *)lo, hi - lo, MADV_POPULATE_READ);
+    errno = saved;
+}
+
 size_t fb_plat_page_size(void)
 {
     static size_t page;

@@ -7,6 +7,7 @@
  * the sizes involved, fills each with its own pattern while keeping the
  * blocks still live, and verifies every pattern (exit 1 on overlap).
  * Driven by badfree_any.sh, which checks the report and the exit status.
+ * With BADFREE_OUTGROW set, jemalloc serves from the start (below).
  */
 #include <pthread.h>
 #include <stdint.h>
@@ -83,6 +84,13 @@ static int verify(void)
 int main(int argc, char **argv)
 {
     const char *m = argc > 1 ? argv[1] : "";
+    /* BADFREE_OUTGROW=1: past the early arena first (src/early.h), so that
+     * the blocks of every mistake are jemalloc's; else a short program's
+     * blocks above the buffers' size gate are the arena's. */
+    if (getenv("BADFREE_OUTGROW")) {
+        void *volatile w = malloc(n_large * 80);     /* 8 MB */
+        free(w);
+    }
     size_t n = strstr(m, "small") ? n_small : strstr(m, "large") ? n_large : n_big;
     if (!strncmp(m, "double-", 7)) {
         char *p = malloc(n);

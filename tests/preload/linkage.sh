@@ -57,9 +57,10 @@ out=$(FBMALLOC_LEAKS=1 LD_PRELOAD=$lib /usr/bin/python3 -c 'import ctypes; ctype
     && ok "tracking: a leak is reported with its stack" || bad "tracking report: $(head -5 <<<"$out")"
 
 # jemalloc inside: MALLOC_CONF is honoured and overrides our defaults.
-# (python3 makes large requests, so jemalloc initialises.)
+# (8 MiB at once: more than the early arena, src/early.h, so jemalloc
+# starts; a process the arena serves alone never runs jemalloc.)
 run_stats() {
-    env MALLOC_CONF="$1" LD_PRELOAD="$lib" /usr/bin/python3 -c 'b = bytearray(1 << 20)' 2>&1 >/dev/null
+    env MALLOC_CONF="$1" LD_PRELOAD="$lib" /usr/bin/python3 -c 'b = bytearray(8 << 20)' 2>&1 >/dev/null
 }
 out=$(run_stats stats_print:true)
 if [[ "$out" == *"Begin jemalloc statistics"* ]]; then
