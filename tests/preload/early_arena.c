@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include "pattern.h"
 
 static int failed;
 #define CHECK(c, ...)                                                          \
@@ -43,19 +44,6 @@ static int in_lib(const void *p)
     return dladdr(p, &a) && dladdr((void *)malloc, &b) && a.dli_fbase == b.dli_fbase;
 }
 
-static void fill(unsigned char *p, size_t n, unsigned seed)
-{
-    for (size_t i = 0; i < n; i++)
-        p[i] = (unsigned char)(seed + i * 7);
-}
-
-static int same(const unsigned char *p, size_t n, unsigned seed)
-{
-    for (size_t i = 0; i < n; i++)
-        if (p[i] != (unsigned char)(seed + i * 7))
-            return 0;
-    return 1;
-}
 
 /* Every call a short program makes, on blocks above the size gate. */
 static void semantics(int want_lib)

@@ -16,6 +16,7 @@
 
 #include "../unit/check.h"
 #include "fbmalloc.h"
+#include "pattern.h"
 
 static int (*stats_get)(struct fbmalloc_stats *);
 
@@ -130,18 +131,6 @@ static void test_calloc(void)
     CHECK(calloc(sz((size_t)1 << 33), (size_t)1 << 33) == NULL && errno == ENOMEM);
 }
 
-static void fill(unsigned char *p, size_t n, unsigned seed)
-{
-    for (size_t i = 0; i < n; i++)
-        p[i] = (unsigned char)(seed + i * 7);
-}
-static int same(const unsigned char *p, size_t n, unsigned seed)
-{
-    for (size_t i = 0; i < n; i++)
-        if (p[i] != (unsigned char)(seed + i * 7))
-            return 0;
-    return 1;
-}
 
 static void test_realloc(void)
 {

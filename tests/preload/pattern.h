@@ -1,0 +1,20 @@
+/* A byte pattern written into a block and checked later: what realloc
+ * and the allocator's own bookkeeping must never change (preload tests). */
+#ifndef FB_TEST_PATTERN_H
+#define FB_TEST_PATTERN_H
+#include <stddef.h>
+
+static inline void fill(unsigned char *p, size_t n, unsigned seed)
+{
+    for (size_t i = 0; i < n; i++)
+        p[i] = (unsigned char)(seed + i * 7);
+}
+
+static inline int same(const unsigned char *p, size_t n, unsigned seed)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i] != (unsigned char)(seed + i * 7))
+            return 0;
+    return 1;
+}
+#endif
