@@ -33,18 +33,18 @@
  *  - dirty_decay_ms:30000: pages freed stay dirty (reusable at no cost)
  *    30 s instead of 10.  With muzzy -1 alone, big's peak RSS was 1.17x
  *    (pages decayed to MADV_FREE early were not the ones reused).
- *  - tcache_gc_incr_bytes:1048576: a thread's cache is trimmed once per
- *    MiB it allocates instead of per 64 KiB.  Every trim walks a bin and
- *    every 64 KiB is a few dozen blocks of 1 KiB: callgrind counted
- *    larson 5% and the 2-thread request churn 4% fewer instructions,
- *    python3 (PYTHONMALLOC=malloc) 1%, with peak RSS the same or lower
- *    on each (the caches' own limits, not the trims, bound them).
+ * Trimming a thread's cache less often (tcache_gc_incr_bytes:1048576,
+ * once per MiB it allocates instead of per 64 KiB) saves 4-5% of the
+ * instructions of the 2-thread churns (larson, request) and 1% of
+ * python3's with PYTHONMALLOC=malloc, but request's peak RSS grew from
+ * 7.1 to 7.6 MiB (jemalloc alone: 6.1), over the RSS target: not taken
+ * (it is in the --jeconf study).
  * Background purging threads (background_thread:true) measured no better,
  * and would start a thread in every process that uses jemalloc; fewer
  * arenas (narenas:2) no better either.
  */
 FB_HIDDEN const char *fb_jemalloc_malloc_conf =
-    "dirty_decay_ms:30000,muzzy_decay_ms:-1,tcache_gc_incr_bytes:1048576";
+    "dirty_decay_ms:30000,muzzy_decay_ms:-1";
 
 /* Before fb_je_mark_init (frees during start-up): any constant but 0. */
 FB_HIDDEN uint64_t fb_je_mark = 0xfb0dead0fb0dead1ull;
