@@ -179,6 +179,16 @@ static FB_COLD void free_deferred(void)
  * or the frame does not say (the site is then a site again).  *wp: the
  * wrapper's entry, for its trial.
  */
+/* The context key of a request of wrapper w (at ra) from the caller
+ * whose return address lies at the wrapper's CFA (the exported entry's,
+ * cfa, plus the wrapper's offset) less 8. */
+static inline uint32_t wrap_caller_key(uintptr_t ra, uintptr_t cfa,
+                                       const struct fb_route_wrap *w)
+{
+    uintptr_t at = cfa + (uintptr_t)fb_route_wrap_off(w) - sizeof(uintptr_t);
+    return fb_route_ctx_key(ra, *(const uintptr_t *)at);
+}
+
 static inline uint32_t wrap_key(uintptr_t ra, uintptr_t cfa, struct fb_route_wrap **wp)
 {
     struct fb_route_wrap *w = fb_route_wrap_of(ra);
@@ -187,10 +197,7 @@ static inline uint32_t wrap_key(uintptr_t ra, uintptr_t cfa, struct fb_route_wra
             return 0;
     }
     *wp = w;
-    if (!cfa)
-        return 0;
-    uintptr_t at = cfa + (uintptr_t)fb_route_wrap_off(w) - sizeof(uintptr_t);
-    return fb_route_ctx_key(ra, *(const uintptr_t *)at);
+    return cfa ? wrap_caller_key(ra, cfa, w) : 0;
 }
 
 /* A candidate wrapper's request in a recorded epoch: its context key,
@@ -319,8 +326,7 @@ static FB_NOINLINE void *routed_wrap(size_t n, uintptr_t ra, uintptr_t cfa)
     if (fb_likely(w != NULL) && fb_likely(cfa != 0) && fb_likely(!t->busy)) {
         uint32_t seen = w->seen + 1;
         if (fb_likely(seen < FB_ROUTE_WRAP_TRIAL)) {
-            uintptr_t at = cfa + (uintptr_t)fb_route_wrap_off(w) - sizeof(uintptr_t);
-            uint32_t key = fb_route_ctx_key(ra, *(const uintptr_t *)at);
+            uint32_t key = wrap_caller_key(ra, cfa, w);
             int away = fb_route_long2[key & 0xffffu] != 0;
             w->seen = seen;          /* fb_route_wrap_count, its review not due */
             w->away += (uint32_t)away;
@@ -361,16 +367,17 @@ FB_INLINE void *door_big(size_t n, uintptr_t ra, const int tail)
     uintptr_t carry;
     if (fb_likely(__builtin_add_overflow(n, t->je_open, &carry))) {
         /* n > fb_g.big_above >= 15: no rounding for jemalloc. */
-        if (fb_likely(!t->backoff))  /* open: the early arena is closed */
+        /* The door opens only while the early arena is closed
+         * (fb_epoch_je_gate): straight to jemalloc. */
+        if (fb_likely(!t->backoff))
             return fb_je_fresh(fb_jemalloc_malloc(n));
         /* A full buffer's wait, any n >= 1.  Only small requests count
          * it down, as before the door took them all (fb_epoch_full_skip):
          * counting large ones too ended waits sooner, and the scans that
          * followed moved bignum to a second slot (+1 MiB of RSS).  The
          * wait ends with a request that rescans the buffer (door_slow). */
-        if (n > fb_g.big_above || fb_likely(--t->backoff != 0))
+        if (n > fb_g.big_above || fb_epoch_wait_tick(t))
             return fb_je_malloc(n);
-        fb_epoch_je_gate(t);
     }
     return tail ? fb_alloc_malloc_slow_tail(n) : door_slow(n, ra, 0);
 }
@@ -407,23 +414,22 @@ static FB_NOINLINE void *malloc_observed(size_t n, uintptr_t ra, uintptr_t cfa)
     uint32_t key;
     if (fb_likely(!fb_sigpool_t.any && !fb_leak_snapshot_pending && !t->busy &&
                   t->state == FB_T_ACTIVE && padded <= fb_g.max_small)) {
-        /* Learned long (and counted so): jemalloc's, as malloc_raw would
-         * do, without asking route_key (and counting) a second time. */
-        if ((key = route_key(t, ra, cfa)) == FB_AWAY)
-            return backend_result(fb_je_malloc(padded), n, ra);
-        size_t sz = padded ? (padded + 15) & ~(size_t)15 : FB_ALIGN;   /* malloc(0) */
-        void *p = buffer_alloc(t, sz, key, ra);
-        if (p) {
-            if (fb_observe_one == FB_OBSERVE_TRACK) {
-                fb_track_buffer(p, n, ra);
-                fb_leak_scope_note(p);
-            } else {
-                fb_stats_malloc(t->stats, n, sz, FB_ST_FAST);
+        if ((key = route_key(t, ra, cfa)) != FB_AWAY) {
+            size_t sz = padded ? (padded + 15) & ~(size_t)15 : FB_ALIGN;   /* malloc(0) */
+            void *p = buffer_alloc(t, sz, key, ra);
+            if (p) {
+                if (fb_observe_one == FB_OBSERVE_TRACK) {
+                    fb_track_buffer(p, n, ra);
+                    fb_leak_scope_note(p);
+                } else {
+                    fb_stats_malloc(t->stats, n, sz, FB_ST_FAST);
+                }
+                return p;
             }
-            return p;
         }
-        /* Every epoch pinned: fb_epoch_alloc counted it and spent one of
-         * the wait's requests, which malloc_generic would do again. */
+        /* Learned long, or every epoch pinned: jemalloc's, as malloc_raw
+         * would do, without going there (route_key and fb_epoch_alloc
+         * counted the request, and the wait spent it, once already). */
         return backend_result(fb_je_malloc(padded), n, ra);
     }
     return malloc_generic(n, ra, cfa);

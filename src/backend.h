@@ -323,14 +323,6 @@ FB_INLINE void *fb_je_malloc(size_t n)
     return fb_je_fresh(fb_jemalloc_malloc(fb_je_size(n)));
 }
 
-/* fb_je_malloc for n >= FB_ALIGN (no rounding). */
-FB_INLINE void *fb_je_malloc_above(size_t n)
-{
-    if (fb_unlikely(fb_early_on()))
-        return fb_je_early(FB_ALIGN, n, 0);
-    return fb_je_fresh(fb_jemalloc_malloc(n));
-}
-
 FB_INLINE void *fb_je_calloc(size_t n)
 {
     if (fb_unlikely(n > FB_MAX_REQUEST))

@@ -337,10 +337,8 @@ static FB_NOINLINE int epoch_next(struct fb_tls *t)
         }
         epoch_leave(t);
     } else if (t->backoff) {
-        /* Full buffer: do not rescan on every call.  The last request of
-         * the wait reopens the dispatch's door as the door would have. */
-        if (--t->backoff == 0)
-            fb_epoch_je_gate(t);
+        /* Full buffer: do not rescan on every call. */
+        fb_epoch_wait_tick(t);
         return 0;
     }
     uint32_t first = cur == FB_NO_EPOCH ? 0 : cur + 1;

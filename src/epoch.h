@@ -188,6 +188,17 @@ FB_INLINE void fb_epoch_je_gate(struct fb_tls *t)
                                              : ~fb_g.big_above;
 }
 
+/* One request of a full buffer's wait (backoff > 0), wherever it is
+ * spent (the door, fb_epoch_full_skip, epoch_next): 1 while the wait goes
+ * on; 0 for its last request, once the door is open again. */
+FB_INLINE int fb_epoch_wait_tick(struct fb_tls *t)
+{
+    if (fb_likely(--t->backoff != 0))
+        return 1;
+    fb_epoch_je_gate(t);
+    return 0;
+}
+
 /* Every epoch pinned, and not yet time to look again (see epoch_next): a
  * small request goes elsewhere just as cheaply as a large one.  backoff
  * is non-zero only between a scan that found every epoch pinned and the
@@ -197,8 +208,7 @@ FB_INLINE void fb_epoch_je_gate(struct fb_tls *t)
 FB_INLINE int fb_epoch_full_skip(struct fb_tls *t)
 {
     if (t->backoff) {
-        if (--t->backoff == 0)
-            fb_epoch_je_gate(t);
+        fb_epoch_wait_tick(t);
         return 1;
     }
     return 0;
