@@ -65,6 +65,9 @@ struct fbmalloc_stats {
     uint64_t sites_forgotten;
     uint64_t epochs_judged;
     uint64_t mispredicted;
+    /* Epochs reused around a few survivors (their free runs, "holes")
+     * instead of waiting for their last free.  Appended last. */
+    uint64_t epochs_holes;
 };
 
 /* Library version, e.g. "0.1.0". */

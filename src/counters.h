@@ -17,7 +17,7 @@ struct fb_stats_block {
     uint64_t backend_mallocs, backend_bytes, backend_frees;
     uint64_t remote_frees;
     /* Always counted, by the slot's owner. */
-    uint64_t epochs_reset, buffer_full;
+    uint64_t epochs_reset, buffer_full, epochs_holes;
     uint64_t routed_long;    /* small requests sent to jemalloc by verdict */
     uint64_t hist[FBMALLOC_HIST_BUCKETS];
     /* Live bytes not yet added to the global count: flushed every 64 KiB

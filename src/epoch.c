@@ -32,13 +32,16 @@ static int gate_malloc, gate_free;
 static struct fb_epoch_hooks hooks;
 
 #define FB_NO_EPOCH UINT32_MAX
+/* Survivors an epoch may hold and still be reused around them (holes). */
+#define FB_EPOCH_SPARSE 4u
 #define FB_EPOCH_MOVES 4
 
 /* Epoch flags.  USED: objects were allocated since the last reset (for the
  * statistics).  DIRTY: the granule map may hold live-looking bytes of
  * objects that were never returned (a fork() that cut another thread's
- * malloc short); the next reset clears the map. */
-enum { FB_EP_USED = 1, FB_EP_DIRTY = 2 };
+ * malloc short); the next reset clears the map.  HOLES: the epoch is being
+ * reused around its survivors (holes_enter, below), not reset. */
+enum { FB_EP_USED = 1, FB_EP_DIRTY = 2, FB_EP_HOLES = 4 };
 
 enum { FB_SLOT_UNUSED = 0, FB_SLOT_OWNED, FB_SLOT_FREE };
 
@@ -90,13 +93,20 @@ static inline uint32_t *slot_sites(struct fb_slot *s)
     return (uint32_t *)slot_rfree(s) + 2 * (size_t)fb_g.epochs;
 }
 
-static inline int epoch_empty(struct fb_slot *s, uint32_t e)
+/* Objects of epoch e still live (an upper bound while other threads'
+ * frees are in flight). */
+static inline uint32_t epoch_count(struct fb_slot *s, uint32_t e)
 {
     const uint32_t *l = epoch_live(s, e);
     uint32_t live = 0;
     for (uint32_t i = 0; i < (1u << live_shift); i++)
         live += l[i];               /* mod 2^32, as the counts themselves */
-    return live == atomic_load_explicit(&slot_rfree(s)[e], memory_order_acquire);
+    return live - atomic_load_explicit(&slot_rfree(s)[e], memory_order_acquire);
+}
+
+static inline int epoch_empty(struct fb_slot *s, uint32_t e)
+{
+    return epoch_count(s, e) == 0;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -242,8 +252,9 @@ static uint8_t *epoch_map(struct fb_tls *t, uint32_t e)
 /* Judges the sampled epoch and goes back to waiting for the next one. */
 static void sample_judge(struct fb_tls *t, int all_died)
 {
+    int sparse = !all_died && epoch_count(t->slot, t->sample_e) <= FB_EPOCH_SPARSE;
     int taught = fb_route_judge(t->sample_sites, t->sample_n, epoch_map(t, t->sample_e),
-                                all_died, t->sample_probe, t->sample_full);
+                                all_died, t->sample_probe, t->sample_full, sparse);
     t->sample_full = 0;
     t->sample_state = FB_SAMPLE_IDLE;
     t->sample_probe = 0;
@@ -311,20 +322,186 @@ static void sample_maybe_start(struct fb_tls *t)
     t->max_small = 0;
 }
 
+/* ---- holes: reusing a sparsely pinned epoch ---------------------------- */
+
 /*
- * The current epoch has no room: reuse it if it is empty (the hot cycle of
- * a program that frees what it allocates: no syscall, no metadata to
- * rebuild), else move to the next empty epoch of the slot.  Returns
- * 0 when every epoch is pinned by live objects.
+ * A few long-lived objects spread over many epochs (a computation that
+ * keeps one result in 64: bignum, keepone) pin every epoch, and a whole
+ * epoch is reset only once all its objects are freed.  Such an epoch is
+ * instead reused around its survivors, as Immix (Blackburn and McKinley,
+ * PLDI 2008) reuses partly free lines: bump through the free runs of its
+ * granule map ("holes"), each hole's end the next survivor's start.
+ *
+ * Only an epoch with at most FB_EPOCH_SPARSE survivors: its holes are few
+ * and large, so one pass over its map (1/16 of its size, eight bytes at a
+ * time) pays for nearly a whole epoch of bump allocation.  A denser one
+ * (random lifetimes: larson) would cost map scans for little room: when
+ * every epoch was searched for holes, larson took 34% more instructions.
+ * The map needs nothing new: a live object's start byte holds its size,
+ * every other byte is 0 or a stale FB_FREED (epoch.h), and only the owner
+ * writes live bytes, so a survivor freed by another thread meanwhile only
+ * turns a byte free under the scan.  The epoch's counts stay as they are
+ * (its survivors are still counted); it is empty, and reset, once they and
+ * the new objects are all freed.
+ */
+/* The first live object start at or after granule g (map: the epoch's
+ * bytes), or end: sixteen bytes at a time with SSE2 (a byte neither 0
+ * nor FB_FREED), eight with a word's arithmetic elsewhere.  The loads may
+ * race with other threads' frees, which only turn live bytes free: a byte
+ * read live a moment too long is a survivor skipped, never an overlap. */
+static inline int granule_live(const uint8_t *map, uint32_t g)
+{
+    unsigned v = __atomic_load_n(&map[g], __ATOMIC_RELAXED);
+    return v - 1u < FB_MAX_GRANULES;
+}
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+static uint32_t hole_scan_live(const uint8_t *map, uint32_t g, uint32_t end)
+{
+    while (g < end && (g & 15)) {
+        if (granule_live(map, g))
+            return g;
+        g++;
+    }
+    const __m128i zero = _mm_setzero_si128(), freed = _mm_set1_epi8((char)FB_FREED);
+    for (; g + 16 <= end; g += 16) {
+        __m128i v = _mm_load_si128((const __m128i *)(const void *)(map + g));
+        __m128i dead = _mm_or_si128(_mm_cmpeq_epi8(v, zero), _mm_cmpeq_epi8(v, freed));
+        unsigned live = (unsigned)_mm_movemask_epi8(dead) ^ 0xffffu;
+        if (live)
+            return g + (uint32_t)__builtin_ctz(live);
+    }
+    while (g < end && !granule_live(map, g))
+        g++;
+    return g;
+}
+#else
+/* High bit of each byte of w set iff that byte is 0 (exact: no carry
+ * crosses a byte). */
+static inline uint64_t zero_bytes(uint64_t w)
+{
+    const uint64_t lo7 = 0x7f7f7f7f7f7f7f7fULL;
+    return ~(((w & lo7) + lo7) | w | lo7);
+}
+
+static uint32_t hole_scan_live(const uint8_t *map, uint32_t g, uint32_t end)
+{
+    const uint64_t high = 0x8080808080808080ULL;
+    while (g < end && (g & 7)) {
+        if (granule_live(map, g))
+            return g;
+        g++;
+    }
+    while (g + 8 <= end) {
+        uint64_t w = __atomic_load_n((const uint64_t *)(const void *)(map + g), __ATOMIC_RELAXED);
+        if ((zero_bytes(w) | zero_bytes(~w)) != high)
+            break;                   /* a byte neither 0 nor FB_FREED */
+        g += 8;
+    }
+    while (g < end && !granule_live(map, g))
+        g++;
+    return g;
+}
+#endif
+
+/* Moves the bump to the next hole of at least need bytes in the current
+ * epoch e, at or after t->limit (a survivor's start, or the epoch's start
+ * on entry); smaller ones stay unused until the epoch resets, so a request
+ * never comes back for the same hole.  Returns 0 at the epoch's end. */
+static int hole_next(struct fb_tls *t, uint32_t e, size_t need)
+{
+    uintptr_t start = t->slot_base + ((uintptr_t)e << fb_g.epoch_shift);
+    const uint8_t *map = epoch_map(t, e);
+    uint32_t end = (uint32_t)(fb_g.epoch_size >> FB_GRANULE_SHIFT);
+    uint32_t g = (uint32_t)((t->limit - start) >> FB_GRANULE_SHIFT);
+    t->hole_used += (uint32_t)(t->bump - t->hole_from);
+    for (;;) {
+        /* Past the survivors here: each start byte is its size. */
+        while (g < end && granule_live(map, g))
+            g += __atomic_load_n(&map[g], __ATOMIC_RELAXED);
+        if (g >= end)
+            return 0;
+        uint32_t h = hole_scan_live(map, g, end);
+        if (((size_t)(h - g) << FB_GRANULE_SHIFT) >= need) {
+            t->bump = t->hole_from = start + ((uintptr_t)g << FB_GRANULE_SHIFT);
+            t->limit = start + ((uintptr_t)h << FB_GRANULE_SHIFT);
+            return 1;
+        }
+        g = h;
+    }
+}
+
+/* Makes the sparse epoch e current, in its first hole.  Not the sampled
+ * epoch while its judgement is pending: new objects in its dead ones'
+ * granules would read as survivors. */
+static int holes_enter(struct fb_tls *t, uint32_t e, size_t need)
+{
+    struct fb_slot *s = t->slot;
+    uintptr_t start = t->slot_base + ((uintptr_t)e << fb_g.epoch_shift);
+    s->cur = e;
+    slot_flags(s)[e] |= FB_EP_HOLES | FB_EP_USED;
+    t->cur_live = epoch_live(s, e);
+    t->bump = t->hole_from = t->limit = start;
+    if (hole_next(t, e, need)) {
+        s->stats.epochs_holes++;
+        t->hole_used = 0;
+        return 1;
+    }
+    epoch_leave(t);
+    return 0;
+}
+
+/*
+ * A holes epoch has no hole left: did it pay?  Its scans (the counts of
+ * every epoch, its map) cost a couple of thousand instructions; an object
+ * the buffer serves instead of jemalloc saves about a hundred.  Where
+ * large objects of random lifetimes leave only a few dozen places
+ * between survivors (larson: 27 objects per epoch, 5% more instructions
+ * in all), sparse epochs are left alone for a while, twice as long after
+ * each miss; they then wait for their last free, as any pinned epoch.
+ * The objects served are estimated from the bytes the holes served and
+ * the mean size of the requests that came to epoch_next (the fast path
+ * counts nothing).
+ */
+#define FB_HOLES_PAY 64u
+static void holes_judge(struct fb_tls *t)
+{
+    size_t used = t->hole_used;      /* hole_next added the last hole */
+    size_t avg = t->need_avg > 16 ? t->need_avg : 16;
+    if (used >= FB_HOLES_PAY * avg) {
+        t->holes_wait = 0;
+        return;
+    }
+    t->holes_wait = t->holes_wait ? (t->holes_wait < 1024 ? t->holes_wait * 2 : 1024) : 4;
+    t->holes_skip = t->holes_wait;
+    t->sparse = 0;
+}
+
+/*
+ * The current epoch has no room: its next hole if it is being reused
+ * around survivors; reuse it if it is empty (the hot cycle of a program
+ * that frees what it allocates: no syscall, no metadata to rebuild), else
+ * move to the next empty epoch of the slot, else to the sparsest one with
+ * at most FB_EPOCH_SPARSE survivors (holes, above).  Returns 0 when every
+ * epoch is pinned by live objects.
  */
 static int slot_move(struct fb_tls *t);
 static int may_move(const struct fb_tls *t);
 
-static FB_NOINLINE int epoch_next(struct fb_tls *t)
+/* need: the size of the request that found no room (0: none). */
+static FB_NOINLINE int epoch_next(struct fb_tls *t, size_t need)
 {
     struct fb_slot *s = t->slot;
     uint32_t cur = s->cur;
     if (cur != FB_NO_EPOCH) {
+        if ((slot_flags(s)[cur] & FB_EP_HOLES) && t->limit) {
+            if (need)                /* the sizes holes_judge counts in */
+                t->need_avg = (uint16_t)((t->need_avg * 7u + (need < 4096 ? need : 4096)) / 8);
+            if (hole_next(t, cur, need))
+                return 1;
+            holes_judge(t);
+        }
         uintptr_t start = t->slot_base + ((uintptr_t)cur << fb_g.epoch_shift);
         int empty = epoch_empty(s, cur);
         sample_turnover(t, cur, empty);
@@ -341,24 +518,58 @@ static FB_NOINLINE int epoch_next(struct fb_tls *t)
         fb_epoch_wait_tick(t);
         return 0;
     }
+    /* Sparse epochs the last full scan found, before scanning again: a
+     * buffer of random lifetimes (larson) finds one at most turnovers, and
+     * a scan of every epoch's counts each time took as many instructions
+     * as the holes saved.  Their counts only fall meanwhile (frees), so
+     * they are still sparse, or empty, unless one was current since. */
+    while (t->sparse && !t->holes_skip) {
+        uint32_t e = (uint32_t)__builtin_ctzll(t->sparse);
+        t->sparse &= t->sparse - 1;
+        if (e == cur || (t->sample_state != FB_SAMPLE_IDLE && e == t->sample_e))
+            continue;
+        uint32_t live = epoch_count(s, e);
+        if (live == 0) {
+            epoch_reset(t, e);
+            goto found;
+        }
+        if (live <= FB_EPOCH_SPARSE && holes_enter(t, e, need))
+            goto found;              /* (it may have been current since) */
+    }
     uint32_t first = cur == FB_NO_EPOCH ? 0 : cur + 1;
+    uint32_t sparse = FB_NO_EPOCH, sparse_live = FB_EPOCH_SPARSE + 1;
+    uint64_t found_sparse = 0;
     for (uint32_t i = 0, e = first; i < fb_g.epochs; i++, e++) {
         if (e >= fb_g.epochs)
             e = 0;                   /* first <= epochs: wraps once */
-        if (e != cur && epoch_empty(s, e)) {
+        if (e == cur)
+            continue;
+        uint32_t live = epoch_count(s, e);
+        if (live == 0) {
             epoch_reset(t, e);
-            t->backoff = 0;
-            t->backoff_next = 0;
-            sample_maybe_start(t);
-            set_gates(t);            /* open again if a full buffer shut it */
-            return 1;
+            goto found;
         }
+        if (live <= FB_EPOCH_SPARSE && !(slot_flags(s)[e] & FB_EP_DIRTY) &&
+            !(t->sample_state != FB_SAMPLE_IDLE && e == t->sample_e)) {
+            if (e < 64)
+                found_sparse |= (uint64_t)1 << e;
+            if (live < sparse_live) {
+                sparse = e;
+                sparse_live = live;
+            }
+        }
+    }
+    if (sparse != FB_NO_EPOCH && t->holes_skip)
+        t->holes_skip--;
+    else if (sparse != FB_NO_EPOCH && holes_enter(t, sparse, need)) {
+        t->sparse = found_sparse & ~((uint64_t)1 << (sparse & 63));
+        goto found;
     }
     /* Not rescanned for the next 256 small requests, twice as many after
      * each scan that finds nothing (up to 4096): in a buffer that stays
      * full (random lifetimes, larson) the scans would show in a profile. */
     if (t->backoff_next == 4096 && may_move(t) && slot_move(t))
-        return epoch_next(t);        /* the fresh slot's first epoch */
+        return epoch_next(t, need);  /* the fresh slot's first epoch */
     t->backoff_next = t->backoff_next ? (t->backoff_next < 4096 ? t->backoff_next * 2 : 4096)
                                       : 256;
     t->backoff = t->backoff_next;
@@ -374,6 +585,12 @@ static FB_NOINLINE int epoch_next(struct fb_tls *t)
      * dispatch's first door, instead of after the site and room checks. */
     t->max_small = 0;
     return 0;
+found:
+    t->backoff = 0;
+    t->backoff_next = 0;
+    sample_maybe_start(t);
+    set_gates(t);                    /* open again if a full buffer shut it */
+    return 1;
 }
 
 void *fb_epoch_alloc(size_t sz, uint32_t key, uintptr_t ra)
@@ -396,7 +613,7 @@ void *fb_epoch_alloc(size_t sz, uint32_t key, uintptr_t ra)
             }
             return (void *)p;
         }
-        if (!epoch_next(t)) {
+        if (!epoch_next(t, sz)) {
             t->stats->buffer_full++;
             return NULL;
         }
@@ -488,6 +705,7 @@ static void slot_enter(struct fb_tls *t, uint32_t idx)
     t->bump = t->limit = 0;
     t->backoff = 0;
     t->backoff_next = 0;
+    t->sparse = 0;                   /* the old slot's epochs */
     t->sample_sites = fb_route_on ? slot_sites(s) : NULL;
     t->sample_state = FB_SAMPLE_IDLE;
     t->sample_probe = 0;
@@ -507,7 +725,7 @@ int fb_epoch_thread_start(void)
         return 0;
     }
     slot_enter(t, idx);
-    epoch_next(t);
+    epoch_next(t, 0);
     set_gates(t);
     return 1;
 }
@@ -784,9 +1002,11 @@ int fb_epoch_resize(void *p, size_t usable, size_t n)
         return 1;
     }
     uintptr_t a = (uintptr_t)p;
+    /* a in the current epoch (whose last byte is limit - 1: the limit is
+     * the epoch's end, or a survivor's start in it), ending at the bump. */
     if (t->state == FB_T_ACTIVE && t->limit && a + usable == t->bump &&
-        a >= t->limit - fb_g.epoch_size && n <= fb_g.max_small &&
-        a + sz <= t->limit) {
+        a < t->limit && ((a ^ (t->limit - 1)) >> fb_g.epoch_shift) == 0 &&
+        n <= fb_g.max_small && a + sz <= t->limit) {
         t->bump = a + sz;
         *m = (uint8_t)(sz >> FB_GRANULE_SHIFT);
         return 1;

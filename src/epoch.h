@@ -91,6 +91,13 @@ struct fb_tls {
     uint8_t moved;           /* left a pinned slot for a fresh one (epoch.c) */
     uint8_t moves;           /* how many times (slot_move) */
     uint64_t moved_progress; /* fb_route_progress() at the last move */
+    uint64_t sparse;         /* epochs (below 64) the last full scan found
+                              * sparse: tried before scanning again */
+    uintptr_t hole_from;     /* where the bump entered the current hole */
+    uint32_t hole_used;      /* bytes the holes epoch's earlier holes served */
+    uint16_t need_avg;       /* running mean of requests that found no room */
+    uint16_t holes_skip;     /* full scans that leave sparse epochs alone */
+    uint16_t holes_wait;     /* the next such wait, doubled by each miss */
 };
 
 enum { FB_SAMPLE_IDLE = 0, FB_SAMPLE_RECORDING, FB_SAMPLE_PENDING };

@@ -187,11 +187,13 @@ FB_INLINE uint32_t fb_route_entry_granule(uint32_t e)
  * epoch's granule-map bytes now (1..254 at an object's granule: still
  * live; anything else: freed).  all_died: the epoch was reset (every
  * object freed) before its judgement was due.  full: the thread's buffer
- * was full since its last judgement (every epoch pinned).  Returns 1 if
+ * was full since its last judgement (every epoch pinned).  sparse: so few
+ * objects of the epoch survive that the buffers reuse it around them
+ * (epoch.c's holes): its survivors pinned nothing.  Returns 1 if
  * the epoch could teach something (it counted as pinned against others,
  * route.c), 0 if its survivors and its dead came from the same sites. */
 int fb_route_judge(const uint32_t *list, size_t n, const uint8_t *map, int all_died,
-                   int probe, int full);
+                   int probe, int full, int sparse);
 
 /* Should the next sampled epoch also let long sites in (a probe, judged
  * with probe set)? */

@@ -121,6 +121,7 @@ void fb_stats_collect(struct fbmalloc_stats *st)
     st->remote_frees = sum.remote_frees;
     memcpy(st->size_hist, sum.hist, sizeof st->size_hist);
     st->epochs_reset = sum.epochs_reset;
+    st->epochs_holes = sum.epochs_holes;
     st->buffer_full = sum.buffer_full;
     st->routed_long = sum.routed_long;
     struct fb_route_counts rc;
@@ -179,7 +180,8 @@ static void write_text(struct fb_buf *b, const struct fbmalloc_stats *st)
     fb_fmt_append(b, "    buffers     %'14lu  (cross-thread %'lu)\n",
                   (unsigned long)st->fast_frees, (unsigned long)st->remote_frees);
     fb_fmt_append(b, "    jemalloc    %'14lu\n", (unsigned long)st->backend_frees);
-    fb_fmt_append(b, "  epochs reset  %'14lu\n", (unsigned long)st->epochs_reset);
+    fb_fmt_append(b, "  epochs reset  %'14lu  (reused around survivors %'lu)\n",
+                  (unsigned long)st->epochs_reset, (unsigned long)st->epochs_holes);
     fb_fmt_append(b, "  epochs pinned %'14lu  (holding live objects now)\n",
                   (unsigned long)st->epochs_pinned);
     fb_fmt_append(b, "  buffer full   %'14lu  (small requests sent to jemalloc)\n",
@@ -234,7 +236,7 @@ static void write_json(struct fb_buf *b, const struct fbmalloc_stats *st)
 #define J(f) fb_fmt_append(b, ",\"" #f "\":%lu", (unsigned long)st->f)
     J(fast_mallocs); J(fast_bytes); J(fast_frees);
     J(backend_mallocs); J(backend_bytes); J(backend_frees);
-    J(remote_frees); J(epochs_reset); J(epochs_pinned); J(buffer_full);
+    J(remote_frees); J(epochs_reset); J(epochs_holes); J(epochs_pinned); J(buffer_full);
     J(threads); J(bad_frees); J(injected_failures); J(live_bytes); J(peak_live_bytes);
     J(routed_long); J(sites_long); J(sites_learned); J(sites_forgotten); J(epochs_judged);
     J(mispredicted);
