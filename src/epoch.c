@@ -448,16 +448,31 @@ static int holes_enter(struct fb_tls *t, uint32_t e, size_t need)
     struct fb_slot *s = t->slot;
     uintptr_t start = t->slot_base + ((uintptr_t)e << fb_g.epoch_shift);
     s->cur = e;
-    slot_flags(s)[e] |= FB_EP_HOLES | FB_EP_USED;
     t->cur_live = epoch_live(s, e);
     t->bump = t->hole_from = t->limit = start;
-    if (hole_next(t, e, need)) {
-        s->stats.epochs_holes++;
-        t->hole_used = 0;
-        return 1;
+    if (!hole_next(t, e, need)) {
+        epoch_leave(t);              /* nothing allocated: not marked used */
+        return 0;
     }
-    epoch_leave(t);
-    return 0;
+    slot_flags(s)[e] |= FB_EP_HOLES | FB_EP_USED;
+    s->stats.epochs_holes++;
+    t->hole_used = 0;
+    return 1;
+}
+
+/* May e be reused around its live survivors?  Not the sampled epoch while
+ * its judgement is pending (holes_enter), nor one whose map fork() left
+ * unreliable (FB_EP_DIRTY). */
+static int sparse_ok(const struct fb_tls *t, struct fb_slot *s, uint32_t e, uint32_t live)
+{
+    return live <= FB_EPOCH_SPARSE && !(slot_flags(s)[e] & FB_EP_DIRTY) &&
+           !(t->sample_state != FB_SAMPLE_IDLE && e == t->sample_e);
+}
+
+/* e's bit in fb_tls.sparse (none for e >= 64). */
+static inline uint64_t sparse_bit(uint32_t e)
+{
+    return e < 64 ? (uint64_t)1 << e : 0;
 }
 
 /*
@@ -469,8 +484,8 @@ static int holes_enter(struct fb_tls *t, uint32_t e, size_t need)
  * in all), sparse epochs are left alone for a while, twice as long after
  * each miss; they then wait for their last free, as any pinned epoch.
  * The objects served are estimated from the bytes the holes served and
- * the mean size of the requests that came to epoch_next (the fast path
- * counts nothing).
+ * the mean size of the requests that found a hole too small (need_avg,
+ * kept by epoch_next; the fast path counts nothing).
  */
 #define FB_HOLES_PAY 64u
 static void holes_judge(struct fb_tls *t)
@@ -534,15 +549,15 @@ static FB_NOINLINE int epoch_next(struct fb_tls *t, size_t need)
     while (t->sparse && !t->holes_skip) {
         uint32_t e = (uint32_t)__builtin_ctzll(t->sparse);
         t->sparse &= t->sparse - 1;
-        if (e == cur || (t->sample_state != FB_SAMPLE_IDLE && e == t->sample_e))
+        if (e == cur)
             continue;
         uint32_t live = epoch_count(s, e);
         if (live == 0) {
             epoch_reset(t, e);
             goto found;
         }
-        if (live <= FB_EPOCH_SPARSE && holes_enter(t, e, need))
-            goto found;              /* (it may have been current since) */
+        if (sparse_ok(t, s, e, live) && holes_enter(t, e, need))
+            goto found;              /* (re-checked: it may have been current since) */
     }
     uint32_t first = cur == FB_NO_EPOCH ? 0 : cur + 1;
     uint32_t sparse = FB_NO_EPOCH, sparse_live = FB_EPOCH_SPARSE + 1;
@@ -557,10 +572,8 @@ static FB_NOINLINE int epoch_next(struct fb_tls *t, size_t need)
             epoch_reset(t, e);
             goto found;
         }
-        if (live <= FB_EPOCH_SPARSE && !(slot_flags(s)[e] & FB_EP_DIRTY) &&
-            !(t->sample_state != FB_SAMPLE_IDLE && e == t->sample_e)) {
-            if (e < 64)
-                found_sparse |= (uint64_t)1 << e;
+        if (sparse_ok(t, s, e, live)) {
+            found_sparse |= sparse_bit(e);
             if (live < sparse_live) {
                 sparse = e;
                 sparse_live = live;
@@ -570,7 +583,7 @@ static FB_NOINLINE int epoch_next(struct fb_tls *t, size_t need)
     if (sparse != FB_NO_EPOCH && t->holes_skip)
         t->holes_skip--;
     else if (sparse != FB_NO_EPOCH && holes_enter(t, sparse, need)) {
-        t->sparse = found_sparse & ~((uint64_t)1 << (sparse & 63));
+        t->sparse = found_sparse & ~sparse_bit(sparse);
         goto found;
     }
     /* Not rescanned for the next 256 small requests, twice as many after
