@@ -68,6 +68,9 @@ struct fbmalloc_stats {
     /* Epochs reused around a few survivors (their free runs, "holes")
      * instead of waiting for their last free.  Appended last. */
     uint64_t epochs_holes;
+    /* Buffers committed so far (one per thread that allocated, and those
+     * left by threads that moved away from a full one).  Appended last. */
+    uint64_t buffers;
 };
 
 /* Library version, e.g. "0.1.0". */
