@@ -35,6 +35,8 @@ static struct fb_epoch_hooks hooks;
 /* Survivors an epoch may hold and still be reused around them (holes). */
 #define FB_EPOCH_SPARSE 4u
 #define FB_EPOCH_MOVES 4
+/* Scans between two looks at every warm epoch (warm_scan). */
+#define FB_EPOCH_RECHECK 16u
 
 /* Epoch flags.  USED: objects were allocated since the last reset (for the
  * statistics).  DIRTY: the granule map may hold live-looking bytes of
@@ -54,7 +56,7 @@ struct fb_slot {
     uint32_t state;
     uint32_t next_free;      /* free stack link: index + 1, 0 = end */
     uint32_t cur;            /* current epoch, FB_NO_EPOCH if none */
-    uint32_t pad;
+    uint32_t warm;           /* epochs [0, warm) were ever used (warm_scan) */
     struct fb_stats_block stats;
 };
 
@@ -102,6 +104,13 @@ static inline uint32_t epoch_count(struct fb_slot *s, uint32_t e)
     for (uint32_t i = 0; i < (1u << live_shift); i++)
         live += l[i];               /* mod 2^32, as the counts themselves */
     return live - atomic_load_explicit(&slot_rfree(s)[e], memory_order_acquire);
+}
+
+/* e's bit in the per-thread epoch masks (fb_tls.sparse, .seen, .pinned);
+ * none for e >= 64. */
+static inline uint64_t epoch_bit(uint32_t e)
+{
+    return e < 64 ? (uint64_t)1 << e : 0;
 }
 
 static inline int epoch_empty(struct fb_slot *s, uint32_t e)
@@ -221,6 +230,8 @@ static void epoch_reset(struct fb_tls *t, uint32_t e)
     memset(epoch_live(s, e), 0, sizeof(uint32_t) << live_shift);
     atomic_store_explicit(&slot_rfree(s)[e], 0, memory_order_relaxed);
     slot_flags(s)[e] = 0;
+    t->seen &= ~epoch_bit(e);        /* a new generation of objects */
+    t->pinned &= ~epoch_bit(e);
     s->cur = e;
     t->bump = start;
     t->limit = start + fb_g.epoch_size;
@@ -253,6 +264,11 @@ static uint8_t *epoch_map(struct fb_tls *t, uint32_t e)
 static void sample_judge(struct fb_tls *t, int all_died)
 {
     int sparse = !all_died && epoch_count(t->slot, t->sample_e) <= FB_EPOCH_SPARSE;
+    /* An epoch reused before its judgement was due (warm_scan cycles
+     * through few epochs) is judged early; the next sample still waits
+     * as long as it would have, so that the share of recorded epochs does
+     * not grow. */
+    unsigned left = t->sample_state == FB_SAMPLE_PENDING ? t->sample_wait : 0;
     int taught = fb_route_judge(t->sample_sites, t->sample_n, epoch_map(t, t->sample_e),
                                 all_died, t->sample_probe, t->sample_full, sparse);
     t->sample_full = 0;
@@ -263,7 +279,8 @@ static void sample_judge(struct fb_tls *t, int all_died)
      * there may still be the start-up that pinned the old one. */
     if (t->sample_count < FB_ROUTE_EAGER && (taught || !t->moved || ++t->moved >= 64))
         t->sample_count++;
-    t->sample_wait = t->sample_count < FB_ROUTE_EAGER ? 0 : FB_ROUTE_SAMPLE;
+    left += FB_ROUTE_SAMPLE;
+    t->sample_wait = t->sample_count < FB_ROUTE_EAGER ? 0 : (uint16_t)(left < 0xffff ? left : 0xffff);
 }
 
 static void set_gates(struct fb_tls *t);
@@ -469,12 +486,6 @@ static int sparse_ok(const struct fb_tls *t, struct fb_slot *s, uint32_t e, uint
            !(t->sample_state != FB_SAMPLE_IDLE && e == t->sample_e);
 }
 
-/* e's bit in fb_tls.sparse (none for e >= 64). */
-static inline uint64_t sparse_bit(uint32_t e)
-{
-    return e < 64 ? (uint64_t)1 << e : 0;
-}
-
 /*
  * A holes epoch has no hole left: did it pay?  Its scans (the counts of
  * every epoch, its map) cost a couple of thousand instructions; an object
@@ -505,9 +516,24 @@ static void holes_judge(struct fb_tls *t)
  * The current epoch has no room: its next hole if it is being reused
  * around survivors; reuse it if it is empty (the hot cycle of a program
  * that frees what it allocates: no syscall, no metadata to rebuild), else
- * move to the next empty epoch of the slot, else to the sparsest one with
- * at most FB_EPOCH_SPARSE survivors (holes, above).  Returns 0 when every
- * epoch is pinned by live objects.
+ * move to the next empty warm epoch of the slot, else to a cold one, else
+ * to the sparsest one with at most FB_EPOCH_SPARSE survivors (holes,
+ * above).  Returns 0 when every epoch is pinned by live objects.
+ *
+ * warm_scan: the epochs a slot has used are a prefix [0, warm), and the
+ * next empty one is looked for only there, in turn from the current
+ * one; a cold epoch (never used: its pages never touched) is taken only
+ * when none of them is empty.  So a thread cycles through as much of its
+ * buffer as its objects' lifetimes need, in memory its caches still
+ * hold, instead of through the whole slot (1 MiB by default: more than
+ * this machine's L2 of 512 KiB, so that every new object was a cache
+ * miss, and all of it resident).  Where long-lived objects pin many warm
+ * epochs, every cycle would pass them all (40 pinned ones at each of a
+ * sliding window's turnovers); an epoch (below 64) found non-empty at
+ * two looks in a row is instead passed without a look (fb_tls.pinned)
+ * until every FB_EPOCH_RECHECK-th scan looks at them all again.  Once
+ * every epoch is warm, scans look at all of them, as before, for the
+ * holes' sake (the sparsest).
  */
 static int slot_move(struct fb_tls *t);
 static int may_move(const struct fb_tls *t);
@@ -559,31 +585,50 @@ static FB_NOINLINE int epoch_next(struct fb_tls *t, size_t need)
         if (sparse_ok(t, s, e, live) && holes_enter(t, e, need))
             goto found;              /* (re-checked: it may have been current since) */
     }
-    uint32_t first = cur == FB_NO_EPOCH ? 0 : cur + 1;
+    /* The warm epochs [0, s->warm) in turn from the current one, then a
+     * cold one (warm_scan).  The cur < warm test also covers NO_EPOCH. */
+    uint32_t warm = s->warm, first = cur < warm ? cur + 1 : 0;
+    uint64_t skip = 0;
+    if (warm < fb_g.epochs) {
+        if (++t->pinned_age >= FB_EPOCH_RECHECK) {
+            t->pinned_age = 0;
+            t->pinned = 0;           /* look at them all again */
+        }
+        skip = t->pinned;
+    }
     uint32_t sparse = FB_NO_EPOCH, sparse_live = FB_EPOCH_SPARSE + 1;
     uint64_t found_sparse = 0;
-    for (uint32_t i = 0, e = first; i < fb_g.epochs; i++, e++) {
-        if (e >= fb_g.epochs)
-            e = 0;                   /* first <= epochs: wraps once */
-        if (e == cur)
+    for (uint32_t i = 0, e = first; i < warm; i++, e++) {
+        if (e >= warm)
+            e = 0;                   /* first <= warm: wraps once */
+        uint64_t bit = epoch_bit(e);
+        if (e == cur || (skip & bit))
             continue;
         uint32_t live = epoch_count(s, e);
         if (live == 0) {
             epoch_reset(t, e);
             goto found;
         }
+        if (t->seen & bit)
+            t->pinned |= bit;        /* non-empty at two looks in a row */
+        t->seen |= bit;
         if (sparse_ok(t, s, e, live)) {
-            found_sparse |= sparse_bit(e);
+            found_sparse |= epoch_bit(e);
             if (live < sparse_live) {
                 sparse = e;
                 sparse_live = live;
             }
         }
     }
+    if (warm < fb_g.epochs) {
+        s->warm = warm + 1;
+        epoch_reset(t, warm);
+        goto found;
+    }
     if (sparse != FB_NO_EPOCH && t->holes_skip)
         t->holes_skip--;
     else if (sparse != FB_NO_EPOCH && holes_enter(t, sparse, need)) {
-        t->sparse = found_sparse & ~sparse_bit(sparse);
+        t->sparse = found_sparse & ~epoch_bit(sparse);
         goto found;
     }
     /* Not rescanned for the next 256 small requests, twice as many after
@@ -705,8 +750,10 @@ static uint32_t slot_take(int fresh_only, int *fresh_out)
     if (idx != UINT32_MAX)
         slot_at(idx)->state = FB_SLOT_OWNED;
     pthread_mutex_unlock(&fb_slot_lock);
-    if (idx != UINT32_MAX && fresh)
+    if (idx != UINT32_MAX && fresh) {
         slot_at(idx)->cur = FB_NO_EPOCH;
+        slot_at(idx)->warm = 0;
+    }
     *fresh_out = fresh;
     return idx;
 }
@@ -727,6 +774,8 @@ static void slot_enter(struct fb_tls *t, uint32_t idx)
     t->backoff = 0;
     t->backoff_next = 0;
     t->sparse = 0;                   /* the old slot's epochs */
+    t->seen = t->pinned = 0;
+    t->pinned_age = 0;
     t->sample_sites = fb_route_on ? slot_sites(s) : NULL;
     t->sample_state = FB_SAMPLE_IDLE;
     t->sample_probe = 0;

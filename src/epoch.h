@@ -98,6 +98,10 @@ struct fb_tls {
     uint16_t need_avg;       /* running mean of requests that found no room */
     uint16_t holes_skip;     /* full scans that leave sparse epochs alone */
     uint16_t holes_wait;     /* the next such wait, doubled by each miss */
+    uint16_t pinned_age;     /* scans since pinned was cleared */
+    uint64_t seen;           /* epochs (below 64) non-empty at the last look */
+    uint64_t pinned;         /* ... and at the one before: not looked at
+                              * (epoch.c, warm_scan) */
 };
 
 enum { FB_SAMPLE_IDLE = 0, FB_SAMPLE_RECORDING, FB_SAMPLE_PENDING };
