@@ -366,18 +366,20 @@ FB_INLINE void *door_big(size_t n, uintptr_t ra, const int tail)
     struct fb_tls *t = &fb_t;
     uintptr_t carry;
     if (fb_likely(__builtin_add_overflow(n, t->je_open, &carry))) {
-        /* n > fb_g.big_above >= 15: no rounding for jemalloc. */
-        /* The door opens only while the early arena is closed
-         * (fb_epoch_je_gate): straight to jemalloc. */
-        if (fb_likely(!t->backoff))
+        /* The door opens only while the early arena is closed, for good
+         * (fb_epoch_je_gate): straight to jemalloc.  Outside a full
+         * buffer's wait the door takes only n > fb_g.big_above >= 15:
+         * no rounding for jemalloc. */
+        if (fb_likely(n > fb_g.big_above))
             return fb_je_fresh(fb_jemalloc_malloc(n));
-        /* A full buffer's wait, any n >= 1.  Only small requests count
-         * it down, as before the door took them all (fb_epoch_full_skip):
-         * counting large ones too ended waits sooner, and the scans that
-         * followed moved bignum to a second slot (+1 MiB of RSS).  The
-         * wait ends with a request that rescans the buffer (door_slow). */
-        if (n > fb_g.big_above || fb_epoch_wait_tick(t))
-            return fb_je_malloc(n);
+        /* A full buffer's wait (backoff), any n >= 1.  Only small
+         * requests count it down, as before the door took them all
+         * (fb_epoch_full_skip): counting large ones too ended waits
+         * sooner, and the scans that followed moved bignum to a second
+         * slot (+1 MiB of RSS).  The wait ends with a request that
+         * rescans the buffer (door_slow). */
+        if (fb_epoch_wait_tick(t))
+            return fb_je_fresh(fb_jemalloc_malloc(fb_je_size(n)));
     }
     return tail ? fb_alloc_malloc_slow_tail(n) : door_slow(n, ra, 0);
 }
