@@ -372,12 +372,13 @@ FB_INLINE void *door_big(size_t n, uintptr_t ra, const int tail)
          * no rounding for jemalloc. */
         if (fb_likely(n > fb_g.big_above))
             return fb_je_fresh(fb_jemalloc_malloc(n));
-        /* A full buffer's wait (backoff), any n >= 1.  Only small
-         * requests count it down, as before the door took them all
-         * (fb_epoch_full_skip): counting large ones too ended waits
-         * sooner, and the scans that followed moved bignum to a second
-         * slot (+1 MiB of RSS).  The wait ends with a request that
-         * rescans the buffer (door_slow). */
+        /* A full buffer's wait: the door takes every n >= 1 only while
+         * backoff > 0 (fb_epoch_je_gate runs whenever backoff changes).
+         * Only small requests count it down, as before the door took
+         * them all (fb_epoch_full_skip): counting large ones too ended
+         * waits sooner, and the scans that followed moved bignum to a
+         * second slot (+1 MiB of RSS).  The wait ends with a request
+         * that rescans the buffer (door_slow). */
         if (fb_epoch_wait_tick(t))
             return fb_je_fresh(fb_jemalloc_malloc(fb_je_size(n)));
     }
