@@ -71,6 +71,10 @@ struct fbmalloc_stats {
     /* Buffers committed so far (one per thread that allocated, and those
      * left by threads that moved away from a full one).  Appended last. */
     uint64_t buffers;
+    /* Bytes of those buffers ever used: a thread cycles through as many
+     * of its buffer's epochs as its objects' lifetimes need, and the rest
+     * is never touched (no memory).  Appended last. */
+    uint64_t buffer_bytes;
 };
 
 /* Library version, e.g. "0.1.0". */

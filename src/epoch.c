@@ -621,7 +621,7 @@ static FB_NOINLINE int epoch_next(struct fb_tls *t, size_t need)
         }
     }
     if (warm < fb_g.epochs) {
-        s->warm = warm + 1;
+        __atomic_store_n(&s->warm, warm + 1, __ATOMIC_RELAXED);   /* read by fb_epoch_warm_bytes */
         epoch_reset(t, warm);
         goto found;
     }
@@ -1104,6 +1104,15 @@ int fb_epoch_resize(void *p, size_t usable, size_t n)
 uint32_t fb_epoch_slots_used(void)
 {
     return atomic_load_explicit(&fb_slots_used, memory_order_acquire);
+}
+
+uint64_t fb_epoch_warm_bytes(void)
+{
+    uint64_t epochs = 0;
+    uint32_t used = fb_g.size ? atomic_load_explicit(&fb_slots_used, memory_order_acquire) : 0;
+    for (uint32_t idx = 0; idx < used; idx++)
+        epochs += __atomic_load_n(&slot_at(idx)->warm, __ATOMIC_RELAXED);
+    return epochs * fb_g.epoch_size;
 }
 
 uint64_t fb_epoch_count_pinned(void)

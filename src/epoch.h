@@ -257,9 +257,11 @@ int fb_epoch_is_freed(const void *p);
  * epoch.  Returns 1 if done; 0 if the block must move. */
 int fb_epoch_resize(void *p, size_t usable, size_t n);
 
-/* Statistics helpers: slots in use, epochs holding live objects now, and
- * the sum of every slot's counters. */
+/* Statistics helpers: slots in use, the bytes of their epochs ever used
+ * (warm_scan: the rest of a slot was never touched), epochs holding live
+ * objects now, and the sum of every slot's counters. */
 uint32_t fb_epoch_slots_used(void);
+uint64_t fb_epoch_warm_bytes(void);
 uint64_t fb_epoch_count_pinned(void);
 void fb_epoch_sum_stats(struct fb_stats_block *out);
 

@@ -133,6 +133,7 @@ void fb_stats_collect(struct fbmalloc_stats *st)
     st->mispredicted = rc.mispredicted;
     st->threads = atomic_load(&fb_stats_g.threads);
     st->buffers = fb_epoch_slots_used();
+    st->buffer_bytes = fb_epoch_warm_bytes();
     st->bad_frees = atomic_load(&fb_stats_g.bad_frees);
     st->injected_failures = atomic_load(&fb_stats_g.injected_failures);
     /* sum includes every slot's pending live bytes */
@@ -199,8 +200,10 @@ static void write_text(struct fb_buf *b, const struct fbmalloc_stats *st)
                       (unsigned long)st->sites_learned, (unsigned long)st->sites_forgotten,
                       (unsigned long)st->epochs_judged, (unsigned long)st->mispredicted);
     }
-    fb_fmt_append(b, "  threads       %'14lu  (that owned a buffer; %'lu buffers committed)\n",
-                  (unsigned long)st->threads, (unsigned long)st->buffers);
+    fb_fmt_append(b, "  threads       %'14lu  (that owned a buffer; %'lu buffers committed, "
+                     "%'lu KiB of them used)\n",
+                  (unsigned long)st->threads, (unsigned long)st->buffers,
+                  (unsigned long)(st->buffer_bytes >> 10));
     fb_fmt_append(b, "  bad frees     %'14lu\n", (unsigned long)st->bad_frees);
     if (st->injected_failures)
         fb_fmt_append(b, "  injected failures %'10lu  (FBMALLOC_FAIL_*)\n",
@@ -238,7 +241,7 @@ static void write_json(struct fb_buf *b, const struct fbmalloc_stats *st)
     J(fast_mallocs); J(fast_bytes); J(fast_frees);
     J(backend_mallocs); J(backend_bytes); J(backend_frees);
     J(remote_frees); J(epochs_reset); J(epochs_holes); J(epochs_pinned); J(buffer_full);
-    J(threads); J(buffers); J(bad_frees); J(injected_failures); J(live_bytes); J(peak_live_bytes);
+    J(threads); J(buffers); J(buffer_bytes); J(bad_frees); J(injected_failures); J(live_bytes); J(peak_live_bytes);
     J(routed_long); J(sites_long); J(sites_learned); J(sites_forgotten); J(epochs_judged);
     J(mispredicted);
 #undef J

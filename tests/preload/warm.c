@@ -13,6 +13,7 @@
  * anonymous resident memory less than LIMIT_KIB larger than after its
  * first 1,000 requests, in each of them.
  */
+#include <dlfcn.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -21,6 +22,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "fbmalloc.h"
 #include "pattern.h"
 
 enum { WINDOW = 64, BYTES = 40 << 20, PINS = 40, LIMIT_KIB = 160 };
@@ -146,6 +148,20 @@ int main(void)
     const char *e = getenv("FB_EXPECT_WARM");
     int expect = e && *e == '1';
     int fails = judge("main thread", run(88172645463325252ULL, 0), expect);
+    if (expect) {
+        int (*get)(struct fbmalloc_stats *) =
+            (int (*)(struct fbmalloc_stats *))dlsym(RTLD_DEFAULT, "fbmalloc_stats_get");
+        struct fbmalloc_stats st;
+        memset(&st, 0, sizeof st);   /* a library without the field leaves it 0 */
+        if (!get || get(&st) != 0 || st.buffer_bytes == 0 || st.buffer_bytes > (128 << 10)) {
+            printf("FAIL the statistics say %lu bytes of the buffers were used (1 to 128 KiB "
+                   "expected)\n", (unsigned long)st.buffer_bytes);
+            fails++;
+        } else {
+            printf("ok   the statistics say %lu KiB of the buffers were used\n",
+                   (unsigned long)(st.buffer_bytes >> 10));
+        }
+    }
     fails += judge("main thread, after pins", run(2463534242ULL, 1), expect);
 
     pthread_t th;
