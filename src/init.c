@@ -221,6 +221,10 @@ int fb_init(void)
     fb_fail_init();
     fb_check_init(fb_leak_on_a_stack);
     fb_canary_init();
+    /* Reports at exit (or of bad frees) reach stderr even where the
+     * program closed it first (platform.h). */
+    if (fb_stats_on || fb_track_on || fb_check_on || fb_canary_on)
+        fb_plat_output_keep();
     /* The quarantine releases blocks from whichever thread frees next;
      * reused at once from the early arena's shared free lists, one went
      * to another thread, which then took the first thread's double free

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -134,13 +135,79 @@ void fb_plat_expand_path(const char *spec, pid_t pid, char *out, size_t cap)
 static int out_fd = -1;
 static pid_t out_pid;
 
-int fb_plat_output_fd(void)
+/* FBMALLOC_OUTPUT's standard stream (2 or 1), or -1 for a file. */
+static int output_std(void)
 {
     const char *spec = fb_opt.output;
     if (spec[0] == '\0' || strcmp(spec, "stderr") == 0)
         return 2;
-    if (strcmp(spec, "stdout") == 0)
-        return 1;
+    return strcmp(spec, "stdout") == 0 ? 1 : -1;
+}
+
+/*
+ * The standard stream's duplicate (fb_plat_output_keep): programs close
+ * their stderr before exit (coreutils' close_stdout closes both streams
+ * in an atexit handler, which runs before our destructor), and the leak
+ * report or the statistics of `ls` were lost.  Worse, the number 2 was
+ * then free for the next file opened: the leak check's own pipe took it,
+ * and the report went into the pipe (a report larger than the pipe would
+ * have blocked the exit for good); a program's data file could take it
+ * as well.  So reports go to the stream the program started with, as
+ * valgrind keeps its log fd out of the program's reach (its "safe fd"),
+ * while the duplicate is still the file it was made for (a program that
+ * closes every descriptor may have reused the number for a file of its
+ * own); else to the number itself, as before.
+ */
+static int kept_fd = -1, kept_std;
+static dev_t kept_dev;
+static ino_t kept_ino;
+
+void fb_plat_output_keep(void)
+{
+    int std = output_std();
+    if (std < 0 || kept_fd >= 0)
+        return;
+    int saved = errno;
+    /* High, where programs rarely dup2 to; any free one if the
+     * descriptor limit is lower. */
+    int fd = fcntl(std, F_DUPFD_CLOEXEC, 100);
+    if (fd < 0)
+        fd = fcntl(std, F_DUPFD_CLOEXEC, 3);
+    struct stat st;
+    if (fd >= 0 && fstat(fd, &st) == 0) {
+        kept_fd = fd;
+        kept_std = std;
+        kept_dev = st.st_dev;
+        kept_ino = st.st_ino;
+    } else if (fd >= 0) {
+        close(fd);
+    }
+    errno = saved;
+}
+
+static int std_fd(int std)
+{
+    struct stat st;
+    int saved = errno;
+    int fd = kept_fd >= 0 && kept_std == std && fstat(kept_fd, &st) == 0 &&
+                     st.st_dev == kept_dev && st.st_ino == kept_ino
+                 ? kept_fd
+                 : std;
+    errno = saved;
+    return fd;
+}
+
+int fb_plat_stderr(void)
+{
+    return std_fd(2);
+}
+
+int fb_plat_output_fd(void)
+{
+    int std = output_std();
+    if (std >= 0)
+        return std_fd(std);
+    const char *spec = fb_opt.output;
     pid_t pid = getpid();
     if (out_fd >= 0 && out_pid == pid)
         return out_fd;

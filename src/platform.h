@@ -27,6 +27,12 @@ void fb_plat_expand_path(const char *spec, pid_t pid, char *out, size_t cap);
 int fb_plat_output_fd(void);
 /* Closes the output file after a report (it is reopened if needed). */
 void fb_plat_output_done(void);
+/* With reports due at exit and FBMALLOC_OUTPUT a standard stream: keeps a
+ * duplicate of it (close-on-exec), which reports go to while it is still
+ * that file: the program may have closed the stream by then. */
+void fb_plat_output_keep(void);
+/* Where a message for stderr goes: that duplicate while valid, else 2. */
+int fb_plat_stderr(void);
 
 /* Address space this process may still map under RLIMIT_AS (ulimit -v),
  * or SIZE_MAX when there is no limit. */

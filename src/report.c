@@ -12,6 +12,7 @@
 #include "fb.h"
 #include "fmt.h"
 #include "options.h"
+#include "platform.h"
 #include "stats.h"
 
 /*
@@ -47,7 +48,7 @@ void fb_report_begin(struct fb_report_ctx *r)
     r->sym_open = 0;
     fb_t.busy = 1;
     fb_stats_event(&fb_stats_g.bad_frees);
-    fb_fmt_buf_init(&r->out, r->mem, sizeof r->mem, 2);
+    fb_fmt_buf_init(&r->out, r->mem, sizeof r->mem, fb_plat_stderr());
 }
 
 void fb_report_section(struct fb_report_ctx *r, const char *title, uint32_t site)
@@ -159,5 +160,5 @@ void fb_report_stack(struct fb_buf *b, const struct fb_track_site *s)
 
 FB_COLD void fb_report_note(const char *msg)
 {
-    fb_fmt_dprintf(2, "fbmalloc: %s\n", msg);
+    fb_fmt_dprintf(fb_plat_stderr(), "fbmalloc: %s\n", msg);
 }
