@@ -149,14 +149,19 @@ static int output_std(void)
  * their stderr before exit (coreutils' close_stdout closes both streams
  * in an atexit handler, which runs before our destructor), and the leak
  * report or the statistics of `ls` were lost.  Worse, the number 2 was
- * then free for the next file opened: the leak check's own pipe took it,
- * and the report went into the pipe (a report larger than the pipe would
- * have blocked the exit for good); a program's data file could take it
- * as well.  So reports go to the stream the program started with, as
- * valgrind keeps its log fd out of the program's reach (its "safe fd"),
- * while the duplicate is still the file it was made for (a program that
- * closes every descriptor may have reused the number for a file of its
- * own); else to the number itself, as before.
+ * then free for the next descriptor: libunwind's pipe for probing memory
+ * took it, and the report went into the pipe; a file the program opened
+ * could take it as well, and get the report in its data.  A stream the
+ * program set up for itself (its own stderr, or a file it put there with
+ * dup2 on purpose) is inheritable; a descriptor that took the number by
+ * accident almost always is close-on-exec (pipe2 and open with O_CLOEXEC,
+ * as glibc's "e" fopen, Python and libunwind use).  So fd 2 is written to
+ * while it is open and inheritable, as before; otherwise the duplicate,
+ * as valgrind keeps its log fd out of the program's reach (its "safe
+ * fd"), while it is still the file it was made for (a program that closes
+ * every descriptor may have reused that number too).  A file opened
+ * without O_CLOEXEC after stderr was closed cannot be told from a
+ * redirection: it gets the reports, as it would from glibc's own.
  */
 static int kept_fd = -1, kept_std;
 static dev_t kept_dev;
@@ -189,8 +194,10 @@ static int std_fd(int std)
 {
     struct stat st;
     int saved = errno;
-    int fd = kept_fd >= 0 && kept_std == std && fstat(kept_fd, &st) == 0 &&
-                     st.st_dev == kept_dev && st.st_ino == kept_ino
+    int flags = fcntl(std, F_GETFD);
+    int fd = (flags < 0 || (flags & FD_CLOEXEC)) && kept_fd >= 0 && kept_std == std &&
+                     fstat(kept_fd, &st) == 0 && st.st_dev == kept_dev &&
+                     st.st_ino == kept_ino
                  ? kept_fd
                  : std;
     errno = saved;

@@ -28,8 +28,9 @@ int fb_plat_output_fd(void);
 /* Closes the output file after a report (it is reopened if needed). */
 void fb_plat_output_done(void);
 /* With reports due at exit and FBMALLOC_OUTPUT a standard stream: keeps a
- * duplicate of it (close-on-exec), which reports go to while it is still
- * that file: the program may have closed the stream by then. */
+ * duplicate of it (close-on-exec), which reports go to when the program
+ * has closed the stream and the number is free or taken by a
+ * close-on-exec descriptor (platform.c). */
 void fb_plat_output_keep(void);
 /* Where a message for stderr goes: that duplicate while valid, else 2. */
 int fb_plat_stderr(void);

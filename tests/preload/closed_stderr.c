@@ -1,5 +1,6 @@
 /*
- * A program that closes its stderr and then opens a data file, which
+ * A program that closes its stderr and then opens a data file with
+ * O_CLOEXEC (as glibc's "e" fopen, Python and most libraries do), which
  * takes descriptor 2, and leaks a block.  The leak report (FBMALLOC_LEAKS)
  * must reach the stderr the program started with, and never the data
  * file (src/platform.c, fb_plat_output_keep).
@@ -25,7 +26,7 @@ int main(int argc, char **argv)
     kept = lost;
     kept = NULL;                     /* unreachable from here on: a leak */
     close(2);
-    int fd = open(argv[1], O_RDWR | O_CREAT | O_TRUNC, 0644);
+    int fd = open(argv[1], O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd != 2)
         return 3;                    /* the test needs the number 2 taken */
     if (write(fd, "data\n", 5) != 5)

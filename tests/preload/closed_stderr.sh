@@ -2,8 +2,10 @@
 # Reports reach the stderr a program started with, even once the program
 # has closed it (src/platform.c, fb_plat_output_keep): coreutils close
 # both standard streams in an atexit handler, before fbmalloc's exit
-# reports, which were lost; and a file the program opens after closing
-# stderr, which takes the number 2, never receives a report.
+# reports, which were lost; and a file the program opens (close-on-exec)
+# after closing stderr, which takes the number 2, never receives a report.
+# A program's own redirection (dup2 onto 2) still gets them: exit_busy's
+# damage tests.
 #
 # usage: closed_stderr.sh PROG   (tests/preload/closed_stderr.c)
 set -uo pipefail
