@@ -26,39 +26,25 @@
 
 enum { KEEP = 256, EVERY = 64, ROUNDS = 400000 };
 
-struct blk {
-    unsigned char *p;
-    size_t n;
-    unsigned seed;
-};
-
-static uint64_t next(uint64_t *s)
-{
-    *s ^= *s << 13;
-    *s ^= *s >> 7;
-    *s ^= *s << 17;
-    return *s;
-}
-
 /* Returns the number of corrupted blocks seen. */
 static long run(uint64_t seed, long rounds)
 {
-    struct blk keep[KEEP];
+    struct pattern_blk keep[KEEP];
     memset(keep, 0, sizeof keep);
     long bad = 0;
     unsigned k = 0;
     for (long i = 0; i < rounds; i++) {
         /* A few temporaries, freed in reverse, one of them grown. */
-        struct blk tmp[3];
+        struct pattern_blk tmp[3];
         for (int j = 0; j < 3; j++) {
-            tmp[j].n = 16 + next(&seed) % 240;
-            tmp[j].seed = (unsigned)next(&seed);
+            tmp[j].n = 16 + pattern_next(&seed) % 240;
+            tmp[j].seed = (unsigned)pattern_next(&seed);
             tmp[j].p = malloc(tmp[j].n);
             if (!tmp[j].p)
                 return -1;
             fill(tmp[j].p, tmp[j].n, tmp[j].seed);
         }
-        size_t grown = tmp[2].n + 16 + next(&seed) % 64;
+        size_t grown = tmp[2].n + 16 + pattern_next(&seed) % 64;
         unsigned char *g = realloc(tmp[2].p, grown);
         if (!g)
             return -1;
@@ -69,7 +55,7 @@ static long run(uint64_t seed, long rounds)
         /* Every 64th result is kept, replacing the oldest kept one. */
         int kept = -1;
         if (i % EVERY == 0) {
-            struct blk *o = &keep[k % KEEP];
+            struct pattern_blk *o = &keep[k % KEEP];
             if (o->p) {
                 bad += !same(o->p, o->n, o->seed);
                 free(o->p);

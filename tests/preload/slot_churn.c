@@ -32,23 +32,15 @@ struct obj {
 static _Atomic(struct obj *) table[SLOTS];
 static atomic_long bad;
 
-static uint64_t next(uint64_t *s)
-{
-    *s ^= *s << 13;
-    *s ^= *s >> 7;
-    *s ^= *s << 17;
-    return *s;
-}
-
 static struct obj *make(uint64_t *rng)
 {
-    unsigned n = 8 + (unsigned)(next(rng) % 400);
+    unsigned n = 8 + (unsigned)(pattern_next(rng) % 400);
     struct obj *o = malloc(sizeof *o + n);
     if (!o) {
         printf("FAIL malloc returned NULL\n");
         exit(1);
     }
-    o->seed = (unsigned)next(rng);
+    o->seed = (unsigned)pattern_next(rng);
     o->n = n;
     fill(o->bytes, n, o->seed);
     return o;
@@ -65,7 +57,7 @@ static void *worker(void *arg)
 {
     uint64_t rng = 0x9e3779b97f4a7c15ULL ^ (uintptr_t)arg;
     for (long i = 0; i < OPS; i++) {
-        long k = (long)(next(&rng) % SLOTS);
+        long k = (long)(pattern_next(&rng) % SLOTS);
         destroy(atomic_exchange(&table[k], make(&rng)));
     }
     return NULL;

@@ -27,20 +27,6 @@
 
 enum { WINDOW = 64, BYTES = 40 << 20, PINS = 40, LIMIT_KIB = 160 };
 
-struct blk {
-    unsigned char *p;
-    size_t n;
-    unsigned seed;
-};
-
-static uint64_t next(uint64_t *s)
-{
-    *s ^= *s << 13;
-    *s ^= *s >> 7;
-    *s ^= *s << 17;
-    return *s;
-}
-
 /* Anonymous resident memory of the process (heap, buffers, stacks; not
  * the libraries' pages), in KiB; 0 if unknown. */
 static long resident_kib(void)
@@ -67,12 +53,12 @@ struct result {
 static struct result run(uint64_t seed, int pin)
 {
     struct result r = {0, 0};
-    struct blk pins[PINS], win[WINDOW];
+    struct pattern_blk pins[PINS], win[WINDOW];
     memset(pins, 0, sizeof pins);
     memset(win, 0, sizeof win);
     for (int k = 0; pin && k < PINS; k++) {
         pins[k].n = 32;
-        pins[k].seed = (unsigned)next(&seed);
+        pins[k].seed = (unsigned)pattern_next(&seed);
         if (!(pins[k].p = malloc(pins[k].n))) {
             r.bad = -1;
             return r;
@@ -93,13 +79,13 @@ static struct result run(uint64_t seed, int pin)
     for (unsigned long i = 0; total < BYTES; i++) {
         if (i == 1000)
             before = resident_kib();
-        struct blk *b = &win[i % WINDOW];
+        struct pattern_blk *b = &win[i % WINDOW];
         if (b->p) {
             r.bad += !same(b->p, b->n, b->seed);
             free(b->p);
         }
-        b->n = 16 + next(&seed) % 241;
-        b->seed = (unsigned)next(&seed);
+        b->n = 16 + pattern_next(&seed) % 241;
+        b->seed = (unsigned)pattern_next(&seed);
         if (!(b->p = malloc(b->n))) {
             r.bad = -1;
             return r;
