@@ -32,7 +32,8 @@ void fb_plat_output_done(void);
  * has closed the stream and the number is free or taken by a
  * close-on-exec descriptor (platform.c). */
 void fb_plat_output_keep(void);
-/* Where a message for stderr goes: that duplicate while valid, else 2. */
+/* Where a message for stderr goes: fd 2 while it is open and inheritable,
+ * else the duplicate while it is still the same file, else 2. */
 int fb_plat_stderr(void);
 
 /* Address space this process may still map under RLIMIT_AS (ulimit -v),
