@@ -380,7 +380,7 @@ FB_INLINE void *door_big(size_t n, uintptr_t ra, const int tail)
          * second slot (+1 MiB of RSS).  The wait ends with a request
          * that rescans the buffer (door_slow). */
         if (fb_epoch_wait_tick(t))
-            return fb_je_fresh(fb_jemalloc_malloc(fb_je_size(n)));
+            return fb_je_malloc_open(n);
     }
     return tail ? fb_alloc_malloc_slow_tail(n) : door_slow(n, ra, 0);
 }

@@ -315,12 +315,18 @@ void *fb_je_early(size_t align, size_t n, int zero);
 void *fb_je_early_realloc(void *p, size_t n);
 
 /* No size check: jemalloc's malloc itself refuses, with ENOMEM, anything
- * above its largest size class (far below FB_MAX_REQUEST). */
+ * above its largest size class (far below FB_MAX_REQUEST).  _open: once
+ * the early arena is closed (for good). */
+FB_INLINE void *fb_je_malloc_open(size_t n)
+{
+    return fb_je_fresh(fb_jemalloc_malloc(fb_je_size(n)));
+}
+
 FB_INLINE void *fb_je_malloc(size_t n)
 {
     if (fb_unlikely(fb_early_on()))
         return fb_je_early(FB_ALIGN, n, 0);
-    return fb_je_fresh(fb_jemalloc_malloc(fb_je_size(n)));
+    return fb_je_malloc_open(n);
 }
 
 FB_INLINE void *fb_je_calloc(size_t n)

@@ -56,7 +56,8 @@ struct fb_slot {
     uint32_t state;
     uint32_t next_free;      /* free stack link: index + 1, 0 = end */
     uint32_t cur;            /* current epoch, FB_NO_EPOCH if none */
-    uint32_t warm;           /* epochs [0, warm) were ever used (warm_scan) */
+    uint32_t warm;           /* epochs [0, warm) were ever used (warm_scan);
+                              * 0 in a fresh slot's zeroed table */
     struct fb_stats_block stats;
 };
 
@@ -586,15 +587,14 @@ static FB_NOINLINE int epoch_next(struct fb_tls *t, size_t need)
             goto found;              /* (re-checked: it may have been current since) */
     }
     /* The warm epochs [0, s->warm) in turn from the current one, then a
-     * cold one (warm_scan).  The cur < warm test also covers NO_EPOCH. */
+     * cold one (warm_scan).  The cur < warm test also covers NO_EPOCH.
+     * While a cold epoch is left, it comes before any holes: the pinned
+     * masks serve, and no sparse epoch is looked for. */
     uint32_t warm = s->warm, first = cur < warm ? cur + 1 : 0;
-    uint64_t skip = 0;
-    if (warm < fb_g.epochs) {
-        if (++t->pinned_age >= FB_EPOCH_RECHECK) {
-            t->pinned_age = 0;
-            t->pinned = 0;           /* look at them all again */
-        }
-        skip = t->pinned;
+    int cold_left = warm < fb_g.epochs;
+    if (cold_left && ++t->pinned_age >= FB_EPOCH_RECHECK) {
+        t->pinned_age = 0;
+        t->pinned = 0;               /* look at them all again */
     }
     uint32_t sparse = FB_NO_EPOCH, sparse_live = FB_EPOCH_SPARSE + 1;
     uint64_t found_sparse = 0;
@@ -602,25 +602,26 @@ static FB_NOINLINE int epoch_next(struct fb_tls *t, size_t need)
         if (e >= warm)
             e = 0;                   /* first <= warm: wraps once */
         uint64_t bit = epoch_bit(e);
-        if (e == cur || (skip & bit))
+        if (e == cur || (cold_left && (t->pinned & bit)))
             continue;
         uint32_t live = epoch_count(s, e);
         if (live == 0) {
             epoch_reset(t, e);
             goto found;
         }
-        if (t->seen & bit)
-            t->pinned |= bit;        /* non-empty at two looks in a row */
-        t->seen |= bit;
-        if (sparse_ok(t, s, e, live)) {
-            found_sparse |= epoch_bit(e);
+        if (cold_left) {
+            if (t->seen & bit)
+                t->pinned |= bit;    /* non-empty at two looks in a row */
+            t->seen |= bit;
+        } else if (sparse_ok(t, s, e, live)) {
+            found_sparse |= bit;
             if (live < sparse_live) {
                 sparse = e;
                 sparse_live = live;
             }
         }
     }
-    if (warm < fb_g.epochs) {
+    if (cold_left) {
         __atomic_store_n(&s->warm, warm + 1, __ATOMIC_RELAXED);   /* read by fb_epoch_warm_bytes */
         epoch_reset(t, warm);
         goto found;
@@ -750,10 +751,8 @@ static uint32_t slot_take(int fresh_only, int *fresh_out)
     if (idx != UINT32_MAX)
         slot_at(idx)->state = FB_SLOT_OWNED;
     pthread_mutex_unlock(&fb_slot_lock);
-    if (idx != UINT32_MAX && fresh) {
-        slot_at(idx)->cur = FB_NO_EPOCH;
-        slot_at(idx)->warm = 0;
-    }
+    if (idx != UINT32_MAX && fresh)
+        slot_at(idx)->cur = FB_NO_EPOCH;   /* warm: 0 in the fresh table */
     *fresh_out = fresh;
     return idx;
 }
