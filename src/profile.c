@@ -142,10 +142,10 @@ static int save_module(struct dl_phdr_info *info, size_t size, void *arg)
         return 0;
     for (unsigned s = 0; s < FB_ROUTE_SITES; s++) {
         uintptr_t ra = fb_route_ra[s];
-        /* A long site that is also a wrapper candidate (its own objects
-         * both live and die) is learned again: preset long from the
-         * start, its callers would never be told apart. */
-        if (fb_route_long[s] != FB_ROUTE_LONG || fb_route_cand[s] || ra < m.lo || ra >= m.hi)
+        /* Long sites whose verdict is strong (route.h): a wrapper
+         * candidate preset long would never have its callers told apart,
+         * a weak verdict would not be revised in time. */
+        if (ra < m.lo || ra >= m.hi || !fb_route_persists(s))
             continue;
         fb_fmt_append(c->out, "L %s %lx %s\n", m.id[0] ? m.id : "-",
                       (unsigned long)(ra - m.base), m.path);

@@ -288,6 +288,14 @@ void fb_route_preset(uintptr_t ra)
     verdict(site, 1);
 }
 
+int fb_route_persists(unsigned site)
+{
+    uint32_t sc = __atomic_load_n(&scores[site], __ATOMIC_RELAXED);
+    uint32_t seen = sc & 0xffu, pinned = (sc >> 8) & 0xffu;
+    return __atomic_load_n(&fb_route_long[site], __ATOMIC_RELAXED) == FB_ROUTE_LONG &&
+           !__atomic_load_n(&fb_route_cand[site], __ATOMIC_RELAXED) && pinned * 2 > seen;
+}
+
 uint64_t fb_route_progress(void)
 {
     return atomic_load_explicit(&learned, memory_order_relaxed) +

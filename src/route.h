@@ -166,6 +166,17 @@ FB_INLINE void fb_route_wrap_count(uintptr_t ra, struct fb_route_wrap *w, int aw
  * two pinned samples (so one probe that sees it die revises it). */
 void fb_route_preset(uintptr_t ra);
 
+/* Should a profile carry the site's verdict to the next run?  Only a long
+ * site whose evidence would make it long afresh (it pinned more than half
+ * of its sampled epochs), not one kept long by the hysteresis that keeps
+ * a verdict until it pins under an eighth, and not a wrapper candidate.
+ * A preset verdict is seldom looked at again (long sites are sampled only
+ * in probes), so a weak one would cost the whole next run: gcc -O2's
+ * xrealloc(NULL, n), 94% short-lived, learned long early and pinning 1 of
+ * 4 sampled epochs at exit, preset long made the next run serve 47% of
+ * cc1's requests from the buffers instead of 52%. */
+int fb_route_persists(unsigned site);
+
 /* Starts the module (FBMALLOC_LIFETIME): on 0 off, 1 by sites alone, 2
  * wrappers by their callers too; keep_ra: a profile will be saved
  * (FBMALLOC_PROFILE).  Returns on. */
