@@ -30,7 +30,7 @@ import statistics
 import subprocess
 import sys
 
-ALLOC_ORDER = ["glibc", "jemalloc", "mimalloc", "tcmalloc", "fbmalloc"]
+ALLOC_ORDER = ["glibc", "jemalloc", "mimalloc", "tcmalloc", "fbmalloc", "fbprofile"]
 BASELINE = "jemalloc"
 
 
@@ -158,13 +158,15 @@ def callgrind_numbers(cg_w):
     return out
 
 
-def load_fbstats(res):
-    """{workload: totals over the processes of the untimed FBMALLOC_STATS run}"""
+def load_fbstats(res, alloc="fbmalloc", sub="fbstats"):
+    """{workload: totals over the processes of the untimed FBMALLOC_STATS run}
+    of alloc (fbmalloc; fbprofile, its JSON in fbstats-profile/)"""
     status = {}
     for row in read_tsv(os.path.join(res, "fbstats-runs.tsv"), 10):
-        status[row[0]] = (row[3], row[4])
+        if row[1] == alloc:
+            status[row[0]] = (row[3], row[4])
     out = {}
-    for d in sorted(glob.glob(os.path.join(res, "fbstats", "*"))):
+    for d in sorted(glob.glob(os.path.join(res, sub, "*"))):
         w = os.path.basename(d)
         tot = collections.Counter()
         procs = 0
@@ -442,6 +444,64 @@ def splice(section, src, dst):
     return 0
 
 
+def profile_lines(res, w):
+    """Long-lived sites in the profiles a workload's runs left (one file
+    per program)."""
+    n = 0
+    for f in glob.glob(os.path.join(res, "profiles", w, "*.fbprofile")):
+        with open(f, errors="replace") as fh:
+            n += sum(1 for line in fh if line.startswith("L "))
+    return n
+
+
+def profile_section(res, workloads, cells, st1, st2):
+    """fbprofile (every timed run starts from the profile the runs before
+    it saved) against fbmalloc (no profile: every run is a first run)."""
+    rows = [w for w in workloads if (w, "fbprofile") in cells and (w, "fbmalloc") in cells]
+    if not rows:
+        return []
+    L = ["", "## Second runs with a profile", "",
+         "**fbprofile** is fbmalloc with `FBMALLOC_PROFILE` set to a directory of "
+         "the workload's own: one untimed run saved the first profile, and every "
+         "timed run loads the profile the run before it saved (a second or later "
+         "run); **fbmalloc** runs without one (every run a first run). Both in the "
+         "same rounds. The target: the second run at least as fast as the first "
+         "(ratio at most 1.00; on this VM wall times move by several percent "
+         "between runs). **sites** = long-lived sites in the profile at the end; "
+         "**buffers** = the share of allocations the buffers served in the untimed "
+         "statistics run of each (a later run for fbprofile).",
+         "",
+         "| workload | first run s | second run s | ratio | first RSS MiB | second RSS MiB "
+         "| buffers, first | buffers, second | sites |",
+         "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+
+    def share(st, w):
+        x = st.get(w)
+        v = fast_share(x) if x is not None and x["status"] == "ok" else None
+        return "–" if v is None else f"{v:.1f}%"
+    ratios = []
+    for w in rows:
+        a, b = cells[(w, "fbmalloc")], cells[(w, "fbprofile")]
+        if a.failed or b.failed or not a.wall:
+            L.append(f"| {w} | {'**FAIL**' if a.failed else fmt_s(a.wall)} | "
+                     f"{'**FAIL**' if b.failed else fmt_s(b.wall)} | – | – | – | "
+                     f"{share(st1, w)} | {share(st2, w)} | {profile_lines(res, w)} |")
+            continue
+        ratios.append(b.wall / a.wall)
+        L.append(f"| {w} | {fmt_s(a.wall)} | {fmt_s(b.wall)} | {b.wall / a.wall:.2f} | "
+                 f"{a.rss:.1f} | {b.rss:.1f} | {share(st1, w)} | {share(st2, w)} | "
+                 f"{profile_lines(res, w)} |")
+    if ratios:
+        g = 1.0
+        for r in ratios:
+            g *= r
+        g **= 1 / len(ratios)
+        L.append("")
+        L.append(f"Geometric mean of the ratios: {g:.3f} over {len(ratios)} workloads; "
+                 f"worst {max(ratios):.2f}.")
+    return L
+
+
 def main():
     if len(sys.argv) == 5 and sys.argv[1] == "--splice":
         return splice(sys.argv[2], sys.argv[3], sys.argv[4])
@@ -608,6 +668,9 @@ def main():
                      f"{fmt_int(t['remote_frees'])} | {fmt_int(t['epochs_reset'])} | "
                      f"{fmt_int(t['threads'])} |")
 
+    L.extend(profile_section(res, workloads, cells, fbstats,
+                             load_fbstats(res, "fbprofile", "fbstats-profile")))
+
     modes = load_runs(os.path.join(res, "modes.tsv"))
     if modes:
         L.extend(modes_section(res, modes, meta))
@@ -662,7 +725,8 @@ def main():
              "(`wait4` rusage: the largest resident set of the process and of the "
              "children it waited for, e.g. gcc's cc1).")
     L.append("- Rounds: each round runs every workload under every allocator in turn "
-             "(glibc, jemalloc, mimalloc, tcmalloc, fbmalloc), so slow drifts of a "
+             "(glibc, jemalloc, mimalloc, tcmalloc, fbmalloc, fbprofile: fbmalloc with "
+             "a saved profile), so slow drifts of a "
              "shared machine hit all allocators alike; tables give medians, the "
              "min–max column the spread.")
     L.append("- A run fails when it exits non-zero (the C workloads tag every object "
