@@ -93,9 +93,9 @@ struct fb_tls {
     uint64_t moved_progress; /* fb_route_progress() at the last move */
     uint64_t sparse;         /* epochs (below 64) the last full scan found
                               * sparse: tried before scanning again */
-    uintptr_t hole_from;     /* where the bump entered the current hole */
-    uint32_t hole_used;      /* bytes the holes epoch's earlier holes served */
-    uint16_t need_avg;       /* running mean of requests that found no room */
+    uint32_t hole_survivors; /* live objects of the holes epoch on entry */
+    uint8_t hole_counted;    /* its objects will be counted (holes_judge) */
+    uint8_t holes_paid;      /* holes epochs in a row that paid (up to 255) */
     uint16_t holes_skip;     /* full scans that leave sparse epochs alone */
     uint16_t holes_wait;     /* the next such wait, doubled by each miss */
     uint16_t pinned_age;     /* scans since pinned was cleared */

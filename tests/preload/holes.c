@@ -1,9 +1,12 @@
 /*
  * Epochs reused around their survivors (src/epoch.c, holes): a computation
  * that keeps one result in 64 for a while (a table of 256, replaced in
- * turn) among short-lived temporaries, as a bignum factoriser does.  Every
- * epoch then holds a survivor or two; the buffers must bump around them
- * and never over them.
+ * turn) among short-lived temporaries, as a bignum factoriser does, one
+ * temporary in twelve a large one (600-1000 bytes).  Every epoch then
+ * holds a survivor or two; the buffers must bump around them and never
+ * over them.  The large ones are the requests that find a hole too small:
+ * when the objects a holes epoch served were estimated from their sizes,
+ * every such epoch was judged not to pay and the buffers served 20%.
  *
  * Checked: every kept block and every temporary keeps its own byte pattern
  * until freed (an overlap with a survivor would overwrite one), blocks
@@ -38,6 +41,8 @@ static long run(uint64_t seed, long rounds)
         struct pattern_blk tmp[3];
         for (int j = 0; j < 3; j++) {
             tmp[j].n = 16 + pattern_next(&seed) % 240;
+            if (j == 1 && i % 4 == 0)
+                tmp[j].n = 600 + pattern_next(&seed) % 400;   /* a large one now and then */
             tmp[j].seed = (unsigned)pattern_next(&seed);
             tmp[j].p = malloc(tmp[j].n);
             if (!tmp[j].p)
