@@ -464,11 +464,12 @@ static uint32_t map_count_set(const uint8_t *map, uint32_t end)
  *
  * In an epoch to be counted (holes_enter), every hole passed has its map
  * cleared: the stale FB_FREED bytes of the dead objects that were there
- * become 0, so that holes_judge can count the objects the epoch served (a new start may fall on a stale byte, as
- * when a program repeats one layout).  Nobody else writes there: other
- * threads only turn live bytes freed, and a hole has none (only the
- * owner makes a byte live).  A free of a pointer into it reads "not an
- * object", where it read "already freed": refused either way. */
+ * become 0, so that holes_judge can count the objects the epoch served
+ * (uncleared, a new start may fall on a stale byte, as when a program
+ * repeats one layout).  Nobody else writes there: other threads only turn
+ * live bytes freed, and a hole has none (only the owner makes a byte
+ * live).  A free of a pointer into it reads "not an object", where it
+ * read "already freed": refused either way. */
 static int hole_next(struct fb_tls *t, uint32_t e, size_t need)
 {
     uintptr_t start = t->slot_base + ((uintptr_t)e << fb_g.epoch_shift);
@@ -541,12 +542,13 @@ static int sparse_ok(const struct fb_tls *t, struct fb_slot *s, uint32_t e, uint
  * between survivors (larson: 27 objects per epoch, 5% more instructions
  * in all), sparse epochs are left alone for a while, twice as long after
  * each miss; they then wait for their last free, as any pinned epoch.
- * The objects served are counted in the map (hole_next), not estimated:
+ * The objects served are counted in the map (hole_next), not estimated
  * from the bytes served and the mean size of the requests that found a
- * hole too small, the larger ones by nature, cc1's were judged at twice
- * their size, a third of its holes epochs missed, and the misses' waits
- * left its sparse epochs alone for most of its run (7% of its requests
- * from the buffers, 41% counted).
+ * hole too small: those are the larger ones by nature, so cc1's objects
+ * were taken for twice their size, some of its holes epochs missed, and
+ * the misses' waits left its sparse epochs alone for most of its run
+ * (gencode 100: 6-11% of its requests from the buffers so, 20-46%
+ * counted).
  */
 #define FB_HOLES_PAY 64u
 static void holes_judge(struct fb_tls *t, uint32_t e)

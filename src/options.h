@@ -57,9 +57,9 @@ enum fb_opt_type {
       "the call site alone. 0: by size alone.")                             \
     X(PROFILE, profile, FB_OT_PATH, "none", 0, 0, FB_OF_FILE, NULL,          \
       "Lifetime profile: the call sites learned long-lived are loaded "     \
-      "from this file at start and saved to it at exit (%p = pid; a "       \
-      "directory: one file per program in it), so a second run starts "    \
-      "with the right routing.")                                            \
+      "from this file at start and saved to it at exit if the run "         \
+      "learned or revised any (%p = pid; a directory: one file per "        \
+      "program in it), so a second run starts with the right routing.")     \
     X(REGION_SIZE, region_size, FB_OT_SIZE, "64G", 64 * FB_M,                \
       (uint64_t)1 << 46, FB_OF_POW2, NULL,                                   \
       "Address space reserved (not committed) for all buffers; "            \

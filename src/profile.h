@@ -19,7 +19,8 @@
  * offset is outside the module's code, is skipped.  Saving writes a
  * temporary file next to the profile and renames it, so concurrent
  * writers (make -j running many processes of one program) never leave a
- * corrupt file: the last one wins.
+ * corrupt file: the last one wins.  A process that learned and revised
+ * nothing since it loaded the profile (or found none) writes nothing.
  */
 #ifndef FB_PROFILE_H
 #define FB_PROFILE_H

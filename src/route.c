@@ -303,6 +303,11 @@ uint64_t fb_route_progress(void)
            atomic_load_explicit(&n_cand, memory_order_relaxed);
 }
 
+uint64_t fb_route_changes(void)
+{
+    return fb_route_progress() + atomic_load_explicit(&forgotten, memory_order_relaxed);
+}
+
 void fb_route_counts(struct fb_route_counts *out)
 {
     out->epochs_judged = atomic_load(&judged);

@@ -213,6 +213,10 @@ int fb_route_probe_due(void);
 /* Grows whenever something is learned (a verdict, a wrapper). */
 uint64_t fb_route_progress(void);
 
+/* Moves whenever any verdict changes, revisions included (what a profile
+ * saved at exit would say may have changed). */
+uint64_t fb_route_changes(void);
+
 /* Counters for the statistics. */
 struct fb_route_counts {
     uint64_t epochs_judged, sites_long, learned, forgotten;

@@ -189,6 +189,19 @@ n_l=$(grep -c '^L ' "$pf"); n_end=$(sed -n 's/^end //p' "$pf")
 [[ $(head -1 "$pf") == "fbmalloc-profile 1" && "$n_l" == "$n_end" && $(ls "$pdir" | wc -l) == 1 ]] \
     && ok "8 concurrent writers: one whole profile ($n_l sites), no temporary left" \
     || bad "concurrent writers: $(ls "$pdir") $(head -3 "$pf")"
+# A process that learned nothing writes nothing (each /bin/true of a shell
+# loop rewrote its profile at exit, 1.4 ms a process): no profile appears
+# for it, and one it loaded stays the same file.
+tdir="$tmp/trueprof"
+mkdir -p "$tdir"
+env FBMALLOC_PROFILE="$tdir" LD_PRELOAD="$FBMALLOC_LIB" /bin/true
+n_new=$(ls "$tdir" | wc -l)
+printf 'fbmalloc-profile 1\nexe %s\nend 0\n' "$(readlink -f /bin/true)" >"$tdir/true.fbprofile"
+ino=$(stat -c %i "$tdir/true.fbprofile")
+env FBMALLOC_PROFILE="$tdir" LD_PRELOAD="$FBMALLOC_LIB" /bin/true 2>"$tmp/err"
+[[ $n_new == 0 && $(stat -c %i "$tdir/true.fbprofile") == "$ino" && ! -s "$tmp/err" ]] \
+    && ok "a run that learned nothing: no profile written, a loaded one left as it was" \
+    || bad "a run that learned nothing: $n_new new files, inode $ino -> $(stat -c %i "$tdir/true.fbprofile"), $(head -2 "$tmp/err")"
 
 # Every mode a user may combine it with: same output, no report.
 want=$("$prog" threads 5000 $K)
