@@ -158,6 +158,34 @@ static int save_module(struct dl_phdr_info *info, size_t size, void *arg)
  * UINT64_MAX: not loaded, or ignored, so rewritten at exit. */
 static uint64_t changes_at_load = UINT64_MAX;
 
+/* The whole profile, into out (a file, or memory). */
+static void emit(struct fb_buf *out)
+{
+    fb_fmt_append(out, "fbmalloc-profile 1\nexe %s\n", exe());
+    struct save_ctx c = {out, 0};
+    dl_iterate_phdr(save_module, &c);
+    fb_fmt_append(out, "end %u\n", c.lines);
+}
+
+/* Does the file at path hold exactly these len bytes? */
+static int same_file(const char *path, const char *mem, size_t len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    struct stat st;
+    int same = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (size_t)st.st_size == len;
+    char chunk[512];
+    for (size_t at = 0; same && at < len;) {
+        size_t want = len - at < sizeof chunk ? len - at : sizeof chunk;
+        ssize_t got = read(fd, chunk, want);
+        same = got == (ssize_t)want && memcmp(chunk, mem + at, want) == 0;
+        at += want;
+    }
+    close(fd);
+    return same;
+}
+
 int fb_profile_save(void)
 {
     char path[FB_PROFILE_PATH], tmp[FB_PROFILE_PATH + 32];
@@ -171,20 +199,30 @@ int fb_profile_save(void)
         return 0;
     if (!profile_path(path, sizeof path))
         return -1;
+    /* Nor when what it learned is what the file says: each cc1 of a
+     * build learns again the sites its profile left out (too weak to
+     * carry, route.h) and wrote the same file again. */
+    char mem[8192];
+    struct fb_buf out;
+    fb_fmt_buf_init(&out, mem, sizeof mem, -1);
+    emit(&out);
+    int fits = out.len + 1 < sizeof mem;   /* else truncated: written in full below */
+    if (fits && changes_at_load != UINT64_MAX && same_file(path, mem, out.len))
+        return 0;
     fb_fmt_snprintf(tmp, sizeof tmp, "%s.%d.tmp", path, (int)getpid());
     int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (fd < 0) {
         complain(path, "cannot be written");
         return -1;
     }
-    char mem[8192];
-    struct fb_buf out;
-    fb_fmt_buf_init(&out, mem, sizeof mem, fd);
-    fb_fmt_append(&out, "fbmalloc-profile 1\nexe %s\n", exe());
-    struct save_ctx c = {&out, 0};
-    dl_iterate_phdr(save_module, &c);
-    fb_fmt_append(&out, "end %u\n", c.lines);
-    int bad = fb_fmt_flush(&out) != 0 || out.err;
+    int bad;
+    if (fits) {
+        bad = fb_fmt_write_all(fd, mem, out.len) != 0;
+    } else {
+        fb_fmt_buf_init(&out, mem, sizeof mem, fd);
+        emit(&out);
+        bad = fb_fmt_flush(&out) != 0 || out.err;
+    }
     bad |= close(fd) != 0;
     if (bad || rename(tmp, path) != 0) {
         unlink(tmp);
