@@ -809,6 +809,8 @@ static uint32_t slot_take(int fresh_only, int *fresh_out)
     pthread_mutex_unlock(&fb_slot_lock);
     if (idx != UINT32_MAX && fresh)
         slot_at(idx)->cur = FB_NO_EPOCH;   /* warm: 0 in the fresh table */
+    if (idx == 0 && fresh)
+        fb_route_prefault();         /* the fast path starts here */
     *fresh_out = fresh;
     return idx;
 }

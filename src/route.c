@@ -42,17 +42,21 @@ static _Atomic uint32_t samples, probe_every = 4;
 
 int fb_route_init(int on, int keep_ra)
 {
+    fb_route_on = on;
+    fb_route_keep_ra = on && keep_ra;
+    return on;
+}
+
+void fb_route_prefault(void)
+{
     /* The fast path reads fb_route_long at every malloc call site's key
      * (and, in recorded epochs, fb_route_cand): scattered over their 16
      * pages each, all zero until a verdict, every page first read took a
      * page fault of its own (4 in sh -c exit, 16 to 21 in larger
      * programs).  One system call maps them all to the zero page. */
     fb_plat_prefault(fb_route_long, sizeof fb_route_long);
-    if (on)
+    if (fb_route_on)
         fb_plat_prefault(fb_route_cand, sizeof fb_route_cand);
-    fb_route_on = on;
-    fb_route_keep_ra = on && keep_ra;
-    return on;
 }
 
 int fb_route_probe_due(void)

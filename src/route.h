@@ -182,6 +182,13 @@ int fb_route_persists(unsigned site);
  * (FBMALLOC_PROFILE).  Returns on. */
 int fb_route_init(int on, int keep_ra);
 
+/* Maps the tables the fast path reads to the zero page at once: called
+ * with the process's first buffer (epoch.c), when the fast path starts
+ * reading them, not at start-up, which an option set brings forward to
+ * the constructor (34 page faults in every /bin/true of a shell loop
+ * under FBMALLOC_PROFILE, a process that never mallocs). */
+void fb_route_prefault(void);
+
 /* A recorded object: its granule in the epoch (below
  * FB_ROUTE_MAX_GRANULES) and its key (a site, or a context key). */
 FB_INLINE uint32_t fb_route_entry(uintptr_t granule, uint32_t key)
