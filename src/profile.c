@@ -207,7 +207,7 @@ int fb_profile_save(void)
     fb_fmt_buf_init(&out, mem, sizeof mem, -1);
     emit(&out);
     int fits = out.len + 1 < sizeof mem;   /* else truncated: written in full below */
-    if (fits && changes_at_load != UINT64_MAX && same_file(path, mem, out.len))
+    if (fits && same_file(path, mem, out.len))
         return 0;
     fb_fmt_snprintf(tmp, sizeof tmp, "%s.%d.tmp", path, (int)getpid());
     int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
